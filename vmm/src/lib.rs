@@ -1,0 +1,1 @@
+//! The kvmpager micro-VMM (being written).

@@ -1,0 +1,2 @@
+//! The `kvmpager` command (being written).
+fn main() {}
