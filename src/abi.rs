@@ -174,11 +174,8 @@ pub mod rights {
         | ZX_RIGHT_MAP
         | ZX_RIGHT_SIGNAL;
     /// Rights of a new port handle.
-    pub const ZX_DEFAULT_PORT_RIGHTS: Rights = ZX_RIGHT_DUPLICATE
-        | ZX_RIGHT_TRANSFER
-        | ZX_RIGHT_INSPECT
-        | ZX_RIGHT_READ
-        | ZX_RIGHT_WRITE;
+    pub const ZX_DEFAULT_PORT_RIGHTS: Rights =
+        ZX_RIGHT_DUPLICATE | ZX_RIGHT_TRANSFER | ZX_RIGHT_INSPECT | ZX_RIGHT_READ | ZX_RIGHT_WRITE;
 }
 
 /// Kernel object types (`zx_obj_type_t`).

@@ -7,12 +7,15 @@
 //! - [`hostmem`] and [`uffd`]: host anonymous memory and the userfaultfd ioctls.
 //! - [`handle`]: per-process handle tables with rights and generation bits.
 //! - [`vmo`], [`port`], [`pager`]: the kernel objects; [`request`] tracks page requests.
+//! - [`fault`]: the per-process userfaultfd service; [`stats`]: supply and fault counters.
 //! - [`process`]: the system calls, one method each, in Zircon's check order.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
 pub mod abi;
 
+#[cfg(feature = "std")]
+pub mod fault;
 #[cfg(feature = "std")]
 pub mod handle;
 #[cfg(feature = "std")]
@@ -25,6 +28,8 @@ pub mod port;
 pub mod process;
 #[cfg(feature = "std")]
 pub mod request;
+#[cfg(feature = "std")]
+pub mod stats;
 #[cfg(feature = "std")]
 pub mod uffd;
 #[cfg(feature = "std")]

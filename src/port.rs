@@ -1,1 +1,157 @@
-//! (being written)
+//! Ports: queues of packets that pagers wait on.
+//!
+//! Page-request packets carry a [`PacketSource`] so that the pager VMO that queued them learns
+//! when the pager has read them (it then posts its next request: one packet per VMO sits in a
+//! port at a time) and can withdraw them if the request is resolved before it is read.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crate::abi::PortPacket;
+use crate::abi::Status;
+use crate::abi::status::{ZX_ERR_CANCELED, ZX_ERR_TIMED_OUT};
+use crate::vmo::Vmo;
+
+/// How often a blocked waiter re-checks whether its process was killed.
+pub(crate) const KILL_POLL: Duration = Duration::from_millis(20);
+
+/// Who queued a packet, and the token it uses to find the packet again.
+#[derive(Clone)]
+pub struct PacketSource {
+    /// The pager VMO that queued the packet.
+    pub vmo: Weak<Vmo>,
+    /// The VMO's token for the packet (a request id, or [`COMPLETE_TOKEN`]).
+    pub token: u64,
+}
+
+/// Token of a VMO's COMPLETE packet.
+pub const COMPLETE_TOKEN: u64 = u64::MAX;
+
+struct Queued {
+    packet: PortPacket,
+    source: Option<PacketSource>,
+}
+
+/// A port object.
+pub struct Port {
+    queue: Mutex<VecDeque<Queued>>,
+    ready: Condvar,
+}
+
+impl Port {
+    /// A new, empty port.
+    pub fn new() -> Arc<Port> {
+        Arc::new(Port {
+            queue: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+        })
+    }
+
+    /// Appends a packet and wakes one waiter.
+    pub fn queue(&self, packet: PortPacket, source: Option<PacketSource>) {
+        self.lock().push_back(Queued { packet, source });
+        self.ready.notify_one();
+    }
+
+    /// Removes the packet `vmo` queued under `token`; returns whether it was still queued.
+    pub fn cancel(&self, vmo: &Vmo, token: u64) -> bool {
+        let mut queue = self.lock();
+        let found = queue.iter().position(|q| {
+            q.source
+                .as_ref()
+                .is_some_and(|s| s.token == token && std::ptr::eq(s.vmo.as_ptr(), vmo))
+        });
+        found.map(|i| queue.remove(i)).is_some()
+    }
+
+    /// Number of queued packets.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no packet is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes the first packet, waiting until `deadline` (`None`: forever) or until `killed`.
+    pub fn wait(
+        &self,
+        deadline: Option<Instant>,
+        killed: &AtomicBool,
+    ) -> Result<PortPacket, Status> {
+        let queued = self.dequeue(deadline, killed)?;
+        if let Some(source) = queued.source
+            && let Some(vmo) = source.vmo.upgrade()
+        {
+            vmo.packet_dequeued(source.token);
+        }
+        Ok(queued.packet)
+    }
+
+    fn dequeue(&self, deadline: Option<Instant>, killed: &AtomicBool) -> Result<Queued, Status> {
+        let mut queue = self.lock();
+        loop {
+            if let Some(q) = queue.pop_front() {
+                return Ok(q);
+            }
+            if killed.load(Ordering::Acquire) {
+                return Err(ZX_ERR_CANCELED);
+            }
+            let mut slice = KILL_POLL;
+            if let Some(deadline) = deadline {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(ZX_ERR_TIMED_OUT);
+                }
+                slice = slice.min(deadline - now);
+            }
+            queue = match self.ready.wait_timeout(queue, slice) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_times_out_and_returns_packets_in_order() {
+        let port = Port::new();
+        let killed = AtomicBool::new(false);
+        let soon = Some(Instant::now() + Duration::from_millis(30));
+        assert_eq!(port.wait(soon, &killed).err(), Some(ZX_ERR_TIMED_OUT));
+        for key in 1..=3 {
+            port.queue(
+                PortPacket {
+                    key,
+                    ..Default::default()
+                },
+                None,
+            );
+        }
+        for key in 1..=3 {
+            assert_eq!(port.wait(None, &killed).unwrap().key, key);
+        }
+    }
+
+    #[test]
+    fn killed_waiter_returns_canceled() {
+        let port = Port::new();
+        let killed = Arc::new(AtomicBool::new(false));
+        let (p, k) = (port.clone(), killed.clone());
+        let t = std::thread::spawn(move || p.wait(None, &k));
+        std::thread::sleep(Duration::from_millis(50));
+        killed.store(true, Ordering::Release);
+        assert_eq!(t.join().unwrap().err(), Some(ZX_ERR_CANCELED));
+    }
+}

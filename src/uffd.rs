@@ -289,6 +289,22 @@ impl UffdError {
             | UffdError::Zeropage { source, .. } => source.raw_os_error(),
         }
     }
+
+    /// Bytes a failed `move_pages` moved before it stopped (0 for other errors).
+    pub fn moved(&self) -> u64 {
+        match self {
+            UffdError::Move { moved, .. } => *moved,
+            _ => 0,
+        }
+    }
+
+    /// Bytes a failed `copy` copied before it stopped (0 for other errors).
+    pub fn copied(&self) -> u64 {
+        match self {
+            UffdError::Copy { copied, .. } => *copied,
+            _ => 0,
+        }
+    }
 }
 
 /// An event read from a userfaultfd.

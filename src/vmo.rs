@@ -1,1 +1,867 @@
-//! (being written)
+//! Virtual memory objects: anonymous VMOs (`zx_vmo_create`) and pager VMOs.
+//!
+//! A VMO's pages live in [`HostMemory`] (anonymous, `MAP_NORESERVE`: host RSS grows only with
+//! committed pages). A bitmap says which pages are committed; for a pager VMO that is exactly
+//! the set of present pages, because its memory is userfaultfd-registered and pages only get
+//! there by supply. Kernel calls never touch an absent pager-VMO page: they raise a request and
+//! wait (see [`crate::request`]); threads touching the memory directly block in the host
+//! kernel and reach the pager through [`crate::fault`].
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+
+use fixedbitset::FixedBitSet;
+
+use crate::abi::packet::{
+    ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST,
+};
+use crate::abi::status::*;
+use crate::abi::{PAGE_SIZE, PageRequest, PortPacket, Status, VmoInfo};
+use crate::fault::FaultService;
+use crate::hostmem::HostMemory;
+use crate::port::{COMPLETE_TOKEN, KILL_POLL, PacketSource, Port};
+use crate::process::{FatalFault, Shared};
+use crate::request::{Finished, RequestId};
+use crate::stats::Stats;
+
+mod supply;
+
+pub use supply::SupplyStrategy;
+
+/// Largest VMO kvmpager creates (256 GiB).
+pub const MAX_VMO_SIZE: u64 = 256 << 30;
+
+static NEXT_KOID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh kernel object id.
+pub(crate) fn new_koid() -> u64 {
+    NEXT_KOID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Where a VMO came from.
+pub enum Origin {
+    /// `zx_vmo_create`: the only kind allowed as a SUPPLY source.
+    Created,
+    /// `zx_vmo_create_child`: a snapshot of `parent`.
+    Child(Arc<Vmo>),
+    /// `zx_pager_create_vmo`.
+    Pager(PagerLink),
+}
+
+/// What ties a pager VMO to its pager.
+pub struct PagerLink {
+    /// The pager's koid (ownership check).
+    pub pager_koid: u64,
+    /// Where page requests go.
+    pub port: Arc<Port>,
+    /// The key of its packets.
+    pub key: u64,
+    /// `ZX_VMO_TRAP_DIRTY` was given.
+    pub trap_dirty: bool,
+    /// The userfaultfd its memory is registered with.
+    pub faults: Arc<FaultService>,
+}
+
+/// The mutable part of a VMO.
+pub(crate) struct VmoState {
+    /// Committed (anonymous) or present (pager) pages.
+    pub committed: FixedBitSet,
+    /// Pager VMOs: pages written since the last writeback.
+    pub dirty: FixedBitSet,
+    /// Pager VMOs: dirty pages whose writeback has begun.
+    pub awaiting_clean: FixedBitSet,
+    /// Live guest mappings.
+    pub mappings: u32,
+    /// Live children.
+    pub children: u32,
+    /// Pinned page ranges.
+    pub pins: Vec<Range<u64>>,
+    /// Pager VMOs: detached (or the pager is gone).
+    pub detached: bool,
+    /// Pager VMOs: the COMPLETE packet was queued.
+    pub complete_sent: bool,
+    /// Pager VMOs: outstanding requests.
+    pub requests: crate::request::RequestTracker,
+}
+
+/// A VMO.
+pub struct Vmo {
+    koid: u64,
+    size: u64,
+    mem: HostMemory,
+    origin: Origin,
+    state: Mutex<VmoState>,
+    changed: Condvar,
+    handles: AtomicUsize,
+    owner: Arc<Shared>,
+    this: Weak<Vmo>,
+}
+
+impl Vmo {
+    /// A new anonymous VMO (`zx_vmo_create`); `size` is rounded up to whole pages.
+    pub(crate) fn create(size: u64, huge: bool, owner: Arc<Shared>) -> Result<Arc<Vmo>, Status> {
+        Self::build(size, huge, Origin::Created, owner)
+    }
+
+    /// A new pager VMO; its memory is registered with `link.faults`.
+    pub(crate) fn create_paged(
+        size: u64,
+        link: PagerLink,
+        owner: Arc<Shared>,
+    ) -> Result<Arc<Vmo>, Status> {
+        let faults = link.faults.clone();
+        let vmo = Self::build(size, false, Origin::Pager(link), owner)?;
+        if vmo.size > 0 {
+            faults
+                .register(&vmo, vmo.mem.host_addr(), vmo.size)
+                .map_err(|e| {
+                    log::error!("registering a pager VMO with userfaultfd: {e}");
+                    ZX_ERR_NO_RESOURCES
+                })?;
+        }
+        Ok(vmo)
+    }
+
+    /// A snapshot child of `[offset, offset + size)` of this anonymous VMO (pages copied now).
+    pub(crate) fn create_child(
+        self: &Arc<Self>,
+        offset: u64,
+        size: u64,
+    ) -> Result<Arc<Vmo>, Status> {
+        if self.is_pager_backed() {
+            return Err(ZX_ERR_NOT_SUPPORTED);
+        }
+        let child = Self::build(size, false, Origin::Child(self.clone()), self.owner.clone())?;
+        let mut st = self.lock();
+        st.children += 1;
+        let mut buf = vec![0u8; PAGE_SIZE as usize];
+        for page in 0..child.pages() {
+            let src = offset
+                .checked_add(page * PAGE_SIZE)
+                .ok_or(ZX_ERR_OUT_OF_RANGE)?;
+            if src < self.size && st.committed.contains((src / PAGE_SIZE) as usize) {
+                self.mem.read(src, &mut buf).map_err(|_| ZX_ERR_INTERNAL)?;
+                child
+                    .mem
+                    .write(page * PAGE_SIZE, &buf)
+                    .map_err(|_| ZX_ERR_INTERNAL)?;
+                child.lock().committed.insert(page as usize);
+            }
+        }
+        Ok(child)
+    }
+
+    fn build(
+        size: u64,
+        huge: bool,
+        origin: Origin,
+        owner: Arc<Shared>,
+    ) -> Result<Arc<Vmo>, Status> {
+        let size = round_up_page(size).ok_or(ZX_ERR_OUT_OF_RANGE)?;
+        if size > MAX_VMO_SIZE {
+            return Err(ZX_ERR_OUT_OF_RANGE);
+        }
+        // HostMemory needs a non-empty mapping; a 0-byte VMO keeps one unused page.
+        let mem = HostMemory::new(size.max(PAGE_SIZE), huge).map_err(|_| ZX_ERR_NO_MEMORY)?;
+        let pages = (size / PAGE_SIZE) as usize;
+        let tracked = if matches!(origin, Origin::Pager(_)) {
+            pages
+        } else {
+            0
+        };
+        let state = VmoState {
+            committed: FixedBitSet::with_capacity(pages),
+            dirty: FixedBitSet::with_capacity(tracked),
+            awaiting_clean: FixedBitSet::with_capacity(tracked),
+            mappings: 0,
+            children: 0,
+            pins: Vec::new(),
+            detached: false,
+            complete_sent: false,
+            requests: Default::default(),
+        };
+        Ok(Arc::new_cyclic(|this| Vmo {
+            koid: new_koid(),
+            size,
+            mem,
+            origin,
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            handles: AtomicUsize::new(0),
+            owner,
+            this: this.clone(),
+        }))
+    }
+
+    /// Kernel object id.
+    pub fn koid(&self) -> u64 {
+        self.koid
+    }
+
+    /// Size in bytes (a multiple of the page size).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Size in pages.
+    pub fn pages(&self) -> u64 {
+        self.size / PAGE_SIZE
+    }
+
+    /// Host address of the VMO's first byte.
+    pub fn host_addr(&self) -> u64 {
+        self.mem.host_addr()
+    }
+
+    /// Whether this is a pager VMO.
+    pub fn is_pager_backed(&self) -> bool {
+        matches!(self.origin, Origin::Pager(_))
+    }
+
+    /// Whether this VMO came from `zx_vmo_create`.
+    pub fn is_created(&self) -> bool {
+        matches!(self.origin, Origin::Created)
+    }
+
+    /// The koid of the pager that made this VMO, if any.
+    pub fn pager_koid(&self) -> Option<u64> {
+        self.link().map(|l| l.pager_koid)
+    }
+
+    fn link(&self) -> Option<&PagerLink> {
+        match &self.origin {
+            Origin::Pager(link) => Some(link),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, VmoState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.owner.stats
+    }
+
+    /// Checks `[offset, offset + len)` against the size; returns the page range it touches.
+    pub fn page_range(&self, offset: u64, len: u64) -> Result<Range<u64>, Status> {
+        let end = offset.checked_add(len).ok_or(ZX_ERR_OUT_OF_RANGE)?;
+        if end > self.size {
+            return Err(ZX_ERR_OUT_OF_RANGE);
+        }
+        let last = round_up_page(end).ok_or(ZX_ERR_OUT_OF_RANGE)?;
+        Ok(offset / PAGE_SIZE..last / PAGE_SIZE)
+    }
+
+    // ---- reading, writing, committing ----------------------------------------------------
+
+    /// `zx_vmo_read`: copies `buf.len()` bytes from `offset`.
+    pub fn read(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        killed: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), Status> {
+        let pages = self.page_range(offset, buf.len() as u64)?;
+        let st = self.lock();
+        let st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
+        self.copy_out(&st, offset, buf)
+    }
+
+    /// `zx_vmo_write`: copies `buf` to `offset`, committing pages.
+    pub fn write(
+        &self,
+        offset: u64,
+        buf: &[u8],
+        killed: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), Status> {
+        let pages = self.page_range(offset, buf.len() as u64)?;
+        let st = self.lock();
+        let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
+        if self.link().is_some_and(|l| l.trap_dirty) {
+            st = self.ensure(st, ZX_PAGER_VMO_DIRTY, pages.clone(), killed)?;
+        }
+        self.mem
+            .write(offset, buf)
+            .map_err(|_| ZX_ERR_OUT_OF_RANGE)?;
+        let range = pages.start as usize..pages.end as usize;
+        st.committed.insert_range(range.clone());
+        if self.is_pager_backed() {
+            st.dirty.insert_range(range.clone());
+            st.awaiting_clean.remove_range(range);
+        }
+        Ok(())
+    }
+
+    /// `ZX_VMO_OP_COMMIT`.
+    pub fn commit(
+        &self,
+        offset: u64,
+        len: u64,
+        killed: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), Status> {
+        let pages = self.page_range(offset, len)?;
+        let st = self.lock();
+        let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
+        if !self.is_pager_backed() && !pages.is_empty() {
+            let start = pages.start * PAGE_SIZE;
+            let bytes = (pages.end - pages.start) * PAGE_SIZE;
+            self.mem
+                .populate(start, bytes)
+                .map_err(|_| ZX_ERR_NO_MEMORY)?;
+            st.committed
+                .insert_range(pages.start as usize..pages.end as usize);
+        }
+        Ok(())
+    }
+
+    /// `ZX_VMO_OP_DECOMMIT` (anonymous VMOs only).
+    pub fn decommit(&self, offset: u64, len: u64) -> Result<(), Status> {
+        if self.is_pager_backed() {
+            return Err(ZX_ERR_NOT_SUPPORTED);
+        }
+        let pages = self.page_range(offset, len)?;
+        let mut st = self.lock();
+        if overlaps_any(&st.pins, &pages) {
+            return Err(ZX_ERR_BAD_STATE);
+        }
+        self.discard_pages(&mut st, pages);
+        Ok(())
+    }
+
+    /// Frees `pages` of the host memory and marks them uncommitted.
+    pub(crate) fn discard_pages(&self, st: &mut VmoState, pages: Range<u64>) {
+        if pages.is_empty() {
+            return;
+        }
+        let start = pages.start * PAGE_SIZE;
+        if let Err(e) = self
+            .mem
+            .discard(start, (pages.end - pages.start) * PAGE_SIZE)
+        {
+            log::error!("decommitting VMO {} pages {pages:?}: {e}", self.koid);
+        }
+        st.committed
+            .remove_range(pages.start as usize..pages.end as usize);
+    }
+
+    fn copy_out(&self, st: &VmoState, offset: u64, buf: &mut [u8]) -> Result<(), Status> {
+        // Present pages are copied; uncommitted anonymous pages read as zero without being
+        // touched (touching would map host pages the VMO does not own).
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let page = at / PAGE_SIZE;
+            let chunk = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(buf.len() - done);
+            let dst = &mut buf[done..done + chunk];
+            if self.is_committed(st, page) {
+                self.mem.read(at, dst).map_err(|_| ZX_ERR_OUT_OF_RANGE)?;
+            } else {
+                dst.fill(0);
+            }
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    fn is_committed(&self, st: &VmoState, page: u64) -> bool {
+        st.committed.contains(page as usize)
+            || (st.mappings > 0 && !self.is_pager_backed() && self.resident(page..page + 1) == 1)
+    }
+
+    fn resident(&self, pages: Range<u64>) -> u64 {
+        let bytes = (pages.end - pages.start) * PAGE_SIZE;
+        match self.mem.resident(pages.start * PAGE_SIZE, bytes) {
+            Ok(v) => v.iter().filter(|r| **r).count() as u64,
+            Err(_) => 0,
+        }
+    }
+
+    // ---- page requests -------------------------------------------------------------------
+
+    /// Waits until every page of `pages` is present (READ) or dirty (DIRTY), raising requests
+    /// one run at a time like Zircon. Anonymous VMOs return at once.
+    fn ensure<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, VmoState>,
+        command: u16,
+        pages: Range<u64>,
+        killed: &std::sync::atomic::AtomicBool,
+    ) -> Result<MutexGuard<'a, VmoState>, Status> {
+        if !self.is_pager_backed() {
+            return Ok(st);
+        }
+        let done = |st: &VmoState, p: u64| match command {
+            ZX_PAGER_VMO_READ => st.committed.contains(p as usize),
+            _ => st.dirty.contains(p as usize),
+        };
+        let mut page = pages.start;
+        loop {
+            if st.detached {
+                return Err(ZX_ERR_BAD_STATE);
+            }
+            while page < pages.end && done(&st, page) {
+                page += 1;
+            }
+            if page >= pages.end {
+                return Ok(st);
+            }
+            if command == ZX_PAGER_VMO_DIRTY && !st.committed.contains(page as usize) {
+                return Err(ZX_ERR_BAD_STATE);
+            }
+            let id = match st.requests.covering(command, page) {
+                Some(id) => id,
+                None => {
+                    let mut end = page + 1;
+                    while end < pages.end && !done(&st, end) {
+                        end += 1;
+                    }
+                    if let Some(next) = st.requests.next_start_after(command, page) {
+                        end = end.min(next);
+                    }
+                    self.new_request(&mut st, command, page..end)
+                }
+            };
+            st.requests.add_waiter(id);
+            st = self.wait_outcome(st, id, killed)?;
+        }
+    }
+
+    fn new_request(&self, st: &mut VmoState, command: u16, pages: Range<u64>) -> RequestId {
+        Stats::add(&self.stats().requests, 1);
+        let id = st.requests.create(command, pages);
+        self.post_next(st);
+        id
+    }
+
+    fn wait_outcome<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, VmoState>,
+        id: RequestId,
+        killed: &std::sync::atomic::AtomicBool,
+    ) -> Result<MutexGuard<'a, VmoState>, Status> {
+        loop {
+            if let Some(status) = st.requests.take_outcome(id) {
+                return if status == ZX_OK { Ok(st) } else { Err(status) };
+            }
+            if killed.load(Ordering::Acquire) {
+                st.requests.drop_waiter(id);
+                return Err(ZX_ERR_CANCELED);
+            }
+            st = match self.changed.wait_timeout(st, KILL_POLL) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// Queues the next request's packet if the VMO's packet slot is free.
+    fn post_next(&self, st: &mut VmoState) {
+        let Some(link) = self.link() else { return };
+        while let Some(r) = st.requests.next_to_post() {
+            let packet = request_packet(link.key, r.command, r.start, r.end);
+            let source = PacketSource {
+                vmo: self.this.clone(),
+                token: r.id,
+            };
+            link.port.queue(packet, Some(source));
+        }
+    }
+
+    /// The pager read the packet queued under `token`.
+    pub(crate) fn packet_dequeued(&self, token: u64) {
+        if token == COMPLETE_TOKEN {
+            return;
+        }
+        let mut st = self.lock();
+        st.requests.dequeued(token);
+        self.post_next(&mut st);
+    }
+
+    /// Wakes waiters of finished requests, withdraws their unread packets, reports failed
+    /// faults, and posts the next request.
+    pub(crate) fn settle(&self, st: &mut VmoState, finished: Vec<Finished>, status: Status) {
+        if finished.is_empty() {
+            return;
+        }
+        let Some(link) = self.link() else { return };
+        for f in &finished {
+            if f.was_in_port && link.port.cancel(self, f.request.id) {
+                st.requests.withdrawn(f.request.id);
+            }
+            if f.request.fault_tids.is_empty() {
+                continue;
+            }
+            if status == ZX_OK {
+                let ns = f.request.created.elapsed().as_nanos() as u64;
+                self.stats().record_latency(ns);
+            } else {
+                self.report_fatal(f.request.start, &f.request.fault_tids, status);
+            }
+        }
+        self.post_next(st);
+        self.changed.notify_all();
+    }
+
+    fn report_fatal(&self, page: u64, tids: &[u32], status: Status) {
+        for &tid in tids {
+            self.owner.report_fatal(FatalFault {
+                host_addr: self.host_addr() + page * PAGE_SIZE,
+                vmo_offset: page * PAGE_SIZE,
+                status,
+                tid,
+            });
+        }
+    }
+
+    /// A thread `tid` faulted on host address `addr` of this (pager) VMO.
+    pub(crate) fn on_fault(&self, addr: u64, tid: u32) {
+        let page = (addr - self.host_addr()) / PAGE_SIZE;
+        Stats::add(&self.stats().faults, 1);
+        let mut st = self.lock();
+        if page >= self.pages() || st.detached {
+            drop(st);
+            self.report_fatal(page, &[tid], ZX_ERR_BAD_STATE);
+            return;
+        }
+        if st.committed.contains(page as usize) {
+            // Supplied between the fault and now: the supply already woke it; make sure.
+            if let Some(link) = self.link() {
+                let _ = link
+                    .faults
+                    .uffd()
+                    .wake(self.host_addr() + page * PAGE_SIZE, PAGE_SIZE);
+            }
+            return;
+        }
+        let id = match st.requests.covering(ZX_PAGER_VMO_READ, page) {
+            Some(id) => id,
+            None => self.new_request(&mut st, ZX_PAGER_VMO_READ, page..page + 1),
+        };
+        st.requests.add_fault_tid(id, tid);
+    }
+
+    // ---- pager operations other than supply ----------------------------------------------
+
+    /// `ZX_PAGER_OP_FAIL`: fails outstanding requests overlapping the range.
+    pub(crate) fn fail(&self, offset: u64, len: u64, status: Status) -> Result<(), Status> {
+        let pages = self.page_range(offset, len)?;
+        let mut st = self.lock();
+        if st.detached {
+            return Err(ZX_ERR_BAD_STATE);
+        }
+        let finished = st.requests.finish_overlapping(pages, None, status);
+        self.settle(&mut st, finished, status);
+        Ok(())
+    }
+
+    /// `ZX_PAGER_OP_DIRTY`: marks present pages dirty and resolves DIRTY requests.
+    pub(crate) fn mark_dirty(&self, offset: u64, len: u64) -> Result<(), Status> {
+        let pages = self.page_range(offset, len)?;
+        if !self.link().is_some_and(|l| l.trap_dirty) {
+            return Err(ZX_ERR_NOT_SUPPORTED);
+        }
+        let mut st = self.lock();
+        if st.detached {
+            return Err(ZX_ERR_BAD_STATE);
+        }
+        let range = pages.start as usize..pages.end as usize;
+        let gap = range.clone().any(|p| !st.committed.contains(p));
+        if !gap {
+            st.dirty.insert_range(range.clone());
+            st.awaiting_clean.remove_range(range);
+        }
+        let finished = if gap {
+            st.requests
+                .finish_overlapping(pages, Some(ZX_PAGER_VMO_DIRTY), ZX_OK)
+        } else {
+            let dirty = st.dirty.clone();
+            st.requests.resolve(ZX_PAGER_VMO_DIRTY, pages, |r| {
+                (r.start..r.end).all(|p| dirty.contains(p as usize))
+            })
+        };
+        self.settle(&mut st, finished, ZX_OK);
+        if gap { Err(ZX_ERR_NOT_FOUND) } else { Ok(()) }
+    }
+
+    /// `ZX_PAGER_OP_WRITEBACK_BEGIN`: dirty pages in the range start writeback.
+    pub(crate) fn writeback_begin(&self, offset: u64, len: u64) -> Result<(), Status> {
+        let pages = self.page_range(offset, len)?;
+        let mut st = self.lock();
+        for p in pages.start as usize..pages.end as usize {
+            if st.dirty.contains(p) {
+                st.awaiting_clean.insert(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// `ZX_PAGER_OP_WRITEBACK_END`: pages still awaiting clean become clean.
+    pub(crate) fn writeback_end(&self, offset: u64, len: u64) -> Result<(), Status> {
+        let pages = self.page_range(offset, len)?;
+        let mut st = self.lock();
+        for p in pages.start as usize..pages.end as usize {
+            if st.awaiting_clean.contains(p) {
+                st.awaiting_clean.set(p, false);
+                st.dirty.set(p, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Detaches the VMO from its pager: requests fail with `BAD_STATE`, clean pages are
+    /// evicted, and (if `complete`) one COMPLETE packet is queued. Idempotent.
+    pub(crate) fn detach(&self, complete: bool) {
+        let Some(link) = self.link() else { return };
+        let mut st = self.lock();
+        if !st.detached {
+            st.detached = true;
+            let finished = st.requests.finish_all(ZX_ERR_BAD_STATE);
+            self.settle(&mut st, finished, ZX_ERR_BAD_STATE);
+            self.evict_clean(&mut st);
+        }
+        if complete && !st.complete_sent {
+            st.complete_sent = true;
+            let packet = request_packet(link.key, ZX_PAGER_VMO_COMPLETE, 0, 0);
+            let source = PacketSource {
+                vmo: self.this.clone(),
+                token: COMPLETE_TOKEN,
+            };
+            link.port.queue(packet, Some(source));
+        }
+        self.changed.notify_all();
+    }
+
+    /// The pager is gone: detach without COMPLETE and withdraw a queued COMPLETE.
+    pub(crate) fn pager_closed(&self) {
+        self.detach(false);
+        if let Some(link) = self.link() {
+            link.port.cancel(self, COMPLETE_TOKEN);
+        }
+    }
+
+    fn evict_clean(&self, st: &mut VmoState) {
+        let mut page = 0;
+        while page < self.pages() {
+            let clean = |p: u64| !st.dirty.contains(p as usize);
+            if !clean(page) {
+                page += 1;
+                continue;
+            }
+            let start = page;
+            while page < self.pages() && clean(page) {
+                page += 1;
+            }
+            self.discard_pages(st, start..page);
+        }
+    }
+
+    // ---- mappings, pins, info, handles ---------------------------------------------------
+
+    /// Counts a new guest mapping.
+    pub(crate) fn mapped(&self) {
+        self.lock().mappings += 1;
+    }
+
+    /// A guest mapping went away: pages the guest touched through it are now committed.
+    pub(crate) fn unmapped(&self) {
+        let mut st = self.lock();
+        st.mappings = st.mappings.saturating_sub(1);
+        if !self.is_pager_backed() && self.pages() > 0 {
+            if let Ok(resident) = self.mem.resident(0, self.size) {
+                for (p, r) in resident.iter().enumerate() {
+                    if *r {
+                        st.committed.insert(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pins `pages` (they must be committed; a pager VMO's are requested first).
+    pub(crate) fn pin(
+        &self,
+        pages: Range<u64>,
+        killed: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), Status> {
+        let st = self.lock();
+        let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
+        if !self.is_pager_backed() {
+            let range = pages.start as usize..pages.end as usize;
+            if range.clone().any(|p| !st.committed.contains(p)) {
+                return Err(ZX_ERR_BAD_STATE);
+            }
+        }
+        st.pins.push(pages);
+        Ok(())
+    }
+
+    /// Removes one pin of exactly `pages`.
+    pub(crate) fn unpin(&self, pages: &Range<u64>) {
+        let mut st = self.lock();
+        if let Some(i) = st.pins.iter().position(|p| p == pages) {
+            st.pins.swap_remove(i);
+        }
+    }
+
+    /// What `zx_vmo_get_info` (kvmpager's [`VmoInfo`]) reports.
+    pub fn info(&self, rights: u32) -> VmoInfo {
+        let st = self.lock();
+        let mut committed = st.committed.count_ones(..) as u64;
+        if st.mappings > 0 && !self.is_pager_backed() && self.pages() > 0 {
+            committed = committed.max(self.resident(0..self.pages()));
+        }
+        let mut flags = 0;
+        if self.is_pager_backed() {
+            flags |= crate::abi::VMO_INFO_FLAG_PAGER_BACKED;
+        }
+        if st.detached {
+            flags |= crate::abi::VMO_INFO_FLAG_DETACHED;
+        }
+        VmoInfo {
+            size: self.size,
+            committed_bytes: committed * PAGE_SIZE,
+            flags,
+            mappings: st.mappings,
+            children: st.children,
+            pinned_pages: st.pins.iter().map(|p| (p.end - p.start) as u32).sum(),
+            rights,
+            reserved: 0,
+        }
+    }
+
+    /// Reads the VMO's bytes straight from host memory (tests and snapshots). Pager-VMO pages
+    /// that are absent read as zero; nothing is requested.
+    pub fn peek(&self, offset: u64, buf: &mut [u8]) -> Result<(), Status> {
+        self.page_range(offset, buf.len() as u64)?;
+        let st = self.lock();
+        self.copy_out(&st, offset, buf)
+    }
+
+    /// Whether page `page` is committed/present.
+    pub fn is_present(&self, page: u64) -> bool {
+        self.lock().committed.contains(page as usize)
+    }
+
+    /// The host memory's physical frame number for the page at `offset` (root only).
+    pub fn pfn(&self, offset: u64) -> Option<u64> {
+        self.mem.pfn(offset).ok().flatten()
+    }
+
+    pub(crate) fn handle_added(&self) {
+        self.handles.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn handle_removed(&self) {
+        self.handles.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Vmo {
+    fn drop(&mut self) {
+        match &self.origin {
+            Origin::Child(parent) => {
+                let mut st = parent.lock();
+                st.children = st.children.saturating_sub(1);
+            }
+            Origin::Pager(link) => {
+                let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+                if !st.detached && !st.complete_sent {
+                    link.port
+                        .queue(request_packet(link.key, ZX_PAGER_VMO_COMPLETE, 0, 0), None);
+                }
+                link.faults.unregister(self.mem.host_addr());
+            }
+            Origin::Created => {}
+        }
+    }
+}
+
+/// A guest mapping of a VMO range; dropping it unmaps.
+pub struct Mapping {
+    vmo: Arc<Vmo>,
+    offset: u64,
+    len: u64,
+}
+
+impl Mapping {
+    pub(crate) fn new(vmo: Arc<Vmo>, offset: u64, len: u64) -> Mapping {
+        vmo.mapped();
+        Mapping { vmo, offset, len }
+    }
+
+    /// Host address of the mapped range (stays valid while the mapping lives).
+    pub fn host_addr(&self) -> u64 {
+        self.vmo.host_addr() + self.offset
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never: mappings have a non-zero length).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The mapped VMO.
+    pub fn vmo(&self) -> &Arc<Vmo> {
+        &self.vmo
+    }
+
+    /// Offset of the mapping in the VMO.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        self.vmo.unmapped();
+    }
+}
+
+/// A pin of a VMO page range; dropping it unpins.
+pub struct Pin {
+    vmo: Arc<Vmo>,
+    pages: Range<u64>,
+}
+
+impl Pin {
+    pub(crate) fn new(vmo: Arc<Vmo>, pages: Range<u64>) -> Pin {
+        Pin { vmo, pages }
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.vmo.unpin(&self.pages);
+    }
+}
+
+/// A page-request packet for `[start, end)` pages (or COMPLETE with 0, 0).
+fn request_packet(key: u64, command: u16, start: u64, end: u64) -> PortPacket {
+    PortPacket {
+        key,
+        packet_type: ZX_PKT_TYPE_PAGE_REQUEST,
+        status: ZX_OK,
+        page_request: PageRequest {
+            command,
+            offset: start * PAGE_SIZE,
+            length: (end - start) * PAGE_SIZE,
+            ..Default::default()
+        },
+    }
+}
+
+/// Rounds up to a page multiple (`None` on overflow).
+pub fn round_up_page(x: u64) -> Option<u64> {
+    Some(x.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
+}
+
+fn overlaps_any(pins: &[Range<u64>], pages: &Range<u64>) -> bool {
+    pins.iter()
+        .any(|p| p.start < pages.end && pages.start < p.end)
+}

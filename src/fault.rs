@@ -1,0 +1,170 @@
+//! The fault service: one userfaultfd per process, read by an event-manager loop.
+//!
+//! Every pager VMO's host memory is registered (MISSING mode) with its process's userfaultfd.
+//! A thread — a vCPU inside KVM, or any host thread — touching an absent page blocks in the
+//! host kernel; the service thread reads the event and hands it to the VMO, which turns it into
+//! a READ request (or joins an outstanding one). Supplying the page (`UFFDIO_MOVE`) wakes it.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::thread::JoinHandle;
+
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
+use vmm_sys_util::epoll::EventSet;
+
+use crate::uffd::{UffdEvent, Userfault};
+use crate::vmo::Vmo;
+
+/// How long the service loop sleeps in epoll before checking for shutdown (ms).
+const POLL_MS: i32 = 100;
+
+type VmoMap = RwLock<BTreeMap<u64, (u64, Weak<Vmo>)>>;
+
+/// A process's userfaultfd and the thread that serves it.
+pub struct FaultService {
+    uffd: Arc<Userfault>,
+    vmos: Arc<VmoMap>,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Errors starting the fault service.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    /// userfaultfd could not be set up.
+    #[error("userfaultfd: {0}")]
+    Uffd(#[from] crate::uffd::UffdError),
+    /// The epoll loop could not be created.
+    #[error("event manager: {0:?}")]
+    EventManager(event_manager::Error),
+    /// The service thread could not be spawned.
+    #[error("spawning the fault thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+impl FaultService {
+    /// Opens a userfaultfd (with `UFFDIO_MOVE` unless `copy_only`) and starts the thread.
+    pub fn start(copy_only: bool) -> Result<Arc<FaultService>, FaultError> {
+        let uffd = Arc::new(if copy_only {
+            Userfault::new_without_move()?
+        } else {
+            Userfault::new()?
+        });
+        let vmos: Arc<VmoMap> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut manager = EventManager::<Arc<Mutex<dyn MutEventSubscriber + Send>>>::new()
+            .map_err(FaultError::EventManager)?;
+        manager.add_subscriber(Arc::new(Mutex::new(FaultReader {
+            uffd: uffd.clone(),
+            vmos: vmos.clone(),
+        })));
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("kvmpager-faults".into())
+            .spawn(move || {
+                while !thread_stop.load(Ordering::Acquire) {
+                    if let Err(e) = manager.run_with_timeout(POLL_MS) {
+                        log::error!("fault service epoll failed: {e:?}");
+                        break;
+                    }
+                }
+            })
+            .map_err(FaultError::Spawn)?;
+        Ok(Arc::new(FaultService {
+            uffd,
+            vmos,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// The userfaultfd (for moves and copies into registered memory).
+    pub fn uffd(&self) -> &Userfault {
+        &self.uffd
+    }
+
+    /// Registers `vmo`'s host memory `[addr, addr + len)` for MISSING faults.
+    pub fn register(&self, vmo: &Arc<Vmo>, addr: u64, len: u64) -> Result<(), FaultError> {
+        self.uffd.register_missing(addr, len)?;
+        self.map().insert(addr, (addr + len, Arc::downgrade(vmo)));
+        Ok(())
+    }
+
+    /// Forgets the VMO whose memory starts at `addr` (its memory is about to be unmapped).
+    pub fn unregister(&self, addr: u64) {
+        let removed = self.map().remove(&addr);
+        if let Some((end, _)) = removed
+            && let Err(e) = self.uffd.unregister(addr, end - addr)
+        {
+            log::debug!("userfaultfd unregister at {addr:#x}: {e}");
+        }
+    }
+
+    fn map(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, (u64, Weak<Vmo>)>> {
+        self.vmos.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for FaultService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The event-manager subscriber that drains the userfaultfd.
+struct FaultReader {
+    uffd: Arc<Userfault>,
+    vmos: Arc<VmoMap>,
+}
+
+impl FaultReader {
+    fn dispatch(&self, addr: u64, tid: u32) {
+        let vmo = {
+            let map = self.vmos.read().unwrap_or_else(|e| e.into_inner());
+            map.range(..=addr)
+                .next_back()
+                .filter(|(_, (end, _))| addr < *end)
+                .and_then(|(_, (_, vmo))| vmo.upgrade())
+        };
+        match vmo {
+            Some(vmo) => vmo.on_fault(addr, tid),
+            None => log::warn!("userfaultfd fault at {addr:#x} outside every pager VMO"),
+        }
+    }
+}
+
+impl AsRawFd for FaultReader {
+    fn as_raw_fd(&self) -> RawFd {
+        self.uffd.raw_fd()
+    }
+}
+
+impl MutEventSubscriber for FaultReader {
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        loop {
+            match self.uffd.read_event() {
+                Ok(Some(UffdEvent::PageFault { addr, tid, .. })) => self.dispatch(addr, tid),
+                Ok(Some(UffdEvent::Other(kind))) => log::debug!("userfaultfd event {kind:#x}"),
+                Ok(None) => break,
+                Err(e) => {
+                    log::error!("reading userfaultfd: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(self, EventSet::IN)) {
+            log::error!("watching userfaultfd: {e:?}");
+        }
+    }
+}

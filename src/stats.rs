@@ -1,0 +1,114 @@
+//! Counters of page supply and fault service, shared by the objects of one process.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Most fault-latency samples kept (later ones overwrite the oldest).
+pub const MAX_LATENCY_SAMPLES: usize = 1 << 20;
+
+/// Live counters; every field counts since the process was created.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Userfaultfd faults taken on pager VMO pages.
+    pub faults: AtomicU64,
+    /// Page requests made (READ and DIRTY).
+    pub requests: AtomicU64,
+    /// Successful SUPPLY operations.
+    pub supplies: AtomicU64,
+    /// Pages newly inserted into pager VMOs.
+    pub pages_supplied: AtomicU64,
+    /// Supplied pages skipped because the destination already had them.
+    pub pages_skipped: AtomicU64,
+    /// Bytes moved by `UFFDIO_MOVE` (zero copy).
+    pub bytes_moved: AtomicU64,
+    /// Bytes copied by the `UFFDIO_COPY` fallback.
+    pub bytes_copied: AtomicU64,
+    /// `UFFDIO_MOVE` ioctls issued.
+    pub move_ioctls: AtomicU64,
+    /// Times a move fell back to copying.
+    pub copy_fallbacks: AtomicU64,
+    latency_samples: AtomicU64,
+    latencies_ns: Mutex<Vec<u64>>,
+}
+
+/// A copy of [`Stats`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// See [`Stats::faults`].
+    pub faults: u64,
+    /// See [`Stats::requests`].
+    pub requests: u64,
+    /// See [`Stats::supplies`].
+    pub supplies: u64,
+    /// See [`Stats::pages_supplied`].
+    pub pages_supplied: u64,
+    /// See [`Stats::pages_skipped`].
+    pub pages_skipped: u64,
+    /// See [`Stats::bytes_moved`].
+    pub bytes_moved: u64,
+    /// See [`Stats::bytes_copied`].
+    pub bytes_copied: u64,
+    /// See [`Stats::move_ioctls`].
+    pub move_ioctls: u64,
+    /// See [`Stats::copy_fallbacks`].
+    pub copy_fallbacks: u64,
+    /// Fault service latencies in ns: from the fault event being read to the faulting
+    /// thread's request being resolved.
+    pub fault_latency_ns: Vec<u64>,
+}
+
+impl Stats {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records one fault latency sample.
+    pub fn record_latency(&self, ns: u64) {
+        let n = self.latency_samples.fetch_add(1, Ordering::Relaxed) as usize;
+        let mut v = self.latencies_ns.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() < MAX_LATENCY_SAMPLES {
+            v.push(ns);
+        } else {
+            v[n % MAX_LATENCY_SAMPLES] = ns;
+        }
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            faults: get(&self.faults),
+            requests: get(&self.requests),
+            supplies: get(&self.supplies),
+            pages_supplied: get(&self.pages_supplied),
+            pages_skipped: get(&self.pages_skipped),
+            bytes_moved: get(&self.bytes_moved),
+            bytes_copied: get(&self.bytes_copied),
+            move_ioctls: get(&self.move_ioctls),
+            copy_fallbacks: get(&self.copy_fallbacks),
+            fault_latency_ns: self
+                .latencies_ns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+impl StatsSnapshot {
+    /// Adds another snapshot's counts to this one.
+    pub fn merge(&mut self, other: &StatsSnapshot) {
+        self.faults += other.faults;
+        self.requests += other.requests;
+        self.supplies += other.supplies;
+        self.pages_supplied += other.pages_supplied;
+        self.pages_skipped += other.pages_skipped;
+        self.bytes_moved += other.bytes_moved;
+        self.bytes_copied += other.bytes_copied;
+        self.move_ioctls += other.move_ioctls;
+        self.copy_fallbacks += other.copy_fallbacks;
+        self.fault_latency_ns
+            .extend_from_slice(&other.fault_latency_ns);
+    }
+}

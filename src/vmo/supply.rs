@@ -1,0 +1,256 @@
+//! `ZX_PAGER_SUPPLY_PAGES`: moving pages from an aux VMO into a pager VMO.
+//!
+//! Runs of absent destination pages move in with one `UFFDIO_MOVE` each (whole 2 MiB huge
+//! pages where source and destination allow); destination pages already present are kept and
+//! the matching aux pages freed. A page that cannot move (or a process set to copy) goes
+//! through `UFFDIO_COPY` instead, and the counters say which path ran. Afterwards the aux
+//! range is fully decommitted — also on every failure that gets past the aux checks.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::{Vmo, VmoState, overlaps_any};
+use crate::abi::packet::ZX_PAGER_VMO_READ;
+use crate::abi::status::*;
+use crate::abi::{PAGE_SIZE, Status};
+use crate::stats::Stats;
+use crate::uffd::Userfault;
+
+/// How SUPPLY gets pages into the pager VMO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SupplyStrategy {
+    /// Move the host pages (`UFFDIO_MOVE`), copying only pages that cannot move.
+    #[default]
+    Move,
+    /// Always copy (`UFFDIO_COPY`) and free the aux pages: the baseline, and the fallback
+    /// on kernels without `UFFDIO_MOVE`.
+    Copy,
+}
+
+/// A run of destination pages that was filled, and how many bytes moved vs copied.
+#[derive(Default)]
+struct Filled {
+    moved: u64,
+    copied: u64,
+}
+
+impl Vmo {
+    /// Supplies `aux[aux_offset, +len)` into this pager VMO at `offset`. The handle, rights,
+    /// alignment and ownership checks are the caller's; everything from the aux kind on
+    /// (Zircon's check order) is here.
+    pub(crate) fn supply(
+        self: &Arc<Self>,
+        offset: u64,
+        len: u64,
+        aux: &Arc<Vmo>,
+        aux_offset: u64,
+        strategy: SupplyStrategy,
+    ) -> Result<(), Status> {
+        if !aux.is_created() {
+            return Err(ZX_ERR_BAD_STATE);
+        }
+        let aux_pages = aux.page_range(aux_offset, len)?;
+        let (mut dst, mut src) = lock_pair(self, aux);
+        check_aux(&src, &aux_pages)?;
+        // From here on the aux range is taken: it ends up decommitted whatever happens.
+        let result = self.fill(&mut dst, offset, len, aux, &mut src, aux_offset, strategy);
+        aux.discard_pages(&mut src, aux_pages);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &self,
+        dst: &mut VmoState,
+        offset: u64,
+        len: u64,
+        aux: &Vmo,
+        src: &mut VmoState,
+        aux_offset: u64,
+        strategy: SupplyStrategy,
+    ) -> Result<(), Status> {
+        let pages = self.page_range(offset, len)?;
+        if pages.is_empty() {
+            return Ok(());
+        }
+        if dst.detached {
+            return Err(ZX_ERR_BAD_STATE);
+        }
+        let Some(link) = self.link() else {
+            return Err(ZX_ERR_BAD_STATE);
+        };
+        let uffd = link.faults.uffd();
+        let delta = aux_offset / PAGE_SIZE;
+        let mut result = Ok(());
+        for (run, present) in runs(dst, pages.clone()) {
+            if present {
+                Stats::add(&self.stats().pages_skipped, run.end - run.start);
+                continue;
+            }
+            let src_run = run.start - pages.start + delta..run.end - pages.start + delta;
+            match self.fill_run(dst, run.clone(), aux, src, src_run, uffd, strategy) {
+                Ok(f) => {
+                    Stats::add(&self.stats().bytes_moved, f.moved);
+                    Stats::add(&self.stats().bytes_copied, f.copied);
+                }
+                Err(status) => {
+                    result = Err(status);
+                    break;
+                }
+            }
+        }
+        let finished = dst.requests.resolve(ZX_PAGER_VMO_READ, pages, |r| {
+            (r.start..r.end).all(|p| dst.committed.contains(p as usize))
+        });
+        self.settle(dst, finished, ZX_OK);
+        if result.is_ok() {
+            Stats::add(&self.stats().supplies, 1);
+        }
+        result
+    }
+
+    /// Fills absent destination pages `run` from aux pages `src_run`.
+    #[allow(clippy::too_many_arguments)]
+    fn fill_run(
+        &self,
+        dst: &mut VmoState,
+        run: Range<u64>,
+        aux: &Vmo,
+        src: &mut VmoState,
+        src_run: Range<u64>,
+        uffd: &Userfault,
+        strategy: SupplyStrategy,
+    ) -> Result<Filled, Status> {
+        let mut filled = Filled::default();
+        let total = run.end - run.start;
+        let mut done = 0;
+        while done < total {
+            let dst_addr = self.host_addr() + (run.start + done) * PAGE_SIZE;
+            let src_addr = aux.host_addr() + (src_run.start + done) * PAGE_SIZE;
+            let bytes = (total - done) * PAGE_SIZE;
+            let n = if strategy == SupplyStrategy::Move && uffd.supports_move() {
+                self.move_some(uffd, dst_addr, src_addr, bytes, &mut filled)?
+            } else {
+                copy_pages(uffd, dst_addr, src_addr, bytes, &mut filled)?
+            };
+            let pages = n.div_ceil(PAGE_SIZE).max(1);
+            dst.committed
+                .insert_range((run.start + done) as usize..(run.start + done + pages) as usize);
+            src.committed.remove_range(
+                (src_run.start + done) as usize..(src_run.start + done + pages) as usize,
+            );
+            Stats::add(&self.stats().pages_supplied, pages);
+            done += pages;
+        }
+        Ok(filled)
+    }
+
+    /// Moves as much as one `UFFDIO_MOVE` will; where it stops, deals with that one page.
+    /// Returns the bytes now filled at `dst_addr`.
+    fn move_some(
+        &self,
+        uffd: &Userfault,
+        dst_addr: u64,
+        src_addr: u64,
+        bytes: u64,
+        filled: &mut Filled,
+    ) -> Result<u64, Status> {
+        Stats::add(&self.stats().move_ioctls, 1);
+        let err = match uffd.move_pages(dst_addr, src_addr, bytes) {
+            Ok(n) => {
+                filled.moved += n;
+                return Ok(n);
+            }
+            Err(err) => err,
+        };
+        let moved = err.moved();
+        filled.moved += moved;
+        if moved > 0 {
+            return Ok(moved);
+        }
+        match err.errno() {
+            Some(libc::ENOMEM) => Err(ZX_ERR_NO_MEMORY),
+            Some(libc::EEXIST) => Ok(PAGE_SIZE), // already present: keep it
+            errno => {
+                log::debug!("UFFDIO_MOVE at {dst_addr:#x} failed ({errno:?}); copying the page");
+                Stats::add(&self.stats().copy_fallbacks, 1);
+                copy_pages(uffd, dst_addr, src_addr, PAGE_SIZE, filled)
+            }
+        }
+    }
+}
+
+/// Copies `bytes` into registered memory; a present destination page counts as filled.
+fn copy_pages(
+    uffd: &Userfault,
+    dst_addr: u64,
+    src_addr: u64,
+    bytes: u64,
+    filled: &mut Filled,
+) -> Result<u64, Status> {
+    match uffd.copy(dst_addr, src_addr, bytes) {
+        Ok(n) => {
+            filled.copied += n;
+            Ok(n)
+        }
+        Err(err) if err.copied() > 0 => {
+            filled.copied += err.copied();
+            Ok(err.copied())
+        }
+        Err(err) => match err.errno() {
+            Some(libc::EEXIST) => Ok(PAGE_SIZE),
+            Some(libc::ENOMEM) => Err(ZX_ERR_NO_MEMORY),
+            errno => {
+                log::error!("UFFDIO_COPY at {dst_addr:#x} failed ({errno:?})");
+                Err(ZX_ERR_NO_MEMORY)
+            }
+        },
+    }
+}
+
+/// The aux rules of the seed: no clones, no mappings, no pinned pages in the range, and the
+/// range fully committed — else `ZX_ERR_BAD_STATE`.
+fn check_aux(src: &VmoState, pages: &Range<u64>) -> Result<(), Status> {
+    let range = pages.start as usize..pages.end as usize;
+    if src.children > 0
+        || src.mappings > 0
+        || overlaps_any(&src.pins, pages)
+        || range.clone().any(|p| !src.committed.contains(p))
+    {
+        return Err(ZX_ERR_BAD_STATE);
+    }
+    Ok(())
+}
+
+/// Splits `pages` into maximal runs of present / absent destination pages.
+fn runs(st: &VmoState, pages: Range<u64>) -> Vec<(Range<u64>, bool)> {
+    let mut out = Vec::new();
+    let mut start = pages.start;
+    while start < pages.end {
+        let present = st.committed.contains(start as usize);
+        let mut end = start + 1;
+        while end < pages.end && st.committed.contains(end as usize) == present {
+            end += 1;
+        }
+        out.push((start..end, present));
+        start = end;
+    }
+    out
+}
+
+/// Locks two distinct VMOs in koid order (no deadlock between concurrent supplies).
+fn lock_pair<'a>(
+    dst: &'a Vmo,
+    aux: &'a Vmo,
+) -> (
+    std::sync::MutexGuard<'a, VmoState>,
+    std::sync::MutexGuard<'a, VmoState>,
+) {
+    if dst.koid() < aux.koid() {
+        let d = dst.lock();
+        (d, aux.lock())
+    } else {
+        let a = aux.lock();
+        (dst.lock(), a)
+    }
+}
