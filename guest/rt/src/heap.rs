@@ -1,4 +1,4 @@
-//! A bump allocator over a static 2 MiB arena (in `.bss`), so guests can use `alloc`
+//! A bump allocator over a static 1 MiB arena (in `.bss`), so guests can use `alloc`
 //! (`String`, `Vec`, `format!`). Freed memory is reused only when it is the most recent
 //! allocation; programs that allocate in a loop should reuse buffers.
 
@@ -7,7 +7,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Size of the heap arena in bytes.
-pub const HEAP_SIZE: usize = 2 << 20;
+pub const HEAP_SIZE: usize = 1 << 20;
 
 #[repr(C, align(4096))]
 struct Arena(UnsafeCell<[u8; HEAP_SIZE]>);

@@ -72,7 +72,8 @@ impl<T> Drop for SpinLockGuard<'_, T> {
     }
 }
 
-/// A reusable barrier for `n` vCPUs (sense-reversing).
+/// A reusable barrier for `n` vCPUs (sense-reversing). `Barrier::new(0)` is a barrier for all
+/// vCPUs of the VM (the count is read at [`Barrier::wait`]), so it can be a `static`.
 pub struct Barrier {
     n: usize,
     arrived: AtomicUsize,
@@ -80,7 +81,8 @@ pub struct Barrier {
 }
 
 impl Barrier {
-    /// A barrier that opens each time `n` vCPUs have called [`Barrier::wait`].
+    /// A barrier that opens each time `n` vCPUs (all of them if `n` is 0) have called
+    /// [`Barrier::wait`].
     pub const fn new(n: usize) -> Self {
         Barrier {
             n,
@@ -92,7 +94,8 @@ impl Barrier {
     /// Waits until `n` vCPUs have arrived; returns `true` on exactly one of them (the last).
     pub fn wait(&self) -> bool {
         let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+        let n = if self.n == 0 { crate::ncpus() } else { self.n };
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == n {
             self.arrived.store(0, Ordering::Relaxed);
             self.generation.fetch_add(1, Ordering::Release);
             true
