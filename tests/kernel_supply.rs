@@ -1,0 +1,310 @@
+//! What a successful `ZX_PAGER_SUPPLY_PAGES` does, sentence by sentence
+//! (shared/spec/zx_pager_vmo_op.md), and proof that pages move rather than being copied.
+
+mod kernel_util;
+
+use kernel_util::*;
+use kvmpager::abi::packet::*;
+use kvmpager::abi::status::*;
+use kvmpager::abi::vmo_options::KVMPAGER_VMO_HUGE;
+use kvmpager::abi::{HUGE_PAGE_SIZE, PAGE_SIZE, PageRequest};
+use kvmpager::vmo::SupplyStrategy;
+
+const P: u64 = PAGE_SIZE;
+
+/// "Moves the pages of aux_vmo in [aux_offset, +length) to pager_vmo in [offset, +length)."
+#[test]
+fn pages_arrive_at_the_right_offsets() {
+    let f = Fixture::new(8);
+    let aux = f.aux(6, 0x11);
+    f.p.pager_supply_pages(f.pager, f.vmo, 3 * P, 3 * P, aux, 2 * P)
+        .unwrap();
+    for i in 0..3 {
+        assert_eq!(f.peek(3 + i), pattern(0x11, 2 + i), "pager page {}", 3 + i);
+    }
+    let vmo = f.p.vmo_object(f.vmo).unwrap();
+    for page in [0, 1, 2, 6, 7] {
+        assert!(!vmo.is_present(page), "page {page} must stay absent");
+    }
+    // The supplied pages read back through zx_vmo_read without any request.
+    let mut buf = vec![0; 3 * PS];
+    f.p.vmo_read(f.vmo, &mut buf, 3 * P).unwrap();
+    assert_eq!(&buf[PS..2 * PS], &pattern(0x11, 3)[..]);
+    f.no_packet();
+}
+
+/// "Any pages in pager_vmo in the specified range will not be replaced; instead the
+/// corresponding pages from aux_vmo will be freed."
+#[test]
+fn present_pages_are_not_replaced_and_their_aux_pages_are_freed() {
+    let f = Fixture::new(4);
+    f.supply(1, 1, 0xaa).unwrap();
+    let aux = f.aux(4, 0xbb);
+    f.p.pager_supply_pages(f.pager, f.vmo, 0, 4 * P, aux, 0)
+        .unwrap();
+    assert_eq!(f.peek(1), pattern(0xaa, 0), "present page kept");
+    for page in [0, 2, 3] {
+        assert_eq!(f.peek(page), pattern(0xbb, page));
+    }
+    assert_eq!(
+        f.committed(aux),
+        0,
+        "the aux page of the kept page was freed too"
+    );
+    let stats = f.p.stats();
+    assert_eq!(stats.pages_skipped, 1);
+    assert_eq!(
+        stats.pages_supplied, 4,
+        "1 + 3 pages inserted over two supplies"
+    );
+}
+
+/// "After this operation, the specified region of aux_vmo will be fully decommitted."
+#[test]
+fn aux_range_is_decommitted_and_the_rest_of_aux_is_kept() {
+    let f = Fixture::new(4);
+    let aux = f.aux(4, 0x33);
+    f.p.pager_supply_pages(f.pager, f.vmo, 0, 2 * P, aux, P)
+        .unwrap();
+    assert_eq!(
+        f.committed(aux),
+        2 * P,
+        "pages 0 and 3 of aux stay committed"
+    );
+    let mut buf = vec![0; 4 * PS];
+    f.p.vmo_read(aux, &mut buf, 0).unwrap();
+    assert_eq!(&buf[..PS], &pattern(0x33, 0)[..]);
+    assert!(
+        buf[PS..3 * PS].iter().all(|&b| b == 0),
+        "moved pages read as zero"
+    );
+    assert_eq!(&buf[3 * PS..], &pattern(0x33, 3)[..]);
+}
+
+/// Pages move, they are not copied: the physical frame of an aux page before the supply is the
+/// frame of the pager VMO page after it.
+#[test]
+fn zero_copy_the_physical_frame_moves() {
+    let f = Fixture::new(4);
+    let aux = f.aux(4, 0x5a);
+    let aux_obj = f.p.vmo_object(aux).unwrap();
+    let before: Vec<u64> = (0..4)
+        .map(|i| {
+            aux_obj
+                .pfn(i * P)
+                .expect("pagemap PFNs are readable as root")
+        })
+        .collect();
+    f.p.pager_supply_pages(f.pager, f.vmo, 0, 4 * P, aux, 0)
+        .unwrap();
+    let vmo = f.p.vmo_object(f.vmo).unwrap();
+    for (i, pfn) in before.iter().enumerate() {
+        assert_eq!(vmo.pfn(i as u64 * P), Some(*pfn), "page {i} kept its frame");
+        assert_eq!(aux_obj.pfn(i as u64 * P), None, "aux page {i} is gone");
+        assert_eq!(f.peek(i as u64), pattern(0x5a, i as u64));
+    }
+    let s = f.p.stats();
+    assert_eq!((s.bytes_moved, s.bytes_copied), (4 * P, 0));
+    assert_eq!(s.move_ioctls, 1, "one contiguous run, one UFFDIO_MOVE");
+}
+
+/// The copy path (forced) gives the same contents through UFFDIO_COPY, on new frames.
+#[test]
+fn forced_copy_fallback_copies_and_counts() {
+    let f = Fixture::new(4);
+    f.p.set_supply_strategy(SupplyStrategy::Copy);
+    let aux = f.aux(4, 0x77);
+    let before = f.p.vmo_object(aux).unwrap().pfn(0).unwrap();
+    f.p.pager_supply_pages(f.pager, f.vmo, 0, 4 * P, aux, 0)
+        .unwrap();
+    for i in 0..4 {
+        assert_eq!(f.peek(i), pattern(0x77, i));
+    }
+    assert_ne!(f.p.vmo_object(f.vmo).unwrap().pfn(0), Some(before));
+    assert_eq!(f.committed(aux), 0, "aux decommitted on the copy path too");
+    let s = f.p.stats();
+    assert_eq!((s.bytes_moved, s.bytes_copied), (0, 4 * P));
+}
+
+/// Runs split at present pages: one move per run of absent pages.
+#[test]
+fn runs_of_absent_pages_move_in_one_ioctl_each() {
+    let f = Fixture::new(10);
+    f.supply(4, 1, 1).unwrap();
+    let before = f.p.stats().move_ioctls;
+    let aux = f.aux(10, 2);
+    f.p.pager_supply_pages(f.pager, f.vmo, 0, 10 * P, aux, 0)
+        .unwrap();
+    assert_eq!(f.p.stats().move_ioctls - before, 2, "[0,4) and [5,10)");
+}
+
+/// 2 MiB-aligned runs from a huge-page aux VMO move as whole huge pages.
+#[test]
+fn huge_page_runs_move_whole() {
+    let pages = 2 * HUGE_PAGE_SIZE / P;
+    let f = Fixture::new(pages);
+    let aux =
+        f.p.vmo_create(2 * HUGE_PAGE_SIZE, KVMPAGER_VMO_HUGE)
+            .unwrap();
+    f.p.vmo_op_range(
+        aux,
+        kvmpager::abi::vmo_op::ZX_VMO_OP_COMMIT,
+        0,
+        2 * HUGE_PAGE_SIZE,
+    )
+    .unwrap();
+    f.p.vmo_write(aux, b"first", 0).unwrap();
+    f.p.vmo_write(aux, b"last", 2 * HUGE_PAGE_SIZE - 4).unwrap();
+    f.p.pager_supply_pages(f.pager, f.vmo, 0, 2 * HUGE_PAGE_SIZE, aux, 0)
+        .unwrap();
+    assert_eq!(&f.peek(0)[..5], b"first");
+    assert_eq!(&f.peek(pages - 1)[PS - 4..], b"last");
+    let s = f.p.stats();
+    assert_eq!(s.bytes_moved, 2 * HUGE_PAGE_SIZE);
+    assert_eq!(s.move_ioctls, 1);
+    let vmo = f.p.vmo_object(f.vmo).unwrap();
+    let addr = vmo.host_addr();
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let huge = anon_huge_kb(&smaps, addr).unwrap_or(0);
+    println!("destination AnonHugePages: {huge} kB");
+    let thp =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    if !thp.contains("[never]") && !thp.is_empty() {
+        assert!(
+            huge >= 2048,
+            "the host has THP, so the runs should arrive as huge pages"
+        );
+    }
+}
+
+fn anon_huge_kb(smaps: &str, addr: u64) -> Option<u64> {
+    let mut inside = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ')
+            && let Some((start, end)) = range.split_once('-')
+            && let (Ok(s), Ok(e)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        {
+            inside = s <= addr && addr < e;
+        } else if inside && let Some(v) = line.strip_prefix("AnonHugePages:") {
+            return v.trim().trim_end_matches(" kB").trim().parse().ok();
+        }
+    }
+    None
+}
+
+/// PresupplyTest: supplying before any access means no request is ever generated.
+#[test]
+fn presupplied_pages_raise_no_request() {
+    let f = Fixture::new(2);
+    f.supply(0, 2, 9).unwrap();
+    let mut buf = vec![0; 2 * PS];
+    f.p.vmo_read(f.vmo, &mut buf, 0).unwrap();
+    assert_eq!(&buf[PS..], &pattern(9, 1)[..]);
+    f.no_packet();
+    assert_eq!(f.p.stats().requests, 0);
+}
+
+/// OverlapSupplyTest: page 0 from one aux, then pages 0-1 from another; page 0 keeps the first.
+#[test]
+fn overlapping_supplies_keep_the_first_page() {
+    let f = Fixture::new(2);
+    f.supply(0, 1, 0x01).unwrap();
+    f.supply(0, 2, 0x02).unwrap();
+    assert_eq!(f.peek(0), pattern(0x01, 0));
+    assert_eq!(f.peek(1), pattern(0x02, 1));
+    f.no_packet();
+}
+
+/// A supply into a range where everything is present frees the whole aux range.
+#[test]
+fn redundant_supply_is_ok_and_frees_aux() {
+    let f = Fixture::new(3);
+    f.supply(0, 3, 1).unwrap();
+    let aux = f.aux(3, 2);
+    f.p.pager_supply_pages(f.pager, f.vmo, 0, 3 * P, aux, 0)
+        .unwrap();
+    assert_eq!(f.committed(aux), 0);
+    for i in 0..3 {
+        assert_eq!(f.peek(i), pattern(1, i));
+    }
+}
+
+/// DetachPageCompleteTest: a detach gives exactly one COMPLETE (key, offset 0, length 0).
+#[test]
+fn detach_sends_one_complete_packet() {
+    let f = Fixture::new(1);
+    f.p.pager_detach_vmo(f.pager, f.vmo).unwrap();
+    f.p.pager_detach_vmo(f.pager, f.vmo).unwrap();
+    let pkt = f.packet();
+    assert_eq!(pkt.key, f.key);
+    assert_eq!(pkt.packet_type, ZX_PKT_TYPE_PAGE_REQUEST);
+    assert_eq!(pkt.status, ZX_OK);
+    let expect = PageRequest {
+        command: ZX_PAGER_VMO_COMPLETE,
+        ..Default::default()
+    };
+    assert_eq!(pkt.page_request, expect);
+    f.no_packet();
+}
+
+/// ClosePageCompleteTest: closing the VMO's last handle gives a COMPLETE packet.
+#[test]
+fn closing_the_last_vmo_handle_sends_complete() {
+    let f = Fixture::new(1);
+    f.p.handle_close(f.vmo).unwrap();
+    assert_eq!(f.packet().page_request.command, ZX_PAGER_VMO_COMPLETE);
+    f.no_packet();
+}
+
+/// DetachClosePagerTest / closing the pager: no COMPLETE, and a queued one is withdrawn.
+#[test]
+fn closing_the_pager_withdraws_complete() {
+    let f = Fixture::new(1);
+    f.p.pager_detach_vmo(f.pager, f.vmo).unwrap();
+    f.p.handle_close(f.pager).unwrap();
+    f.no_packet();
+    let f = Fixture::new(1);
+    f.p.handle_close(f.pager).unwrap();
+    f.no_packet();
+    assert_eq!(
+        f.p.vmo_read(f.vmo, &mut [0; 8], 0).err(),
+        Some(ZX_ERR_BAD_STATE)
+    );
+}
+
+/// DecommitOnDetachTest: after a detach the VMO's pages are gone and accesses fail.
+#[test]
+fn detach_evicts_clean_pages_and_accesses_fail() {
+    let f = Fixture::new(2);
+    f.supply(0, 2, 4).unwrap();
+    assert_eq!(f.committed(f.vmo), 2 * P);
+    f.p.pager_detach_vmo(f.pager, f.vmo).unwrap();
+    assert_eq!(f.committed(f.vmo), 0);
+    assert_eq!(
+        f.p.vmo_read(f.vmo, &mut [0; 8], 0).err(),
+        Some(ZX_ERR_BAD_STATE)
+    );
+    assert_eq!(f.p.vmo_write(f.vmo, &[1], 0).err(), Some(ZX_ERR_BAD_STATE));
+}
+
+/// A pager VMO refuses DECOMMIT; an anonymous VMO commits and decommits.
+#[test]
+fn commit_and_decommit() {
+    let f = Fixture::new(2);
+    let op = kvmpager::abi::vmo_op::ZX_VMO_OP_DECOMMIT;
+    assert_eq!(
+        f.p.vmo_op_range(f.vmo, op, 0, P).err(),
+        Some(ZX_ERR_NOT_SUPPORTED)
+    );
+    let vmo = f.p.vmo_create(4 * P, 0).unwrap();
+    assert_eq!(f.committed(vmo), 0, "host memory is reserved lazily");
+    f.p.vmo_op_range(vmo, kvmpager::abi::vmo_op::ZX_VMO_OP_COMMIT, P, 2 * P)
+        .unwrap();
+    assert_eq!(f.committed(vmo), 2 * P);
+    f.p.vmo_op_range(vmo, op, 0, 4 * P).unwrap();
+    assert_eq!(f.committed(vmo), 0);
+    assert_eq!(
+        f.p.vmo_op_range(vmo, 77, 0, P).err(),
+        Some(ZX_ERR_NOT_SUPPORTED)
+    );
+}
