@@ -250,6 +250,9 @@ impl Vmo {
         if end > self.size {
             return Err(ZX_ERR_OUT_OF_RANGE);
         }
+        if len == 0 {
+            return Ok(offset / PAGE_SIZE..offset / PAGE_SIZE);
+        }
         let last = round_up_page(end).ok_or(ZX_ERR_OUT_OF_RANGE)?;
         Ok(offset / PAGE_SIZE..last / PAGE_SIZE)
     }
