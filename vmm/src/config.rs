@@ -1,0 +1,124 @@
+//! What a VM is made of: vCPU count, memory size, time limit, guest program, RAM policy.
+//!
+//! Parsing of command-line types lives in `cli.rs`; this module only has the plain values and
+//! the size-suffix parser they share.
+
+use std::time::Duration;
+
+use kvmpager::abi::{PAGE_SIZE, layout};
+
+/// Errors in a VM configuration.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// A size string could not be parsed.
+    #[error("invalid size {0:?}: expected a number with an optional K, M or G suffix")]
+    BadSize(String),
+    /// The vCPU count is outside the supported range.
+    #[error("vCPU count {0} is outside 1..={MAX_VCPUS}")]
+    BadVcpus(u32),
+    /// The memory size is too small, too large or not page aligned.
+    #[error("memory size {0:#x} must be page aligned and within {MIN_MEMORY:#x}..={MAX_MEMORY:#x}")]
+    BadMemory(u64),
+}
+
+/// Result type of this module.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Most vCPUs a VM may have (each gets its own TSS and exception stack in the boot area).
+pub const MAX_VCPUS: u32 = 32;
+/// Default number of vCPUs.
+pub const DEFAULT_VCPUS: u32 = 2;
+/// Default guest RAM size (256 MiB).
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
+/// Smallest guest RAM (boot area + a 1 MiB program + stacks).
+pub const MIN_MEMORY: u64 = 4 << 20;
+/// Largest guest RAM: RAM must end below the VMO aperture.
+pub const MAX_MEMORY: u64 = layout::APERTURE_START;
+
+/// Everything needed to build and run one VM.
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    /// Number of vCPUs (1..=[`MAX_VCPUS`]).
+    pub vcpus: u32,
+    /// Guest RAM size in bytes (page aligned).
+    pub memory: u64,
+    /// Wall-clock limit; the VM is stopped when it passes. `None` = no limit.
+    pub timeout: Option<Duration>,
+    /// The guest program (an ELF64 executable linked at `GUEST_LOAD_ADDR`).
+    pub guest_elf: Vec<u8>,
+    /// Back guest RAM with a pager VMO served on demand by the built-in host pager.
+    pub lazy_ram: bool,
+    /// Echo console output to stdout as it arrives (it is always captured as well).
+    pub echo_console: bool,
+}
+
+impl VmConfig {
+    /// A configuration with the defaults for everything but the guest program.
+    pub fn new(guest_elf: Vec<u8>) -> Self {
+        VmConfig {
+            vcpus: DEFAULT_VCPUS,
+            memory: DEFAULT_MEMORY,
+            timeout: None,
+            guest_elf,
+            lazy_ram: true,
+            echo_console: false,
+        }
+    }
+
+    /// Checks the numeric limits.
+    pub fn validate(&self) -> Result<()> {
+        if self.vcpus == 0 || self.vcpus > MAX_VCPUS {
+            return Err(Error::BadVcpus(self.vcpus));
+        }
+        let m = self.memory;
+        if m % PAGE_SIZE != 0 || !(MIN_MEMORY..=MAX_MEMORY).contains(&m) {
+            return Err(Error::BadMemory(m));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `"256M"`, `"1G"`, `"4096"`, `"64k"` into bytes (binary units).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let bad = || Error::BadSize(s.to_string());
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 30),
+        Some(_) => (t, 0),
+        None => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let mut c = VmConfig::new(vec![]);
+        assert!(c.validate().is_ok());
+        c.vcpus = 0;
+        assert_eq!(c.validate(), Err(Error::BadVcpus(0)));
+        c.vcpus = 1;
+        c.memory = 4097;
+        assert!(c.validate().is_err());
+        c.memory = MAX_MEMORY + PAGE_SIZE;
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! Hypercalls: decode the call number and arguments from the registers, then handle the call
+//! on the guest's [`Process`](crate::kernel::Process), writing results to guest memory
+//! (out-pointers) and the status to `rax`.
+//!
+//! Guest pointers are guest-physical and are checked against guest RAM *before* the kernel
+//! call, so an invalid out-pointer fails with `ZX_ERR_INVALID_ARGS` without side effects.
+
+use kvm_bindings::kvm_regs;
+use kvmpager::abi::status::*;
+use kvmpager::abi::{Call, Handle, PortPacket, Status, ZX_TIME_INFINITE};
+use vm_memory::ByteValued;
+
+use crate::console::{MAX_REPORT_TEXT, MAX_WRITE, TestReport};
+use crate::exit::StopReason;
+use crate::vm::Vm;
+
+/// A decoded hypercall: the raw call number and its eight arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hypercall {
+    /// `rax`.
+    pub nr: u64,
+    /// `rdi, rsi, rdx, r10, r8, r9, r12, r13`.
+    pub args: [u64; 8],
+}
+
+/// Reads a hypercall from the registers.
+pub fn decode(r: &kvm_regs) -> Hypercall {
+    Hypercall { nr: r.rax, args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, r.r12, r.r13] }
+}
+
+/// What the vCPU does after a hypercall.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Put this value in `rax` and resume.
+    Return(i64),
+    /// Stop the VM.
+    Stop(StopReason),
+}
+
+type CallResult = Result<i64, Status>;
+
+/// Bytes copied per step by `VmoRead`/`VmoWrite` (bounds host memory per call).
+const COPY_CHUNK: u64 = 64 << 10;
+
+/// Wrapper so `VmoInfo` and `PortPacket` can go through `Bytes::write_obj`.
+#[derive(Clone, Copy, Default)]
+#[repr(transparent)]
+struct Plain<T>(T);
+// SAFETY: `VmoInfo` is `repr(C)` with only integer fields and no padding (48 bytes).
+unsafe impl ByteValued for Plain<kvmpager::abi::VmoInfo> {}
+
+fn h(v: u64) -> Handle {
+    v as Handle
+}
+
+/// Handles `hc` for vCPU `vcpu` of `vm`.
+pub fn handle(vm: &Vm, vcpu: u32, hc: Hypercall) -> Outcome {
+    let Some(call) = Call::from_nr(hc.nr) else {
+        return Outcome::Return(ZX_ERR_BAD_SYSCALL.into());
+    };
+    if let Call::Exit = call {
+        return Outcome::Stop(StopReason::Exit(hc.args[0] as i64));
+    }
+    let a = hc.args;
+    let r = match call {
+        Call::Null => Ok(0),
+        Call::ConsoleWrite => console_write(vm, a[0], a[1]),
+        Call::ClockGetMonotonic => Ok(vm.now_ns()),
+        Call::VcpuCount => Ok(vm.vcpus().into()),
+        Call::TestReport => test_report(vm, a),
+        Call::Snapshot => Err(ZX_ERR_NOT_SUPPORTED),
+        Call::VmarMap => vm.map_vmo(a[0] as u32, a[1], h(a[2]), a[3], a[4]).map(|_| 0),
+        Call::VmarUnmap => vm.unmap_vmo(a[0], a[1]).map(|_| 0),
+        _ => kernel_call(vm, call, a),
+    };
+    log::trace!("vCPU {vcpu}: {call:?}{:x?} -> {r:?}", &a[..]);
+    Outcome::Return(r.unwrap_or_else(i64::from))
+}
+
+/// Calls that go straight to the guest's process.
+fn kernel_call(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
+    let p = vm.guest();
+    match call {
+        Call::HandleClose => p.handle_close(h(a[0])).map(ok),
+        Call::HandleDuplicate => out_handle(vm, a[2], || p.handle_duplicate(h(a[0]), a[1] as u32)),
+        Call::HandleReplace => out_handle(vm, a[2], || p.handle_replace(h(a[0]), a[1] as u32)),
+        Call::VmoCreate => out_handle(vm, a[2], || p.vmo_create(a[0], a[1] as u32)),
+        Call::VmoRead => vmo_read(vm, h(a[0]), a[1], a[2], a[3]),
+        Call::VmoWrite => vmo_write(vm, h(a[0]), a[1], a[2], a[3]),
+        Call::VmoGetSize => out_u64(vm, a[1], || p.vmo_get_size(h(a[0]))),
+        Call::VmoOpRange => p.vmo_op_range(h(a[0]), a[1] as u32, a[2], a[3]).map(ok),
+        Call::VmoCreateChild => out_handle(vm, a[4], || {
+            p.vmo_create_child(h(a[0]), a[1] as u32, a[2], a[3])
+        }),
+        Call::VmoGetInfo => vmo_get_info(vm, h(a[0]), a[1]),
+        _ => pager_call(vm, call, a),
+    }
+}
+
+/// Pager and port calls.
+fn pager_call(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
+    let p = vm.guest();
+    match call {
+        Call::PagerCreate => out_handle(vm, a[1], || p.pager_create(a[0] as u32)),
+        Call::PagerCreateVmo => out_handle(vm, a[5], || {
+            p.pager_create_vmo(h(a[0]), a[1] as u32, h(a[2]), a[3], a[4])
+        }),
+        Call::PagerDetachVmo => p.pager_detach_vmo(h(a[0]), h(a[1])).map(ok),
+        Call::PagerVmoOp => p
+            .pager_vmo_op(h(a[0]), h(a[1]), a[2] as u32, a[3], a[4], h(a[5]), a[6])
+            .map(ok),
+        Call::PagerSupplyPages => p
+            .pager_supply_pages(h(a[0]), h(a[1]), a[2], a[3], h(a[4]), a[5])
+            .map(ok),
+        Call::PagerOpRange => p
+            .pager_op_range(h(a[0]), a[1] as u32, h(a[2]), a[3], a[4], a[5])
+            .map(ok),
+        Call::PortCreate => out_handle(vm, a[1], || p.port_create(a[0] as u32)),
+        Call::PortWait => port_wait(vm, h(a[0]), a[1] as i64, a[2]),
+        _ => Err(ZX_ERR_BAD_SYSCALL),
+    }
+}
+
+fn ok(_: ()) -> i64 {
+    0
+}
+
+/// Runs `f` (which creates a handle) after checking the out-pointer, then stores the handle.
+fn out_handle(vm: &Vm, out: u64, f: impl FnOnce() -> Result<Handle, Status>) -> CallResult {
+    vm.ram().check(out, 4)?;
+    let handle = f()?;
+    if let Err(s) = vm.ram().write_obj(out, handle) {
+        let _ = vm.guest().handle_close(handle);
+        return Err(s);
+    }
+    Ok(0)
+}
+
+fn out_u64(vm: &Vm, out: u64, f: impl FnOnce() -> Result<u64, Status>) -> CallResult {
+    vm.ram().check(out, 8)?;
+    vm.ram().write_obj(out, f()?)?;
+    Ok(0)
+}
+
+fn console_write(vm: &Vm, buf: u64, len: u64) -> CallResult {
+    let data = vm.ram().read(buf, len.min(MAX_WRITE))?;
+    vm.console().write(&data);
+    Ok(0)
+}
+
+fn read_text(vm: &Vm, gpa: u64, len: u64) -> Result<String, Status> {
+    let bytes = vm.ram().read(gpa, len.min(MAX_REPORT_TEXT))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn test_report(vm: &Vm, a: [u64; 8]) -> CallResult {
+    let name = read_text(vm, a[0], a[1])?;
+    let message = read_text(vm, a[3], a[4])?;
+    vm.reports().push(TestReport { name, passed: a[2] != 0, message });
+    Ok(0)
+}
+
+fn vmo_read(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64) -> CallResult {
+    vm.ram().check(buf, len)?;
+    offset.checked_add(len).ok_or(ZX_ERR_OUT_OF_RANGE)?;
+    let mut tmp = vec![0u8; len.min(COPY_CHUNK) as usize];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(COPY_CHUNK) as usize;
+        vm.guest().vmo_read(vmo, &mut tmp[..n], offset + done)?;
+        vm.ram().write(buf + done, &tmp[..n])?;
+        done += n as u64;
+    }
+    Ok(0)
+}
+
+fn vmo_write(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64) -> CallResult {
+    vm.ram().check(buf, len)?;
+    offset.checked_add(len).ok_or(ZX_ERR_OUT_OF_RANGE)?;
+    let mut tmp = vec![0u8; len.min(COPY_CHUNK) as usize];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(COPY_CHUNK) as usize;
+        vm.ram().read_into(buf + done, &mut tmp[..n])?;
+        vm.guest().vmo_write(vmo, &tmp[..n], offset + done)?;
+        done += n as u64;
+    }
+    Ok(0)
+}
+
+fn vmo_get_info(vm: &Vm, vmo: Handle, out: u64) -> CallResult {
+    vm.ram().check(out, std::mem::size_of::<kvmpager::abi::VmoInfo>() as u64)?;
+    let info = vm.guest().vmo_get_info(vmo)?;
+    vm.ram().write_obj(out, Plain(info))?;
+    Ok(0)
+}
+
+fn port_wait(vm: &Vm, port: Handle, deadline_ns: i64, out: u64) -> CallResult {
+    vm.ram().check(out, std::mem::size_of::<PortPacket>() as u64)?;
+    let deadline = (deadline_ns != ZX_TIME_INFINITE).then(|| vm.instant_at(deadline_ns));
+    let packet = vm.guest().port_wait(port, deadline)?;
+    vm.ram().write(out, &packet.to_bytes())?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_uses_the_abi_registers() {
+        let r = kvm_regs {
+            rax: 7,
+            rdi: 1,
+            rsi: 2,
+            rdx: 3,
+            r10: 4,
+            r8: 5,
+            r9: 6,
+            r12: 7,
+            r13: 8,
+            rcx: 99,
+            ..Default::default()
+        };
+        assert_eq!(decode(&r), Hypercall { nr: 7, args: [1, 2, 3, 4, 5, 6, 7, 8] });
+    }
+}
