@@ -313,7 +313,7 @@ fn out_of_range_destination_still_decommits_aux() {
         "nothing supplied"
     );
     let r =
-        f.p.pager_supply_pages(f.pager, f.vmo, u64::MAX & !(P - 1), P, f.aux(1, 1), 0);
+        f.p.pager_supply_pages(f.pager, f.vmo, !(P - 1), P, f.aux(1, 1), 0);
     assert_eq!(r.err(), Some(ZX_ERR_OUT_OF_RANGE), "overflowing offset");
 }
 
@@ -324,7 +324,7 @@ fn out_of_range_aux_leaves_aux_untouched() {
     let r = f.p.pager_supply_pages(f.pager, f.vmo, 0, 2 * P, aux, P);
     assert_eq!(r.err(), Some(ZX_ERR_OUT_OF_RANGE));
     let r =
-        f.p.pager_supply_pages(f.pager, f.vmo, 0, P, aux, u64::MAX & !(P - 1));
+        f.p.pager_supply_pages(f.pager, f.vmo, 0, P, aux, !(P - 1));
     assert_eq!(r.err(), Some(ZX_ERR_OUT_OF_RANGE), "overflowing aux_offset");
     assert_eq!(f.committed(aux), 2 * P, "aux untouched");
 }
