@@ -27,7 +27,10 @@ pub struct Aperture {
 impl Aperture {
     /// An empty aperture that may use memslots `first_slot..slot_limit`.
     pub fn new(first_slot: u32, slot_limit: u32) -> Self {
-        Aperture { ranges: BTreeMap::new(), free_slots: (first_slot..slot_limit).rev().collect() }
+        Aperture {
+            ranges: BTreeMap::new(),
+            free_slots: (first_slot..slot_limit).rev().collect(),
+        }
     }
 
     /// Checks `gpa`/`len` and reserves the range and a memslot for it.
@@ -83,7 +86,7 @@ mod tests {
         assert_eq!(ap.reserve(A, 0), Err(ZX_ERR_INVALID_ARGS));
         assert_eq!(ap.reserve(A + 1, 4096), Err(ZX_ERR_INVALID_ARGS));
         assert_eq!(ap.reserve(A - 4096, 4096), Err(ZX_ERR_OUT_OF_RANGE));
-        assert_eq!(ap.reserve(u64::MAX & !4095, 4096), Err(ZX_ERR_OUT_OF_RANGE));
+        assert_eq!(ap.reserve(!4095, 4096), Err(ZX_ERR_OUT_OF_RANGE));
         let r = ap.reserve(A + 0x2000, 0x2000).unwrap();
         assert_eq!(r.slot, 1);
         assert_eq!(ap.reserve(A + 0x3000, 0x1000), Err(ZX_ERR_ALREADY_EXISTS));

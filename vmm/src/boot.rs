@@ -48,7 +48,7 @@ pub fn page_tables(ram_size: u64, gib_pages: bool) -> Vec<u8> {
     put_u64(&mut t, 0, pdpt | PTE_P_RW_US);
     for (n, gib) in mapped_gibs(ram_size).enumerate() {
         let entry = if gib_pages {
-            gib * GIB | PTE_P_RW_US | PTE_PS
+            (gib * GIB) | PTE_P_RW_US | PTE_PS
         } else {
             let pd = pdpt + 0x1000 * (n as u64 + 1);
             t.extend(page_directory(gib * GIB));
@@ -63,7 +63,11 @@ pub fn page_tables(ram_size: u64, gib_pages: bool) -> Vec<u8> {
 fn page_directory(base: u64) -> Vec<u8> {
     let mut pd = vec![0u8; 0x1000];
     for i in 0..512u64 {
-        put_u64(&mut pd, i as usize * 8, (base + i * TWO_MIB) | PTE_P_RW_US | PTE_PS);
+        put_u64(
+            &mut pd,
+            i as usize * 8,
+            (base + i * TWO_MIB) | PTE_P_RW_US | PTE_PS,
+        );
     }
     pd
 }
@@ -169,10 +173,19 @@ pub fn exception_stub() -> Vec<u8> {
     s.extend_from_slice(&[
         0x58, // pop rax
         0x5F, // pop rdi
-        0x48, 0x8B, 0x34, 0x24, // mov rsi, [rsp]
-        0x0F, 0x20, 0xD2, // mov rdx, cr2
-        0xE7, EXCEPTION_PORT as u8, // out EXCEPTION_PORT, eax
-        0xFA, 0xF4, 0xEB, 0xFD, // cli; hlt; jmp back to hlt
+        0x48,
+        0x8B,
+        0x34,
+        0x24, // mov rsi, [rsp]
+        0x0F,
+        0x20,
+        0xD2, // mov rdx, cr2
+        0xE7,
+        EXCEPTION_PORT as u8, // out EXCEPTION_PORT, eax
+        0xFA,
+        0xF4,
+        0xEB,
+        0xFD, // cli; hlt; jmp back to hlt
     ]);
     s
 }
@@ -195,7 +208,11 @@ pub fn boot_area(vcpus: u32, ram_size: u64, gib_pages: bool) -> Vec<u8> {
 
 /// Size in bytes of the page tables [`page_tables`] builds.
 pub fn page_tables_size(ram_size: u64, gib_pages: bool) -> u64 {
-    let pds = if gib_pages { 0 } else { mapped_gibs(ram_size).count() as u64 };
+    let pds = if gib_pages {
+        0
+    } else {
+        mapped_gibs(ram_size).count() as u64
+    };
     0x2000 + pds * 0x1000
 }
 
@@ -325,7 +342,11 @@ pub fn initial_sregs(base: kvm_sregs, index: u32, features: CpuFeatures) -> kvm_
         present: 1,
         ..Default::default()
     };
-    s.ldt = kvm_segment { type_: 2, unusable: 1, ..Default::default() };
+    s.ldt = kvm_segment {
+        type_: 2,
+        unusable: 1,
+        ..Default::default()
+    };
     s.gdt.base = GDT_START;
     s.gdt.limit = GDT_LIMIT;
     s.idt.base = IDT_START;
@@ -353,7 +374,11 @@ pub fn initial_regs(entry: u64, index: u32, vcpus: u32, ram_size: u64) -> kvm_re
 
 /// x87/SSE state at entry: default control words.
 pub fn initial_fpu() -> kvm_fpu {
-    kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() }
+    kvm_fpu {
+        fcw: 0x37f,
+        mxcsr: 0x1f80,
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
@@ -386,7 +411,10 @@ mod tests {
         let off = (pd1 - PAGE_TABLES_START) as usize;
         assert_eq!(u64_at(&t, off + 8), ((1 << 30) + (2 << 20)) | 0x87);
         let ap = u64_at(&t, 0x1000 + 64 * 8) & !0xfff;
-        assert_eq!(u64_at(&t, (ap - PAGE_TABLES_START) as usize), (64 << 30) | 0x87);
+        assert_eq!(
+            u64_at(&t, (ap - PAGE_TABLES_START) as usize),
+            (64 << 30) | 0x87
+        );
         // The largest RAM still fits the page-table area.
         let max = page_tables_size(crate::config::MAX_MEMORY, false);
         assert!(PAGE_TABLES_START + max <= PAGE_TABLES_END);
@@ -461,7 +489,10 @@ mod tests {
 
     #[test]
     fn entry_state_is_cpl3_long_mode() {
-        let f = CpuFeatures { gib_pages: true, nx: true };
+        let f = CpuFeatures {
+            gib_pages: true,
+            nx: true,
+        };
         let s = initial_sregs(kvm_sregs::default(), 1, f);
         assert_eq!(s.cs.dpl, 3);
         assert_eq!(s.cs.selector & 3, 3);

@@ -18,7 +18,10 @@ pub struct Console {
 impl Console {
     /// A console that echoes to stdout when `echo` is set.
     pub fn new(echo: bool) -> Self {
-        Console { buf: Mutex::new(Vec::new()), echo }
+        Console {
+            buf: Mutex::new(Vec::new()),
+            echo,
+        }
     }
 
     /// Appends guest output.

@@ -126,8 +126,28 @@ impl StopReason {
 /// Mnemonic of an exception vector.
 pub fn vector_name(v: u8) -> &'static str {
     const NAMES: [&str; 22] = [
-        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "coprocessor overrun",
-        "#TS", "#NP", "#SS", "#GP", "#PF", "reserved", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+        "#DE",
+        "#DB",
+        "NMI",
+        "#BP",
+        "#OF",
+        "#BR",
+        "#UD",
+        "#NM",
+        "#DF",
+        "coprocessor overrun",
+        "#TS",
+        "#NP",
+        "#SS",
+        "#GP",
+        "#PF",
+        "reserved",
+        "#MF",
+        "#AC",
+        "#MC",
+        "#XM",
+        "#VE",
+        "#CP",
     ];
     NAMES.get(usize::from(v)).copied().unwrap_or("exception")
 }
@@ -167,9 +187,21 @@ pub fn run_once<H: ExitHandler>(h: &mut H) -> Result<ExitAction, kvm_ioctls::Err
             let value = le_u32(data);
             io_out(h, port, value)
         }
-        VcpuExit::IoIn(port, _) => stop(StopReason::UnhandledPort { vcpu, port, dir: "in" }),
-        VcpuExit::MmioRead(addr, _) => stop(StopReason::Mmio { vcpu, addr, dir: "read" }),
-        VcpuExit::MmioWrite(addr, _) => stop(StopReason::Mmio { vcpu, addr, dir: "write" }),
+        VcpuExit::IoIn(port, _) => stop(StopReason::UnhandledPort {
+            vcpu,
+            port,
+            dir: "in",
+        }),
+        VcpuExit::MmioRead(addr, _) => stop(StopReason::Mmio {
+            vcpu,
+            addr,
+            dir: "read",
+        }),
+        VcpuExit::MmioWrite(addr, _) => stop(StopReason::Mmio {
+            vcpu,
+            addr,
+            dir: "write",
+        }),
         VcpuExit::Hlt => hlt(h),
         VcpuExit::Shutdown => shutdown(h),
         VcpuExit::FailEntry(reason, _) => fail_entry(h, reason),
@@ -200,31 +232,53 @@ fn io_out<H: ExitHandler>(h: &mut H, port: u16, value: u32) -> ExitAction {
         HYPERCALL_PORT => h.hypercall(),
         EXCEPTION_PORT => {
             let report = h.exception_report(value as u8);
-            stop(StopReason::Exception { vcpu: h.index(), report })
+            stop(StopReason::Exception {
+                vcpu: h.index(),
+                report,
+            })
         }
-        _ => stop(StopReason::UnhandledPort { vcpu: h.index(), port, dir: "out" }),
+        _ => stop(StopReason::UnhandledPort {
+            vcpu: h.index(),
+            port,
+            dir: "out",
+        }),
     }
 }
 
 fn hlt<H: ExitHandler>(h: &mut H) -> ExitAction {
     let rip = h.rip();
-    stop(StopReason::Hlt { vcpu: h.index(), rip })
+    stop(StopReason::Hlt {
+        vcpu: h.index(),
+        rip,
+    })
 }
 
 fn shutdown<H: ExitHandler>(h: &mut H) -> ExitAction {
     let state = h.cpu_state();
-    stop(StopReason::Shutdown { vcpu: h.index(), state })
+    stop(StopReason::Shutdown {
+        vcpu: h.index(),
+        state,
+    })
 }
 
 fn fail_entry<H: ExitHandler>(h: &mut H, reason: u64) -> ExitAction {
     let state = h.cpu_state();
-    stop(StopReason::FailEntry { vcpu: h.index(), reason, state })
+    stop(StopReason::FailEntry {
+        vcpu: h.index(),
+        reason,
+        state,
+    })
 }
 
 fn internal_error<H: ExitHandler>(h: &mut H) -> ExitAction {
     let (suberror, data) = h.internal_error();
     let state = h.cpu_state();
-    stop(StopReason::InternalError { vcpu: h.index(), suberror, data, state })
+    stop(StopReason::InternalError {
+        vcpu: h.index(),
+        suberror,
+        data,
+        state,
+    })
 }
 
 #[cfg(test)]
@@ -276,7 +330,12 @@ mod tests {
             ExitAction::Continue
         }
         fn exception_report(&mut self, vector: u8) -> ExceptionReport {
-            ExceptionReport { vector, error_code: 0, rip: 0x100123, cr2: 0xdead }
+            ExceptionReport {
+                vector,
+                error_code: 0,
+                rip: 0x100123,
+                cr2: 0xdead,
+            }
         }
         fn rip(&mut self) -> u64 {
             0x4444
@@ -290,7 +349,11 @@ mod tests {
     }
 
     fn exit_of(next: Fake) -> (Result<ExitAction, kvm_ioctls::Error>, u32) {
-        let mut v = FakeVcpu { next, data: [0; 8], hypercalls: 0 };
+        let mut v = FakeVcpu {
+            next,
+            data: [0; 8],
+            hypercalls: 0,
+        };
         let r = run_once(&mut v);
         (r, v.hypercalls)
     }
@@ -312,7 +375,9 @@ mod tests {
     #[test]
     fn exception_port_stops_with_the_report() {
         let r = stop_of(Fake::Out(EXCEPTION_PORT, 14));
-        let StopReason::Exception { vcpu: 3, report } = &r else { panic!("{r:?}") };
+        let StopReason::Exception { vcpu: 3, report } = &r else {
+            panic!("{r:?}")
+        };
         assert_eq!(report.vector, 14);
         let text = r.to_string();
         assert!(text.contains("#PF") && text.contains("0x100123") && text.contains("0xdead"));
@@ -321,18 +386,39 @@ mod tests {
     #[test]
     fn other_ports_and_mmio_stop_naming_the_address() {
         let r = stop_of(Fake::Out(0x3f8, 0x41));
-        assert_eq!(r, StopReason::UnhandledPort { vcpu: 3, port: 0x3f8, dir: "out" });
+        assert_eq!(
+            r,
+            StopReason::UnhandledPort {
+                vcpu: 3,
+                port: 0x3f8,
+                dir: "out"
+            }
+        );
         assert!(stop_of(Fake::In(0x60)).to_string().contains("0x60"));
-        assert!(stop_of(Fake::MmioW(0x12_3456_7000)).to_string().contains("0x1234567000"));
+        assert!(
+            stop_of(Fake::MmioW(0x12_3456_7000))
+                .to_string()
+                .contains("0x1234567000")
+        );
     }
 
     #[test]
     fn fatal_exits_stop_with_diagnostics() {
-        assert_eq!(stop_of(Fake::Hlt), StopReason::Hlt { vcpu: 3, rip: 0x4444 });
+        assert_eq!(
+            stop_of(Fake::Hlt),
+            StopReason::Hlt {
+                vcpu: 3,
+                rip: 0x4444
+            }
+        );
         assert!(stop_of(Fake::Shutdown).to_string().contains("rip=0x4444"));
         let ie = stop_of(Fake::Internal).to_string();
         assert!(ie.contains("suberror 1") && ie.contains("f"), "{ie}");
-        assert!(stop_of(Fake::Debug).to_string().contains("unhandled exit Debug"));
+        assert!(
+            stop_of(Fake::Debug)
+                .to_string()
+                .contains("unhandled exit Debug")
+        );
     }
 
     #[test]

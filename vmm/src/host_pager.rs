@@ -57,7 +57,7 @@ impl PageSource for ZeroFill {
 /// Largest piece one supply moves (bounds the aux VMO and the fill buffer).
 const MAX_SUPPLY: u64 = 2 << 20;
 /// Port key of the RAM VMO.
-const RAM_KEY: u64 = 0x5241_4d; // "RAM"
+const RAM_KEY: u64 = 0x0052_414d; // "RAM"
 
 /// A pager, its port and the pager VMO it serves.
 pub struct HostPager {
@@ -75,7 +75,12 @@ impl HostPager {
         let vmo = process
             .pager_create_vmo(pager, 0, port, RAM_KEY, size)
             .map_err(kernel("zx_pager_create_vmo"))?;
-        Ok(HostPager { process: process.clone(), pager, port, vmo })
+        Ok(HostPager {
+            process: process.clone(),
+            pager,
+            port,
+            vmo,
+        })
     }
 
     /// The pager VMO (guest RAM).
@@ -119,7 +124,12 @@ impl HostPager {
             let packet = match self.process.port_wait(self.port, None) {
                 Ok(p) => p,
                 Err(ZX_ERR_CANCELED) => return Ok(()),
-                Err(status) => return Err(Error::Kernel { call: "zx_port_wait", status }),
+                Err(status) => {
+                    return Err(Error::Kernel {
+                        call: "zx_port_wait",
+                        status,
+                    });
+                }
             };
             if !self.handle_packet(&packet, source)? {
                 return Ok(());
@@ -133,7 +143,9 @@ impl HostPager {
             return Ok(true);
         }
         match p.page_request.command {
-            ZX_PAGER_VMO_READ => self.serve_read(p.page_request.offset, p.page_request.length, source)?,
+            ZX_PAGER_VMO_READ => {
+                self.serve_read(p.page_request.offset, p.page_request.length, source)?
+            }
             ZX_PAGER_VMO_COMPLETE => return Ok(false),
             _ => {}
         }

@@ -25,7 +25,10 @@ pub struct Hypercall {
 
 /// Reads a hypercall from the registers.
 pub fn decode(r: &kvm_regs) -> Hypercall {
-    Hypercall { nr: r.rax, args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, r.r12, r.r13] }
+    Hypercall {
+        nr: r.rax,
+        args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, r.r12, r.r13],
+    }
 }
 
 /// What the vCPU does after a hypercall.
@@ -69,7 +72,9 @@ pub fn handle(vm: &Vm, vcpu: u32, hc: Hypercall) -> Outcome {
         Call::VcpuCount => Ok(vm.vcpus().into()),
         Call::TestReport => test_report(vm, a),
         Call::Snapshot => Err(ZX_ERR_NOT_SUPPORTED),
-        Call::VmarMap => vm.map_vmo(a[0] as u32, a[1], h(a[2]), a[3], a[4]).map(|_| 0),
+        Call::VmarMap => vm
+            .map_vmo(a[0] as u32, a[1], h(a[2]), a[3], a[4])
+            .map(|_| 0),
         Call::VmarUnmap => vm.unmap_vmo(a[0], a[1]).map(|_| 0),
         _ => kernel_call(vm, call, a),
     };
@@ -156,7 +161,11 @@ fn read_text(vm: &Vm, gpa: u64, len: u64) -> Result<String, Status> {
 fn test_report(vm: &Vm, a: [u64; 8]) -> CallResult {
     let name = read_text(vm, a[0], a[1])?;
     let message = read_text(vm, a[3], a[4])?;
-    vm.reports().push(TestReport { name, passed: a[2] != 0, message });
+    vm.reports().push(TestReport {
+        name,
+        passed: a[2] != 0,
+        message,
+    });
     Ok(0)
 }
 
@@ -189,14 +198,16 @@ fn vmo_write(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64) -> CallResul
 }
 
 fn vmo_get_info(vm: &Vm, vmo: Handle, out: u64) -> CallResult {
-    vm.ram().check(out, std::mem::size_of::<kvmpager::abi::VmoInfo>() as u64)?;
+    vm.ram()
+        .check(out, std::mem::size_of::<kvmpager::abi::VmoInfo>() as u64)?;
     let info = vm.guest().vmo_get_info(vmo)?;
     vm.ram().write_obj(out, Plain(info))?;
     Ok(0)
 }
 
 fn port_wait(vm: &Vm, port: Handle, deadline_ns: i64, out: u64) -> CallResult {
-    vm.ram().check(out, std::mem::size_of::<PortPacket>() as u64)?;
+    vm.ram()
+        .check(out, std::mem::size_of::<PortPacket>() as u64)?;
     let deadline = (deadline_ns != ZX_TIME_INFINITE).then(|| vm.instant_at(deadline_ns));
     let packet = vm.guest().port_wait(port, deadline)?;
     vm.ram().write(out, &packet.to_bytes())?;
@@ -222,6 +233,12 @@ mod tests {
             rcx: 99,
             ..Default::default()
         };
-        assert_eq!(decode(&r), Hypercall { nr: 7, args: [1, 2, 3, 4, 5, 6, 7, 8] });
+        assert_eq!(
+            decode(&r),
+            Hypercall {
+                nr: 7,
+                args: [1, 2, 3, 4, 5, 6, 7, 8]
+            }
+        );
     }
 }

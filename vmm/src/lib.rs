@@ -112,7 +112,9 @@ fn shut_down(vm: &Arc<vm::Vm>, handles: Vec<vcpu::VcpuHandle>) {
 }
 
 fn result(vm: &vm::Vm) -> RunResult {
-    let stop = vm.wait_stop(Some(Instant::now())).unwrap_or(StopReason::Timeout);
+    let stop = vm
+        .wait_stop(Some(Instant::now()))
+        .unwrap_or(StopReason::Timeout);
     let exit_code = match stop {
         StopReason::Exit(c) => Some(c),
         _ => None,

@@ -67,7 +67,12 @@ impl Program {
     /// Lowest and highest (exclusive) addresses the program occupies.
     pub fn extent(&self) -> (u64, u64) {
         let lo = self.segments.iter().map(|s| s.addr).min().unwrap_or(0);
-        let hi = self.segments.iter().map(|s| s.addr + s.mem_size).max().unwrap_or(0);
+        let hi = self
+            .segments
+            .iter()
+            .map(|s| s.addr + s.mem_size)
+            .max()
+            .unwrap_or(0);
         (lo, hi)
     }
 }
@@ -140,15 +145,26 @@ fn segment(elf: &[u8], ph: usize) -> Result<Option<Segment>> {
     let file_size = u64_at(elf, ph + 32, "program header")? as usize;
     let mem_size = u64_at(elf, ph + 40, "program header")?;
     let data = elf
-        .get(offset..offset.checked_add(file_size).ok_or(Error::Truncated("segment"))?)
+        .get(
+            offset
+                ..offset
+                    .checked_add(file_size)
+                    .ok_or(Error::Truncated("segment"))?,
+        )
         .ok_or(Error::Truncated("segment"))?;
     let mem_size = mem_size.max(file_size as u64);
-    Ok(Some(Segment { addr, data: data.to_vec(), mem_size }))
+    Ok(Some(Segment {
+        addr,
+        data: data.to_vec(),
+        mem_size,
+    }))
 }
 
 fn check_placement(s: &Segment, ram: u64) -> Result<()> {
     let (addr, size) = (s.addr, s.mem_size);
-    let end = addr.checked_add(size).ok_or(Error::OutsideRam { addr, size, ram })?;
+    let end = addr
+        .checked_add(size)
+        .ok_or(Error::OutsideRam { addr, size, ram })?;
     if end > ram {
         return Err(Error::OutsideRam { addr, size, ram });
     }
@@ -211,7 +227,10 @@ mod tests {
     #[test]
     fn misplaced_segments_are_rejected() {
         let low = tiny_elf(0x8000, &[0x90], 1);
-        assert!(matches!(load(&low, RAM), Err(Error::OverlapsBootArea { .. })));
+        assert!(matches!(
+            load(&low, RAM),
+            Err(Error::OverlapsBootArea { .. })
+        ));
         let high = tiny_elf(RAM - 1, &[0x90, 0x90], 2);
         assert!(matches!(load(&high, RAM), Err(Error::OutsideRam { .. })));
         let wrap = tiny_elf(u64::MAX - 1, &[0x90, 0x90], 2);

@@ -36,7 +36,13 @@ impl Stats {
                 hist.saturating_record(ns);
             }
         }
-        let pct = |q| if hist.is_empty() { 0 } else { hist.value_at_quantile(q) };
+        let pct = |q| {
+            if hist.is_empty() {
+                0
+            } else {
+                hist.value_at_quantile(q)
+            }
+        };
         Stats {
             faults: host.faults + guest.faults,
             requests: host.requests + guest.requests,
@@ -68,12 +74,23 @@ mod tests {
 
     #[test]
     fn percentiles_come_from_both_processes() {
-        let host = kernel::Stats { faults: 2, fault_latency_ns: vec![1000, 2000], ..Default::default() };
-        let guest = kernel::Stats { faults: 1, fault_latency_ns: vec![100_000], ..Default::default() };
+        let host = kernel::Stats {
+            faults: 2,
+            fault_latency_ns: vec![1000, 2000],
+            ..Default::default()
+        };
+        let guest = kernel::Stats {
+            faults: 1,
+            fault_latency_ns: vec![100_000],
+            ..Default::default()
+        };
         let s = Stats::collect(&host, &guest);
         assert_eq!(s.faults, 3);
         assert!((1000..=2010).contains(&s.fault_latency_p50_ns), "{s:?}");
         assert!(s.fault_latency_p99_ns >= 99_000);
-        assert_eq!(Stats::collect(&Default::default(), &Default::default()).fault_latency_p99_ns, 0);
+        assert_eq!(
+            Stats::collect(&Default::default(), &Default::default()).fault_latency_p99_ns,
+            0
+        );
     }
 }

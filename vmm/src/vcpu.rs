@@ -78,17 +78,28 @@ impl Vcpu {
     /// Creates vCPU `index` with the boot entry state.
     pub fn new(vm: &Arc<Vm>, index: u32) -> Result<Self> {
         let err = |what| move |error| Error::Kvm { index, what, error };
-        let mut fd = vm.fd().create_vcpu(u64::from(index)).map_err(err("KVM_CREATE_VCPU"))?;
+        let mut fd = vm
+            .fd()
+            .create_vcpu(u64::from(index))
+            .map_err(err("KVM_CREATE_VCPU"))?;
         fd.set_cpuid2(vm.cpuid()).map_err(err("KVM_SET_CPUID2"))?;
         let sregs = fd.get_sregs().map_err(err("KVM_GET_SREGS"))?;
         let sregs = boot::initial_sregs(sregs, index, vm.features());
         fd.set_sregs(&sregs).map_err(err("KVM_SET_SREGS"))?;
-        fd.set_fpu(&boot::initial_fpu()).map_err(err("KVM_SET_FPU"))?;
+        fd.set_fpu(&boot::initial_fpu())
+            .map_err(err("KVM_SET_FPU"))?;
         let regs = boot::initial_regs(vm.entry(), index, vm.vcpus(), vm.ram().size());
         fd.set_regs(&regs).map_err(err("KVM_SET_REGS"))?;
         fd.set_sync_valid_reg(SyncReg::Register);
-        log::debug!("vCPU {index}: entry {:x?}", fd.get_regs().map(|r| (r.rip, r.rflags)));
-        Ok(Vcpu { fd, index, vm: vm.clone() })
+        log::debug!(
+            "vCPU {index}: entry {:x?}",
+            fd.get_regs().map(|r| (r.rip, r.rflags))
+        );
+        Ok(Vcpu {
+            fd,
+            index,
+            vm: vm.clone(),
+        })
     }
 
     /// Runs until the VM stops; records this vCPU's stop reason (if first) on the VM.
@@ -104,7 +115,10 @@ impl Vcpu {
                     self.fd.set_kvm_immediate_exit(0);
                 }
                 Err(e) => {
-                    let reason = StopReason::RunFailed { vcpu: self.index, error: e.to_string() };
+                    let reason = StopReason::RunFailed {
+                        vcpu: self.index,
+                        error: e.to_string(),
+                    };
                     self.vm.request_stop(reason);
                 }
             }
@@ -146,7 +160,12 @@ impl ExitHandler for Vcpu {
 
     fn exception_report(&mut self, vector: u8) -> ExceptionReport {
         let r = self.fd.sync_regs().regs;
-        ExceptionReport { vector, error_code: r.rdi, rip: r.rsi, cr2: r.rdx }
+        ExceptionReport {
+            vector,
+            error_code: r.rdi,
+            rip: r.rsi,
+            cr2: r.rdx,
+        }
     }
 
     fn rip(&mut self) -> u64 {

@@ -124,23 +124,36 @@ struct KvmSetup {
 
 fn open_kvm() -> Result<KvmSetup> {
     let kvm = Kvm::new().map_err(Error::OpenKvm)?;
-    for (cap, what) in [(Cap::SyncRegs, "KVM_CAP_SYNC_REGS"), (Cap::UserMemory, "KVM_CAP_USER_MEMORY")] {
+    for (cap, what) in [
+        (Cap::SyncRegs, "KVM_CAP_SYNC_REGS"),
+        (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
+    ] {
         if !kvm.check_extension(cap) {
             return Err(Error::MissingCap(what));
         }
     }
-    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(Error::GetCpuid)?;
+    let cpuid = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(Error::GetCpuid)?;
     let features = cpu_features(&cpuid);
     let max_slots = kvm.get_nr_memslots() as u32;
     let fd = kvm.create_vm().map_err(Error::CreateVm)?;
-    Ok(KvmSetup { fd, cpuid, features, max_slots })
+    Ok(KvmSetup {
+        fd,
+        cpuid,
+        features,
+        max_slots,
+    })
 }
 
 /// The features the boot state depends on, from KVM's supported CPUID.
 fn cpu_features(cpuid: &CpuId) -> CpuFeatures {
     let ext = cpuid.as_slice().iter().find(|e| e.function == 0x8000_0001);
     let edx = ext.map_or(0, |e| e.edx);
-    CpuFeatures { gib_pages: edx & (1 << 26) != 0, nx: edx & (1 << 20) != 0 }
+    CpuFeatures {
+        gib_pages: edx & (1 << 26) != 0,
+        nx: edx & (1 << 20) != 0,
+    }
 }
 
 /// Guest RAM as a VMO of `host`: plain, or a pager VMO with its (not yet started) pager.
@@ -149,7 +162,9 @@ fn create_ram(host: &Arc<Process>, cfg: &VmConfig) -> Result<(Handle, Option<Hos
         let pager = HostPager::create(host, cfg.memory)?;
         Ok((pager.vmo(), Some(pager)))
     } else {
-        let vmo = host.vmo_create(cfg.memory, 0).map_err(kernel("zx_vmo_create"))?;
+        let vmo = host
+            .vmo_create(cfg.memory, 0)
+            .map_err(kernel("zx_vmo_create"))?;
         Ok((vmo, None))
     }
 }
@@ -164,7 +179,9 @@ fn write_boot_image(
     for (gpa, data) in img.runs() {
         match pager {
             Some(p) => p.supply(gpa, &data)?,
-            None => host.vmo_write(vmo, &data, gpa).map_err(kernel("zx_vmo_write"))?,
+            None => host
+                .vmo_write(vmo, &data, gpa)
+                .map_err(kernel("zx_vmo_write"))?,
         }
     }
     Ok(())
@@ -180,7 +197,9 @@ impl Vm {
         let (ram_vmo, pager) = create_ram(&host, cfg)?;
         let img = boot::boot_image(&program, cfg.vcpus, cfg.memory, k.features.gib_pages);
         write_boot_image(&host, ram_vmo, pager.as_ref(), &img)?;
-        let mapping = host.vmar_map(ram_vmo, 0, cfg.memory, true).map_err(kernel("vmar_map"))?;
+        let mapping = host
+            .vmar_map(ram_vmo, 0, cfg.memory, true)
+            .map_err(kernel("vmar_map"))?;
         let ram = GuestRam::new(mapping)?;
         let vm = Arc::new(Vm {
             fd: k.fd,
@@ -227,7 +246,11 @@ impl Vm {
         let sink = Arc::new(move |f: FatalFault| {
             if let Some(vm) = weak.upgrade() {
                 let (host_addr, status, tid) = (f.host_addr, f.status, f.tid);
-                vm.request_stop(StopReason::FatalFault { host_addr, status, tid });
+                vm.request_stop(StopReason::FatalFault {
+                    host_addr,
+                    status,
+                    tid,
+                });
             }
         });
         self.host.set_fatal_fault_sink(sink.clone());
@@ -293,7 +316,9 @@ impl Vm {
     /// The instant `ns` nanoseconds after VM start (for deadlines).
     pub fn instant_at(&self, ns: i64) -> Instant {
         let d = std::time::Duration::from_nanos(ns.max(0) as u64);
-        self.start.checked_add(d).unwrap_or_else(|| Instant::now() + d.min(std::time::Duration::from_secs(1 << 30)))
+        self.start
+            .checked_add(d)
+            .unwrap_or_else(|| Instant::now() + d.min(std::time::Duration::from_secs(1 << 30)))
     }
 
     /// The console.
@@ -335,7 +360,12 @@ impl Vm {
                     if left.is_zero() {
                         return None;
                     }
-                    r = self.stop.changed.wait_timeout(r, left).unwrap_or_else(|e| e.into_inner()).0;
+                    r = self
+                        .stop
+                        .changed
+                        .wait_timeout(r, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             }
         }
@@ -353,7 +383,14 @@ impl Vm {
     }
 
     /// `VmarMap`: maps `vmo[vmo_offset, +len)` of the guest's process at `gpa` in the aperture.
-    pub fn map_vmo(&self, options: u32, gpa: u64, vmo: Handle, off: u64, len: u64) -> std::result::Result<(), Status> {
+    pub fn map_vmo(
+        &self,
+        options: u32,
+        gpa: u64,
+        vmo: Handle,
+        off: u64,
+        len: u64,
+    ) -> std::result::Result<(), Status> {
         let perms = ZX_VM_PERM_READ | ZX_VM_PERM_WRITE;
         if options & !perms != 0 || options & ZX_VM_PERM_READ == 0 {
             return Err(ZX_ERR_INVALID_ARGS);
@@ -374,7 +411,13 @@ impl Vm {
         }
     }
 
-    fn map_range(&self, r: Range, vmo: Handle, off: u64, writable: bool) -> std::result::Result<Mapping, Status> {
+    fn map_range(
+        &self,
+        r: Range,
+        vmo: Handle,
+        off: u64,
+        writable: bool,
+    ) -> std::result::Result<Mapping, Status> {
         let m = self.guest.vmar_map(vmo, off, r.len, writable)?;
         let region = kvm_userspace_memory_region {
             slot: r.slot,

@@ -1,0 +1,151 @@
+//! End-to-end: the guest programs of `guest/` (embedded in `kvmpager_vmm::guests`) booted
+//! by the VMM. Every run has a time limit, so no test can hang.
+
+use std::time::{Duration, Instant};
+
+use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests};
+
+fn kvm_available() -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !ok {
+        eprintln!("skipping: /dev/kvm cannot be opened");
+    }
+    ok
+}
+
+fn config(name: &str) -> VmConfig {
+    let g = guests::by_name(name).unwrap_or_else(|| panic!("no guest {name}"));
+    let mut c = VmConfig::new(g.elf.to_vec());
+    c.memory = 64 << 20;
+    c.timeout = Some(Duration::from_secs(30));
+    c
+}
+
+fn run(c: &VmConfig) -> RunResult {
+    let r = kvmpager_vmm::run(c).expect("VM runs");
+    eprintln!("--- console:\n{}--- stop: {}", r.console_text(), r.stop);
+    r
+}
+
+#[test]
+fn hello_prints_and_exits_zero_with_plain_and_lazy_ram() {
+    if !kvm_available() {
+        return;
+    }
+    for lazy in [true, false] {
+        let mut c = config("hello");
+        c.lazy_ram = lazy;
+        let r = run(&c);
+        assert_eq!(r.exit_code, Some(0), "lazy={lazy}");
+        assert!(r.console_text().contains("hello from vCPU 0"));
+        if lazy {
+            assert!(r.stats.pages_supplied > 0);
+        }
+    }
+}
+
+#[test]
+fn exit_code_propagates() {
+    if !kvm_available() {
+        return;
+    }
+    assert_eq!(run(&config("exit_code")).exit_code, Some(42));
+}
+
+#[test]
+fn a_faulting_guest_stops_cleanly_with_vector_and_rip() {
+    if !kvm_available() {
+        return;
+    }
+    let r = run(&config("triple_fault"));
+    assert_eq!(r.exit_code, None);
+    let StopReason::Exception { report, .. } = &r.stop else {
+        panic!("{:?}", r.stop)
+    };
+    assert!(report.rip >= kvmpager::abi::layout::GUEST_LOAD_ADDR);
+    let text = r.stop.to_string();
+    assert!(text.contains(&format!("{:#x}", report.rip)), "{text}");
+}
+
+#[test]
+fn spin_stops_at_the_timeout() {
+    if !kvm_available() {
+        return;
+    }
+    let mut c = config("spin");
+    c.timeout = Some(Duration::from_secs(1));
+    let t0 = Instant::now();
+    let r = run(&c);
+    assert_eq!(r.stop, StopReason::Timeout);
+    assert!(
+        t0.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn garbage_calls_finish_and_the_vmm_stays_intact() {
+    if !kvm_available() {
+        return;
+    }
+    let r = run(&config("garbage"));
+    assert_eq!(r.exit_code, Some(0));
+    // The same process can still run VMs afterwards.
+    assert_eq!(run(&config("hello")).exit_code, Some(0));
+}
+
+#[test]
+fn null_calls_run() {
+    if !kvm_available() {
+        return;
+    }
+    let r = run(&config("null_calls"));
+    assert_eq!(r.exit_code, Some(0));
+    assert!(r.console_text().contains("ns/call"));
+}
+
+#[test]
+fn selftest_passes() {
+    if !kvm_available() {
+        return;
+    }
+    let r = run(&config("selftest"));
+    let text = r.console_text();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    assert!(last.ends_with(" passed, 0 failed"), "last line: {last:?}");
+    assert_eq!(r.exit_code, Some(0));
+    assert!(
+        r.test_reports.iter().all(|t| t.passed),
+        "{:?}",
+        r.test_reports
+    );
+}
+
+#[test]
+fn every_embedded_guest_stops_within_its_time_limit() {
+    if !kvm_available() {
+        return;
+    }
+    for g in guests::all() {
+        let mut c = config(g.name);
+        c.timeout = Some(Duration::from_secs(2));
+        let t0 = Instant::now();
+        let r = kvmpager_vmm::run(&c).expect("VM runs");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{} took {:?}",
+            g.name,
+            t0.elapsed()
+        );
+        eprintln!("{}: {}", g.name, r.stop);
+    }
+}
