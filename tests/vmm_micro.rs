@@ -217,3 +217,49 @@ fn two_vms_cannot_name_each_others_handles() {
     );
     assert_eq!(a.guest().vmo_get_size(handle), Ok(0x1000));
 }
+
+const APERTURE: u64 = kvmpager::abi::layout::APERTURE_START;
+
+/// Creates a VMO, maps it read-write at the aperture start, stores 0x5a through the mapping,
+/// reads the byte back with VmoRead, unmaps, and exits with the byte (or the failing status).
+/// With `touch_after_unmap` it stores through the old address after unmapping.
+fn map_store_read(touch_after_unmap: bool) -> Vec<u8> {
+    let mut c = create_vmo_then(&[0x89, 0xFA]); // mov edx, edi (vmo)
+    c.extend([0xBF, 3, 0, 0, 0, 0x48, 0xBE]); // mov edi, READ|WRITE; mov rsi, imm64
+    c.extend(APERTURE.to_le_bytes());
+    c.extend([0x45, 0x31, 0xD2, 0x41, 0xB8, 0, 0x10, 0, 0]); // xor r10d; mov r8d, 0x1000
+    c.extend([0xB8, 22, 0, 0, 0, 0xE7, 0xE1]); // VmarMap
+    let mut body = vec![0xC6, 0x06, 0x5A]; // mov byte [rsi], 0x5a
+    body.extend([0x8B, 0x3C, 0x25, 0, 0, 0x20, 0]); // mov edi, [0x200000]
+    body.extend([0xBE, 0, 0x10, 0x20, 0, 0x31, 0xD2]); // mov esi, 0x201000; xor edx, edx
+    body.extend([0x41, 0xBA, 1, 0, 0, 0, 0xB8, 8, 0, 0, 0, 0xE7, 0xE1]); // VmoRead(.., 1)
+    body.extend([0x48, 0xBF]); // mov rdi, APERTURE
+    body.extend(APERTURE.to_le_bytes());
+    body.extend([0xBE, 0, 0x10, 0, 0, 0xB8, 23, 0, 0, 0, 0xE7, 0xE1]); // VmarUnmap(.., 0x1000)
+    if touch_after_unmap {
+        body.extend([0xC6, 0x07, 0x5A]); // mov byte [rdi], 0x5a
+    }
+    body.extend([0x0F, 0xB6, 0x3C, 0x25, 0, 0x10, 0x20, 0]); // movzx edi, byte [0x201000]
+    // On a failed map: exit with the status.
+    c.extend([0x48, 0x89, 0xC7, 0x48, 0x85, 0xFF, 0x75, body.len() as u8]); // mov rdi, rax; test; jnz
+    c.extend(body);
+    with_exit(c)
+}
+
+#[test]
+fn vmar_map_gives_the_guest_the_vmo_and_unmap_takes_it_away() {
+    if !kvm_available() {
+        return;
+    }
+    let r = run_code(&map_store_read(false), false);
+    assert_eq!(r.exit_code, Some(0x5a), "{}", r.stop);
+    let r = run_code(&map_store_read(true), true);
+    assert_eq!(
+        r.stop,
+        StopReason::Mmio {
+            vcpu: 0,
+            addr: APERTURE,
+            dir: "write"
+        }
+    );
+}
