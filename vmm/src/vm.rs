@@ -86,9 +86,8 @@ struct StopState {
 }
 
 /// Aperture ranges and the kernel mappings behind their memslots.
-#[derive(Default)]
 struct ApertureState {
-    ranges: Option<Aperture>,
+    ranges: Aperture,
     mappings: BTreeMap<u64, Mapping>,
 }
 
@@ -209,7 +208,7 @@ impl Vm {
             guest,
             ram,
             aperture: Mutex::new(ApertureState {
-                ranges: Some(Aperture::new(RAM_SLOT + 1, k.max_slots)),
+                ranges: Aperture::new(RAM_SLOT + 1, k.max_slots),
                 mappings: BTreeMap::new(),
             }),
             vcpus: cfg.vcpus,
@@ -397,15 +396,14 @@ impl Vm {
         }
         let writable = options & ZX_VM_PERM_WRITE != 0;
         let mut st = lock(&self.aperture);
-        let ranges = st.ranges.as_mut().ok_or(ZX_ERR_BAD_STATE)?;
-        let range = ranges.reserve(gpa, len)?;
+        let range = st.ranges.reserve(gpa, len)?;
         match self.map_range(range, vmo, off, writable) {
             Ok(m) => {
                 st.mappings.insert(gpa, m);
                 Ok(())
             }
             Err(s) => {
-                let _ = st.ranges.as_mut().map(|a| a.release(gpa, len));
+                let _ = st.ranges.release(gpa, len);
                 Err(s)
             }
         }
@@ -438,8 +436,7 @@ impl Vm {
     /// `VmarUnmap`: removes the mapping that starts at `gpa` (`len` must match).
     pub fn unmap_vmo(&self, gpa: u64, len: u64) -> std::result::Result<(), Status> {
         let mut st = lock(&self.aperture);
-        let ranges = st.ranges.as_mut().ok_or(ZX_ERR_BAD_STATE)?;
-        let r = ranges.release(gpa, len)?;
+        let r = st.ranges.release(gpa, len)?;
         let region = kvm_userspace_memory_region {
             slot: r.slot,
             guest_phys_addr: r.gpa,
