@@ -308,3 +308,52 @@ fn commit_and_decommit() {
         Some(ZX_ERR_NOT_SUPPORTED)
     );
 }
+
+/// File bytes go straight into an aux VMO, move into the pager VMO, and present pages write
+/// back out to a file (the host pagers' and snapshots' path).
+#[test]
+fn file_bytes_move_in_and_present_pages_write_out() {
+    use std::io::{Read, Seek, Write};
+    let f = Fixture::new(4);
+    let mut file = tempfile_in_target("file_io");
+    let data: Vec<u8> = (0..3 * PS + 100).map(|i| (i % 251) as u8).collect();
+    file.write_all(&data).unwrap();
+    let aux = f.p.vmo_create(4 * P, 0).unwrap();
+    let aux_obj = f.p.vmo_object(aux).unwrap();
+    aux_obj.read_file(0, 4 * P, &file, 0).unwrap();
+    assert_eq!(f.committed(aux), 4 * P);
+    f.p.pager_supply_pages(f.pager, f.vmo, 0, 4 * P, aux, 0)
+        .unwrap();
+    let vmo = f.p.vmo_object(f.vmo).unwrap();
+    let mut all = vec![0; 4 * PS];
+    vmo.peek(0, &mut all).unwrap();
+    assert_eq!(&all[..data.len()], &data[..]);
+    assert!(
+        all[data.len()..].iter().all(|&b| b == 0),
+        "past EOF reads as zero"
+    );
+    assert_eq!(vmo.present_runs(), vec![0..4]);
+    let mut out = tempfile_in_target("file_io_out");
+    vmo.write_file(P, 2 * P, &out, 0).unwrap();
+    let mut back = Vec::new();
+    out.rewind().unwrap();
+    out.read_to_end(&mut back).unwrap();
+    assert_eq!(&back[..], &data[PS..3 * PS]);
+    // Absent pages are refused, not requested.
+    let g = Fixture::new(2);
+    let gv = g.p.vmo_object(g.vmo).unwrap();
+    assert_eq!(gv.write_file(0, P, &out, 0).err(), Some(ZX_ERR_BAD_STATE));
+    g.no_packet();
+}
+
+fn tempfile_in_target(name: &str) -> std::fs::File {
+    let dir = std::env::temp_dir().join(format!("kvmpager-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dir.join(name))
+        .unwrap()
+}
