@@ -122,7 +122,8 @@ impl Process {
     fn strategy(&self) -> SupplyStrategy {
         match self.shared.strategy.load(Ordering::Relaxed) {
             0 => SupplyStrategy::Move,
-            _ => SupplyStrategy::Copy,
+            1 => SupplyStrategy::Copy,
+            _ => SupplyStrategy::Remap,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct Stats {
     pub bytes_moved: AtomicU64,
     /// Bytes copied by the `UFFDIO_COPY` fallback.
     pub bytes_copied: AtomicU64,
+    /// Bytes remapped by the remap strategy (zero copy).
+    pub bytes_remapped: AtomicU64,
     /// `UFFDIO_MOVE` ioctls issued.
     pub move_ioctls: AtomicU64,
     /// Times a move fell back to copying.
@@ -48,6 +50,8 @@ pub struct StatsSnapshot {
     pub bytes_moved: u64,
     /// See [`Stats::bytes_copied`].
     pub bytes_copied: u64,
+    /// See [`Stats::bytes_remapped`].
+    pub bytes_remapped: u64,
     /// See [`Stats::move_ioctls`].
     pub move_ioctls: u64,
     /// See [`Stats::copy_fallbacks`].
@@ -85,6 +89,7 @@ impl Stats {
             pages_skipped: get(&self.pages_skipped),
             bytes_moved: get(&self.bytes_moved),
             bytes_copied: get(&self.bytes_copied),
+            bytes_remapped: get(&self.bytes_remapped),
             move_ioctls: get(&self.move_ioctls),
             copy_fallbacks: get(&self.copy_fallbacks),
             fault_latency_ns: self
@@ -106,6 +111,7 @@ impl StatsSnapshot {
         self.pages_skipped += other.pages_skipped;
         self.bytes_moved += other.bytes_moved;
         self.bytes_copied += other.bytes_copied;
+        self.bytes_remapped += other.bytes_remapped;
         self.move_ioctls += other.move_ioctls;
         self.copy_fallbacks += other.copy_fallbacks;
         self.fault_latency_ns

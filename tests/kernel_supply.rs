@@ -357,3 +357,52 @@ fn tempfile_in_target(name: &str) -> std::fs::File {
         .open(dir.join(name))
         .unwrap()
 }
+
+/// The remap strategy: whole 2 MiB chunks move by remapping host memory (same frames), the
+/// aux VMO keeps a usable empty range, and a thread blocked on a remapped page wakes.
+#[test]
+fn remap_strategy_moves_frames_and_wakes_faulters() {
+    let pages = 2 * HUGE_PAGE_SIZE / P;
+    let f = Fixture::new(pages);
+    f.p.set_supply_strategy(SupplyStrategy::Remap);
+    let aux = f.aux(pages, 0x3c);
+    let aux_obj = f.p.vmo_object(aux).unwrap();
+    let pfn = aux_obj.pfn(5 * P).unwrap();
+    let mapping = f.p.vmar_map(f.vmo, 0, 2 * HUGE_PAGE_SIZE, false).unwrap();
+    let addr = mapping.host_addr() + 5 * P;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: the mapping outlives this thread's read (the test waits for it below).
+        let v = unsafe { std::ptr::read_volatile(addr as *const u8) };
+        tx.send(v).unwrap();
+    });
+    let pkt = f.packet();
+    assert_eq!(
+        (pkt.page_request.offset, pkt.page_request.length),
+        (5 * P, P)
+    );
+    f.p.pager_supply_pages(f.pager, f.vmo, 0, 2 * HUGE_PAGE_SIZE, aux, 0)
+        .unwrap();
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("faulter woke");
+    assert_eq!(got, pattern(0x3c, 5)[0]);
+    assert_eq!(
+        f.p.vmo_object(f.vmo).unwrap().pfn(5 * P),
+        Some(pfn),
+        "same frame"
+    );
+    for page in [0, 511, 512, pages - 1] {
+        assert_eq!(f.peek(page), pattern(0x3c, page));
+    }
+    let s = f.p.stats();
+    assert_eq!((s.bytes_remapped, s.bytes_copied), (2 * HUGE_PAGE_SIZE, 0));
+    assert_eq!(f.committed(aux), 0);
+    // The aux VMO still works: its range is empty, writable, and supplies again.
+    f.p.vmo_write(aux, b"again", 0).unwrap();
+    let mut buf = [0; 5];
+    f.p.vmo_read(aux, &mut buf, 0).unwrap();
+    assert_eq!(&buf, b"again");
+    drop(mapping);
+    f.no_packet();
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::{Vmo, VmoState, overlaps_any};
 use crate::abi::packet::ZX_PAGER_VMO_READ;
 use crate::abi::status::*;
-use crate::abi::{PAGE_SIZE, Status};
+use crate::abi::{HUGE_PAGE_SIZE, PAGE_SIZE, Status};
 use crate::stats::Stats;
 use crate::uffd::Userfault;
 
@@ -25,6 +25,12 @@ pub enum SupplyStrategy {
     /// Always copy (`UFFDIO_COPY`) and free the aux pages: the baseline, and the fallback
     /// on kernels without `UFFDIO_MOVE`.
     Copy,
+    /// Remap: 2 MiB-aligned runs of whole 2 MiB chunks are moved by remapping the aux
+    /// range's host mapping over the pager VMO's (`mremap` with `MREMAP_DONTUNMAP`, so the
+    /// aux VMO keeps a fresh empty range) and re-registering it with userfaultfd; the KVM
+    /// memslot over the pager VMO then sees the aux pages. Other pieces move as in `Move`.
+    /// Each remapped chunk is a host VMA of its own, so this suits large runs only.
+    Remap,
 }
 
 /// A run of destination pages that was filled, and how many bytes moved vs copied.
@@ -32,6 +38,7 @@ pub enum SupplyStrategy {
 struct Filled {
     moved: u64,
     copied: u64,
+    remapped: u64,
 }
 
 impl Vmo {
@@ -92,6 +99,7 @@ impl Vmo {
                 Ok(f) => {
                     Stats::add(&self.stats().bytes_moved, f.moved);
                     Stats::add(&self.stats().bytes_copied, f.copied);
+                    Stats::add(&self.stats().bytes_remapped, f.remapped);
                 }
                 Err(status) => {
                     result = Err(status);
@@ -128,10 +136,19 @@ impl Vmo {
             let dst_addr = self.host_addr() + (run.start + done) * PAGE_SIZE;
             let src_addr = aux.host_addr() + (src_run.start + done) * PAGE_SIZE;
             let bytes = (total - done) * PAGE_SIZE;
-            let n = if strategy == SupplyStrategy::Move && uffd.supports_move() {
-                self.move_some(uffd, dst_addr, src_addr, bytes, &mut filled)?
-            } else {
-                copy_pages(uffd, dst_addr, src_addr, bytes, &mut filled)?
+            let remap = remap_len(dst_addr, src_addr, bytes);
+            let n = match strategy {
+                SupplyStrategy::Remap if remap > 0 => {
+                    match remap_chunks(uffd, dst_addr, src_addr, remap, &mut filled) {
+                        Some(n) => n,
+                        None => self.move_some(uffd, dst_addr, src_addr, bytes, &mut filled)?,
+                    }
+                }
+                SupplyStrategy::Copy => copy_pages(uffd, dst_addr, src_addr, bytes, &mut filled)?,
+                _ if uffd.supports_move() => {
+                    self.move_some(uffd, dst_addr, src_addr, bytes, &mut filled)?
+                }
+                _ => copy_pages(uffd, dst_addr, src_addr, bytes, &mut filled)?,
             };
             let pages = n.div_ceil(PAGE_SIZE).max(1);
             dst.committed
@@ -178,6 +195,56 @@ impl Vmo {
             }
         }
     }
+}
+
+/// Bytes of whole 2 MiB chunks at the start of a run that the remap strategy can take.
+fn remap_len(dst_addr: u64, src_addr: u64, bytes: u64) -> u64 {
+    if dst_addr % HUGE_PAGE_SIZE != 0 || src_addr % HUGE_PAGE_SIZE != 0 {
+        return 0;
+    }
+    bytes / HUGE_PAGE_SIZE * HUGE_PAGE_SIZE
+}
+
+/// Remaps `bytes` of aux host memory over the pager VMO's (see [`SupplyStrategy::Remap`]).
+/// Returns `None`, having changed nothing, when the host refuses the remap.
+fn remap_chunks(
+    uffd: &Userfault,
+    dst_addr: u64,
+    src_addr: u64,
+    bytes: u64,
+    filled: &mut Filled,
+) -> Option<u64> {
+    let flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP;
+    // SAFETY: both ranges are whole 2 MiB chunks inside live host mappings owned by VMOs
+    // (the caller holds both VMO locks); the destination's old pages are absent and the new
+    // mapping replaces them in place, so every address stays mapped; no Rust reference into
+    // either range exists.
+    let r = unsafe {
+        libc::mremap(
+            src_addr as *mut libc::c_void,
+            bytes as usize,
+            bytes as usize,
+            flags,
+            dst_addr as *mut libc::c_void,
+        )
+    };
+    if r == libc::MAP_FAILED {
+        log::debug!(
+            "remap at {dst_addr:#x}: {}",
+            std::io::Error::last_os_error()
+        );
+        return None;
+    }
+    // The new mapping is not registered yet: register it so an eviction makes pages fault to
+    // the pager again, then wake any thread that faulted on the old one.
+    if let Err(e) = uffd.register_missing(dst_addr, bytes) {
+        log::error!("re-registering remapped pages at {dst_addr:#x}: {e}");
+    }
+    if let Err(e) = uffd.wake(dst_addr, bytes) {
+        log::error!("waking faulters at {dst_addr:#x}: {e}");
+    }
+    filled.remapped += bytes;
+    Some(bytes)
 }
 
 /// Copies `bytes` into registered memory; a present destination page counts as filled.
