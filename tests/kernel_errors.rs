@@ -323,8 +323,7 @@ fn out_of_range_aux_leaves_aux_untouched() {
     let aux = f.aux(2, 1);
     let r = f.p.pager_supply_pages(f.pager, f.vmo, 0, 2 * P, aux, P);
     assert_eq!(r.err(), Some(ZX_ERR_OUT_OF_RANGE));
-    let r =
-        f.p.pager_supply_pages(f.pager, f.vmo, 0, P, aux, !(P - 1));
+    let r = f.p.pager_supply_pages(f.pager, f.vmo, 0, P, aux, !(P - 1));
     assert_eq!(r.err(), Some(ZX_ERR_OUT_OF_RANGE), "overflowing aux_offset");
     assert_eq!(f.committed(aux), 2 * P, "aux untouched");
 }
