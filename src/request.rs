@@ -27,8 +27,8 @@ pub struct Request {
     pub start: u64,
     /// One past the last page.
     pub end: u64,
-    /// Threads blocked in a userfaultfd fault on these pages.
-    pub fault_tids: Vec<u32>,
+    /// Threads blocked in a userfaultfd fault on these pages: (thread id, page it faulted on).
+    pub fault_tids: Vec<(u32, u64)>,
     /// When the request was made.
     pub created: Instant,
     waiters: usize,
@@ -88,10 +88,10 @@ impl RequestTracker {
         id
     }
 
-    /// Records a thread blocked in a fault on request `id`.
-    pub fn add_fault_tid(&mut self, id: RequestId, tid: u32) {
+    /// Records thread `tid`, blocked in a fault on page `page`, on request `id`.
+    pub fn add_fault_tid(&mut self, id: RequestId, tid: u32, page: u64) {
         if let Some(r) = self.get_mut(id) {
-            r.fault_tids.push(tid);
+            r.fault_tids.push((tid, page));
         }
     }
 
@@ -270,11 +270,11 @@ mod tests {
         let a = t.create(ZX_PAGER_VMO_READ, 0..1);
         t.add_waiter(a);
         t.add_waiter(a);
-        t.add_fault_tid(a, 77);
+        t.add_fault_tid(a, 77, 0);
         assert!(t.next_to_post().is_some());
         let done = t.finish_overlapping(0..1, None, ZX_ERR_IO);
         assert!(done[0].was_in_port);
-        assert_eq!(done[0].request.fault_tids, vec![77]);
+        assert_eq!(done[0].request.fault_tids, vec![(77, 0)]);
         assert_eq!(t.take_outcome(a), Some(ZX_ERR_IO));
         assert_eq!(t.take_outcome(a), Some(ZX_ERR_IO));
         assert_eq!(t.take_outcome(a), None);

@@ -500,15 +500,16 @@ impl Vmo {
                 let ns = f.request.created.elapsed().as_nanos() as u64;
                 self.stats().record_latency(ns);
             } else {
-                self.report_fatal(f.request.start, &f.request.fault_tids, status);
+                self.report_fatal(&f.request.fault_tids, status);
             }
         }
         self.post_next(st);
         self.changed.notify_all();
     }
 
-    fn report_fatal(&self, page: u64, tids: &[u32], status: Status) {
-        for &tid in tids {
+    /// Reports each `(tid, page)` thread as faulting fatally on its page.
+    fn report_fatal(&self, faults: &[(u32, u64)], status: Status) {
+        for &(tid, page) in faults {
             self.owner.report_fatal(FatalFault {
                 host_addr: self.host_addr() + page * PAGE_SIZE,
                 vmo_offset: page * PAGE_SIZE,
@@ -525,7 +526,7 @@ impl Vmo {
         let mut st = self.lock();
         if page >= self.pages() || st.detached {
             drop(st);
-            self.report_fatal(page, &[tid], ZX_ERR_BAD_STATE);
+            self.report_fatal(&[(tid, page)], ZX_ERR_BAD_STATE);
             return;
         }
         if st.committed.contains(page as usize) {
@@ -542,7 +543,7 @@ impl Vmo {
             Some(id) => id,
             None => self.new_request(&mut st, ZX_PAGER_VMO_READ, page..page + 1),
         };
-        st.requests.add_fault_tid(id, tid);
+        st.requests.add_fault_tid(id, tid, page);
     }
 
     // ---- pager operations other than supply ----------------------------------------------
