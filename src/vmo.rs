@@ -25,6 +25,7 @@ use crate::process::{FatalFault, Shared};
 use crate::request::{Finished, RequestId};
 use crate::stats::Stats;
 
+mod file_io;
 mod supply;
 
 pub use supply::SupplyStrategy;
