@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use kvmpager_vmm::config::{DEFAULT_VCPUS, parse_size};
-use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kvmpager_vmm::config::{DEFAULT_VCPUS, SnapshotConfig, SnapshotThen, parse_size};
+use kvmpager_vmm::{RunResult, StopReason, VmConfig, demo, guests, snapshot};
 
 /// kvmpager: a KVM micro-VMM whose guests get Zircon's user-pager model.
 #[derive(Debug, Parser)]
@@ -17,12 +17,73 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a guest program (the embedded default guest when --guest is not given).
+    /// Run a guest program. With no arguments: the default micro-VM (the `demo` guest, which
+    /// checksums a memory image that the host pager supplies page by page on first touch).
     Run(RunArgs),
+    /// Resume a snapshot with RAM served lazily from it.
+    Restore(RestoreArgs),
+    /// Ask a running `kvmpager run|restore --snapshot-dir DIR` to snapshot (sends SIGUSR1).
+    Snapshot(SnapshotArgs),
 }
 
 /// Default embedded guest.
-const DEFAULT_GUEST: &str = "hello";
+const DEFAULT_GUEST: &str = "demo";
+
+/// What to do after a snapshot.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Then {
+    /// Stop the VM (exit code 0).
+    Stop,
+    /// Let the guest go on.
+    Continue,
+}
+
+/// Options of lazy RAM, snapshots and reporting shared by `run` and `restore`.
+#[derive(Debug, Args)]
+struct PagerArgs {
+    /// Stop the VM after this many seconds.
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Allow snapshots (the guest's `Snapshot` hypercall, or SIGUSR1 / `kvmpager snapshot`),
+    /// written atomically to this directory.
+    #[arg(long, value_name = "DIR")]
+    snapshot_dir: Option<PathBuf>,
+    /// After a snapshot: stop the VM or let it continue.
+    #[arg(long, value_enum, default_value = "stop")]
+    snapshot_then: Then,
+    /// Record the pages the guest faults on into FILE at exit (default for `restore`:
+    /// DIR/workingset.bin).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    record: Option<PathBuf>,
+    /// Supply a recorded working set in large batches before the guest starts (default for
+    /// `restore`: DIR/workingset.bin).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    prefetch: Option<PathBuf>,
+    /// Widen each page request to an aligned window of this size (4K..16M, a power of two).
+    #[arg(long, default_value = "2M", value_parser = parse_size_arg)]
+    readahead: u64,
+    /// Never supply huge pages (2 MiB runs move as 4 KiB pages).
+    #[arg(long)]
+    no_huge_pages: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// The snapshot directory.
+    dir: PathBuf,
+    #[command(flatten)]
+    pager: PagerArgs,
+}
+
+#[derive(Debug, Args)]
+struct SnapshotArgs {
+    /// Process id of the running kvmpager.
+    #[arg(long)]
+    pid: i32,
+}
 
 #[derive(Debug, Args)]
 struct RunArgs {
@@ -35,9 +96,13 @@ struct RunArgs {
     /// Guest RAM size (e.g. 256M, 1G).
     #[arg(long, default_value = "256M", value_parser = parse_size_arg)]
     memory: u64,
-    /// Stop the VM after this many seconds.
-    #[arg(long)]
-    timeout: Option<f64>,
+    /// Back guest RAM with this raw, sparse memory image (byte i of the file is guest-physical
+    /// byte i; holes and the rest of RAM read as zero). Default with no --guest: a generated
+    /// demo image.
+    #[arg(long, value_name = "FILE")]
+    image: Option<PathBuf>,
+    #[command(flatten)]
+    pager: PagerArgs,
     /// Serve guest RAM on demand with the built-in host pager (default).
     #[arg(long, overrides_with = "no_lazy_ram")]
     lazy_ram: bool,
@@ -52,14 +117,99 @@ fn parse_size_arg(s: &str) -> Result<u64, String> {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let Command::Run(args) = Cli::parse().command;
-    match config(&args).and_then(|c| kvmpager_vmm::run(&c).map_err(|e| e.to_string())) {
-        Ok(r) => report(&r),
-        Err(e) => {
-            eprintln!("kvmpager: {e}");
-            1
-        }
+    let result = match Cli::parse().command {
+        Command::Run(args) => run(&args),
+        Command::Restore(args) => restore(&args),
+        Command::Snapshot(args) => signal_snapshot(&args),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("kvmpager: {e}");
+        1
+    })
+}
+
+fn run(args: &RunArgs) -> Result<i32, String> {
+    let mut c = config(args)?;
+    let mut demo_image = None;
+    if args.guest.is_none() && args.image.is_none() {
+        let path = std::env::temp_dir().join(format!("kvmpager-demo-{}.img", std::process::id()));
+        let img = demo::write_image(&path, demo::DEFAULT_DATA_LEN)
+            .map_err(|e| format!("cannot write the demo image {}: {e}", path.display()))?;
+        eprintln!(
+            "kvmpager: demo image {} ({} MiB of data, {} MiB stored, holes elsewhere; checksum {:#018x}); guest RAM served on demand",
+            path.display(),
+            img.data_len >> 20,
+            img.data_bytes >> 20,
+            img.checksum
+        );
+        c.image = Some(path.clone());
+        demo_image = Some(path);
     }
+    let r = kvmpager_vmm::run(&c).map_err(|e| e.to_string());
+    if let Some(p) = demo_image {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(report(&r?, args.pager.json))
+}
+
+fn restore(args: &RestoreArgs) -> Result<i32, String> {
+    let mut c = VmConfig::new(Vec::new());
+    pager_config(&mut c, &args.pager, Some(&args.dir))?;
+    let r = kvmpager_vmm::restore(&args.dir, &c).map_err(|e| e.to_string())?;
+    Ok(report(&r, args.pager.json))
+}
+
+fn signal_snapshot(args: &SnapshotArgs) -> Result<i32, String> {
+    if args.pid <= 0 {
+        return Err(format!("invalid pid {}", args.pid));
+    }
+    // SAFETY: kill(2) with a positive pid and a valid signal number touches no memory.
+    if unsafe { libc::kill(args.pid, libc::SIGUSR1) } != 0 {
+        return Err(format!(
+            "cannot signal process {}: {}",
+            args.pid,
+            std::io::Error::last_os_error()
+        ));
+    }
+    eprintln!("kvmpager: asked process {} for a snapshot", args.pid);
+    Ok(0)
+}
+
+/// Applies the shared options; `dir` is the snapshot being restored (default file names).
+fn pager_config(
+    c: &mut VmConfig,
+    a: &PagerArgs,
+    dir: Option<&std::path::Path>,
+) -> Result<(), String> {
+    c.echo_console = !a.json;
+    c.progress = true;
+    c.timeout = match a.timeout {
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(s) => return Err(format!("invalid timeout {s}")),
+        None => None,
+    };
+    c.readahead = a.readahead;
+    c.huge_pages = !a.no_huge_pages;
+    let default_file = |p: &PathBuf| -> Result<PathBuf, String> {
+        if !p.as_os_str().is_empty() {
+            return Ok(p.clone());
+        }
+        dir.map(|d| d.join(snapshot::WORKING_SET_FILE))
+            .ok_or_else(|| "--record and --prefetch need a FILE with `run`".to_string())
+    };
+    c.record = a.record.as_ref().map(default_file).transpose()?;
+    c.prefetch = a.prefetch.as_ref().map(default_file).transpose()?;
+    c.snapshot = a.snapshot_dir.as_ref().map(|d| SnapshotConfig {
+        dir: d.clone(),
+        then: match a.snapshot_then {
+            Then::Stop => SnapshotThen::Stop,
+            Then::Continue => SnapshotThen::Continue,
+        },
+    });
+    if c.snapshot.is_some() {
+        kvmpager_vmm::install_snapshot_signal().map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn guest_elf(guest: Option<&str>) -> Result<Vec<u8>, String> {
@@ -83,22 +233,47 @@ fn config(a: &RunArgs) -> Result<VmConfig, String> {
     c.vcpus = a.vcpus;
     c.memory = a.memory;
     c.lazy_ram = !a.no_lazy_ram;
-    c.echo_console = true;
-    c.timeout = match a.timeout {
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(s) => return Err(format!("invalid timeout {s}")),
-        None => None,
-    };
+    c.image = a.image.clone();
+    pager_config(&mut c, &a.pager, None)?;
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
 
-/// Prints the summary and returns the exit code: the guest's (`code & 0xff`), else 1.
-fn report(r: &RunResult) -> i32 {
-    eprintln!("--- kvmpager: {}", r.stop);
-    eprintln!("{}", r.stats.summary());
+/// Prints the summary (text on stderr, or JSON on stdout) and returns the exit code: the
+/// guest's (`code & 0xff`), 0 after a snapshot that stopped the VM, else 1.
+fn report(r: &RunResult, json: bool) -> i32 {
+    for w in &r.warnings {
+        eprintln!("kvmpager: warning: {w}");
+    }
+    if json {
+        let snapshots: Vec<String> = r
+            .snapshots
+            .iter()
+            .map(|w| w.dir.display().to_string())
+            .collect();
+        let v = serde_json::json!({
+            "stop": r.stop.to_string(),
+            "exit_code": r.exit_code,
+            "console": r.console_text(),
+            "snapshots": snapshots,
+            "warnings": r.warnings,
+            "stats": r.stats,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        eprintln!("--- kvmpager: {}", r.stop);
+        for w in &r.snapshots {
+            eprintln!(
+                "snapshot: {} ({:.1} MiB of RAM data)",
+                w.dir.display(),
+                w.ram_data_bytes as f64 / (1 << 20) as f64
+            );
+        }
+        eprintln!("{}", r.stats.summary());
+    }
     match r.stop {
         StopReason::Exit(code) => (code & 0xff) as i32,
+        StopReason::Snapshotted(_) => 0,
         _ => {
             eprintln!("kvmpager: VM stopped: {}", r.stop);
             1

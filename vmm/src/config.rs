@@ -3,6 +3,7 @@
 //! Parsing of command-line types lives in `cli.rs`; this module only has the plain values and
 //! the size-suffix parser they share.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kvmpager::abi::{PAGE_SIZE, layout};
@@ -19,6 +20,31 @@ pub enum Error {
     /// The memory size is too small, too large or not page aligned.
     #[error("memory size {0:#x} must be page aligned and within {MIN_MEMORY:#x}..={MAX_MEMORY:#x}")]
     BadMemory(u64),
+    /// An option that needs pager-backed RAM was given with `lazy_ram` off.
+    #[error("{0} needs lazy RAM (drop --no-lazy-ram)")]
+    NeedsLazyRam(&'static str),
+    /// The read-ahead window is not a power of two within 4 KiB..=16 MiB.
+    #[error("read-ahead {0:#x} must be a power of two within 4K..=16M")]
+    BadReadahead(u64),
+}
+
+/// What the VMM does after writing a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SnapshotThen {
+    /// Stop the VM (the run ends with `StopReason::Snapshotted`).
+    #[default]
+    Stop,
+    /// Let the guest go on.
+    Continue,
+}
+
+/// Where and how snapshots are taken (the `Snapshot` hypercall, or SIGUSR1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotConfig {
+    /// The snapshot directory (replaced atomically by each snapshot).
+    pub dir: PathBuf,
+    /// What happens after a snapshot.
+    pub then: SnapshotThen,
 }
 
 /// Result type of this module.
@@ -32,6 +58,8 @@ pub const DEFAULT_VCPUS: u32 = 2;
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
 /// Smallest guest RAM (boot area + a 1 MiB program + stacks).
 pub const MIN_MEMORY: u64 = 4 << 20;
+/// Default read-ahead window of the host pager (one huge page).
+pub const DEFAULT_READAHEAD: u64 = 2 << 20;
 /// Largest guest RAM: RAM must end below the VMO aperture.
 pub const MAX_MEMORY: u64 = layout::APERTURE_START;
 
@@ -50,6 +78,21 @@ pub struct VmConfig {
     pub lazy_ram: bool,
     /// Echo console output to stdout as it arrives (it is always captured as well).
     pub echo_console: bool,
+    /// A raw, sparse memory image backing RAM from guest-physical 0 (lazy RAM only); the boot
+    /// area and the program are supplied over it.
+    pub image: Option<PathBuf>,
+    /// The host pager widens each request to an aligned window of this many bytes.
+    pub readahead: u64,
+    /// Supply whole 2 MiB-aligned runs as huge pages where the host has them.
+    pub huge_pages: bool,
+    /// Snapshots are allowed (and written here) when set.
+    pub snapshot: Option<SnapshotConfig>,
+    /// Record the pages the guest faults on and write them here at exit.
+    pub record: Option<PathBuf>,
+    /// Supply this recorded working set before the guest starts.
+    pub prefetch: Option<PathBuf>,
+    /// Print a progress line on stderr during long prefetches.
+    pub progress: bool,
 }
 
 impl VmConfig {
@@ -62,6 +105,13 @@ impl VmConfig {
             guest_elf,
             lazy_ram: true,
             echo_console: false,
+            image: None,
+            readahead: DEFAULT_READAHEAD,
+            huge_pages: true,
+            snapshot: None,
+            record: None,
+            prefetch: None,
+            progress: false,
         }
     }
 
@@ -73,6 +123,22 @@ impl VmConfig {
         let m = self.memory;
         if m % PAGE_SIZE != 0 || !(MIN_MEMORY..=MAX_MEMORY).contains(&m) {
             return Err(Error::BadMemory(m));
+        }
+        let r = self.readahead;
+        if !r.is_power_of_two() || !(PAGE_SIZE..=16 << 20).contains(&r) {
+            return Err(Error::BadReadahead(r));
+        }
+        if !self.lazy_ram {
+            for (set, what) in [
+                (self.image.is_some(), "a memory image"),
+                (self.snapshot.is_some(), "snapshotting"),
+                (self.record.is_some(), "recording a working set"),
+                (self.prefetch.is_some(), "prefetching a working set"),
+            ] {
+                if set {
+                    return Err(Error::NeedsLazyRam(what));
+                }
+            }
         }
         Ok(())
     }
@@ -120,5 +186,17 @@ mod tests {
         assert!(c.validate().is_err());
         c.memory = MAX_MEMORY + PAGE_SIZE;
         assert!(c.validate().is_err());
+        c.memory = DEFAULT_MEMORY;
+        c.readahead = 3 << 12;
+        assert_eq!(c.validate(), Err(Error::BadReadahead(3 << 12)));
+        c.readahead = DEFAULT_READAHEAD;
+        c.lazy_ram = false;
+        c.image = Some("x.img".into());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("needs lazy RAM")
+        );
     }
 }

@@ -114,6 +114,9 @@ pub enum StopReason {
     /// The time limit passed.
     #[error("timed out")]
     Timeout,
+    /// A snapshot was written and the VM stopped (`--snapshot-then stop`).
+    #[error("snapshot written to {0}; VM stopped")]
+    Snapshotted(String),
 }
 
 impl StopReason {

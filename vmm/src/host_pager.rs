@@ -1,17 +1,39 @@
 //! The built-in host pager that serves pager-backed guest RAM.
 //!
 //! Guest RAM with lazy RAM on is a pager VMO of the VM's *host* process (the guest can never
-//! name it). A host thread waits on the pager's port; for each READ request it asks a
-//! [`PageSource`] for the bytes, writes them into an aux VMO and moves them in with
-//! `zx_pager_supply_pages`. The [`PageSource`] is the seam for other pagers (pattern, file
-//! image, snapshot restore); today there is [`ZeroFill`].
+//! name it). A host thread waits on the pager's port; for each READ request it widens the
+//! request to an aligned read-ahead window (2 MiB by default: read-ahead is the pager's job in
+//! Zircon), asks a [`PageSource`] to fill an aux VMO for each absent run of the window, and
+//! moves the pages in with `zx_pager_supply_pages`. Whole 2 MiB-aligned runs use an aux VMO
+//! created with `KVMPAGER_VMO_HUGE`, so they move as huge pages where the host has them.
+//!
+//! Sources fill the aux VMO directly: file data is `pread` straight into the aux VMO's memory
+//! ([`Aux::read_file`]: one copy, from the page cache; none after, the pages *move* into RAM)
+//! and holes are committed as zero pages without touching the file ([`Aux::zero`]). There are
+//! two sources: [`ZeroFill`] (fresh RAM) and [`ImageSource`] (a raw, sparse memory image:
+//! `--image`, or a snapshot's `ram.img`).
+//!
+//! The pager can also *record* the pages the guest faulted on (the request offsets, in first
+//! touch order) and *prefetch* a recorded set before the guest starts, in large batched
+//! supplies (REAP's record and replay). [`PagerCounters`] says how many pages came which way.
 
-use std::sync::Arc;
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use kvmpager::abi::packet::{ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST};
 use kvmpager::abi::status::{ZX_ERR_CANCELED, name};
-use kvmpager::abi::{Handle, PortPacket, Status};
+use kvmpager::abi::vmo_op::ZX_VMO_OP_COMMIT;
+use kvmpager::abi::vmo_options::KVMPAGER_VMO_HUGE;
+use kvmpager::abi::{HUGE_PAGE_SIZE, Handle, PAGE_SIZE, PortPacket, Status};
+use kvmpager::vmo::Vmo;
 
 use crate::kernel::Process;
 
@@ -29,6 +51,22 @@ pub enum Error {
     /// The pager thread could not be started.
     #[error("cannot start the host pager thread: {0}")]
     Spawn(std::io::Error),
+    /// A memory image cannot be used.
+    #[error("memory image {path}: {reason}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The source could not read its data.
+    #[error("reading {what}: {error}")]
+    Io {
+        /// What was being read.
+        what: String,
+        /// The error.
+        error: io::Error,
+    },
 }
 
 /// Result type of this module.
@@ -38,10 +76,69 @@ fn kernel(call: &'static str) -> impl FnOnce(Status) -> Error {
     move |status| Error::Kernel { call, status }
 }
 
+/// An aux VMO of the host process, as a [`PageSource`] sees it: it can only be filled.
+pub struct Aux<'a> {
+    process: &'a Process,
+    handle: Handle,
+    vmo: Arc<Vmo>,
+    counters: &'a PagerCounters,
+}
+
+impl Aux<'_> {
+    /// Commits `[offset, offset + len)` as zero pages (`ZX_VMO_OP_COMMIT`); no file is read.
+    pub fn zero(&self, offset: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.process
+            .vmo_op_range(self.handle, ZX_VMO_OP_COMMIT, offset, len)
+            .map_err(kernel("zx_vmo_op_range(COMMIT)"))?;
+        PagerCounters::add(&self.counters.zero_bytes, len);
+        Ok(())
+    }
+
+    /// Reads `len` bytes of `file` at `file_offset` straight into the aux VMO at `offset`
+    /// (bytes past the end of the file read as zero).
+    pub fn read_file(&self, offset: u64, len: u64, file: &File, file_offset: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.vmo
+            .read_file(offset, len, file, file_offset)
+            .map_err(kernel("Vmo::read_file"))?;
+        PagerCounters::add(&self.counters.file_bytes_read, len);
+        Ok(())
+    }
+
+    /// Copies `data` into the aux VMO at `offset` (built-in sources that compute bytes).
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.process
+            .vmo_write(self.handle, data, offset)
+            .map_err(kernel("zx_vmo_write"))
+    }
+}
+
 /// Where the contents of guest RAM pages come from.
-pub trait PageSource: Send + 'static {
-    /// Fills `buf` with the contents of RAM at byte offset `offset`.
-    fn fill(&mut self, offset: u64, buf: &mut [u8]);
+///
+/// `fill` is called from the pager thread (and the prefetcher before the guest starts);
+/// `data_runs` and `copy_to` from the snapshot writer while the guest is paused.
+pub trait PageSource: Send + Sync + 'static {
+    /// Fills `aux[aux_offset, +len)` (page aligned; every page committed afterwards) with the
+    /// contents of RAM at byte offset `ram_offset`.
+    fn fill(&self, aux: &Aux<'_>, aux_offset: u64, ram_offset: u64, len: u64) -> Result<()>;
+
+    /// Byte ranges of RAM whose source contents may be non-zero (page aligned, sorted).
+    fn data_runs(&self) -> Result<Vec<Range<u64>>> {
+        Ok(Vec::new())
+    }
+
+    /// Writes the source's bytes of RAM range `range` to `out` at the same offsets.
+    fn copy_to(&self, _out: &File, _range: Range<u64>) -> Result<()> {
+        Ok(())
+    }
+
+    /// A short description for messages.
+    fn describe(&self) -> String;
 }
 
 /// RAM that starts as zeros.
@@ -49,13 +146,251 @@ pub trait PageSource: Send + 'static {
 pub struct ZeroFill;
 
 impl PageSource for ZeroFill {
-    fn fill(&mut self, _offset: u64, buf: &mut [u8]) {
-        buf.fill(0);
+    fn fill(&self, aux: &Aux<'_>, aux_offset: u64, _ram_offset: u64, len: u64) -> Result<()> {
+        aux.zero(aux_offset, len)
+    }
+
+    fn describe(&self) -> String {
+        "zero-filled RAM".into()
     }
 }
 
-/// Largest piece one supply moves (bounds the aux VMO and the fill buffer).
-const MAX_SUPPLY: u64 = 2 << 20;
+/// A raw memory image: byte `i` of the file is byte `i` of RAM; RAM past the end of the file
+/// and the file's holes read as zero. Holes are found with `lseek(SEEK_DATA / SEEK_HOLE)` and
+/// committed as zero pages without reading the file.
+#[derive(Debug)]
+pub struct ImageSource {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+/// `lseek(fd, offset, whence)`; `None` for `ENXIO` (no data / hole at or after `offset`).
+fn seek(file: &File, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
+    let off =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: lseek on a file descriptor we own; no memory is passed.
+    let r = unsafe { libc::lseek(file.as_raw_fd(), off, whence) };
+    if r >= 0 {
+        return Ok(Some(r as u64));
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ENXIO) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+fn page_down(x: u64) -> u64 {
+    x & !(PAGE_SIZE - 1)
+}
+
+fn page_up(x: u64) -> u64 {
+    x.saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+impl ImageSource {
+    /// Opens `path` as the image of a RAM of `ram_size` bytes; the file must be a regular file
+    /// no larger than RAM.
+    pub fn open(path: &Path, ram_size: u64) -> Result<Self> {
+        let bad = |reason: String| Error::Image {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| bad(format!("cannot stat: {e}")))?;
+        if !meta.is_file() {
+            return Err(bad("not a regular file".into()));
+        }
+        let len = meta.len();
+        if len > ram_size {
+            return Err(bad(format!(
+                "the image is {len} bytes, larger than guest RAM ({ram_size} bytes)"
+            )));
+        }
+        Ok(ImageSource {
+            file,
+            path: path.to_path_buf(),
+            len,
+        })
+    }
+
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn io(&self, error: io::Error) -> Error {
+        Error::Io {
+            what: self.path.display().to_string(),
+            error,
+        }
+    }
+
+    /// The next data extent at or after `at` (page-widened), if any before the end of file.
+    fn next_data(&self, at: u64) -> Result<Option<Range<u64>>> {
+        if at >= self.len {
+            return Ok(None);
+        }
+        let Some(data) = seek(&self.file, at, libc::SEEK_DATA).map_err(|e| self.io(e))? else {
+            return Ok(None);
+        };
+        let hole = seek(&self.file, data, libc::SEEK_HOLE)
+            .map_err(|e| self.io(e))?
+            .unwrap_or(self.len);
+        Ok(Some(page_down(data).max(page_down(at))..page_up(hole)))
+    }
+}
+
+impl PageSource for ImageSource {
+    fn fill(&self, aux: &Aux<'_>, aux_offset: u64, ram_offset: u64, len: u64) -> Result<()> {
+        let end = ram_offset + len;
+        let mut at = ram_offset;
+        let to_aux = |ram: u64| aux_offset + (ram - ram_offset);
+        while at < end {
+            let Some(data) = self.next_data(at)? else {
+                return aux.zero(to_aux(at), end - at);
+            };
+            let data_start = data.start.min(end);
+            aux.zero(to_aux(at), data_start - at)?;
+            let data_end = data.end.min(end);
+            if data_start < data_end {
+                aux.read_file(
+                    to_aux(data_start),
+                    data_end - data_start,
+                    &self.file,
+                    data_start,
+                )?;
+            }
+            at = data_end.max(data_start);
+        }
+        Ok(())
+    }
+
+    fn data_runs(&self) -> Result<Vec<Range<u64>>> {
+        let mut runs = Vec::new();
+        let mut at = 0;
+        while let Some(r) = self.next_data(at)? {
+            at = r.end;
+            runs.push(r);
+        }
+        Ok(runs)
+    }
+
+    fn copy_to(&self, out: &File, range: Range<u64>) -> Result<()> {
+        let mut buf = vec![0u8; (1 << 20).min((range.end - range.start) as usize)];
+        let mut at = range.start;
+        while at < range.end {
+            let n = ((range.end - at) as usize).min(buf.len());
+            let got = self
+                .file
+                .read_at(&mut buf[..n], at)
+                .map_err(|e| self.io(e))?;
+            if got == 0 {
+                break; // past the end of the file: zeros, i.e. a hole in `out`
+            }
+            out.write_all_at(&buf[..got], at).map_err(|e| Error::Io {
+                what: "the snapshot's ram.img".into(),
+                error: e,
+            })?;
+            at += got as u64;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("image {}", self.path.display())
+    }
+}
+
+/// What the host pager did, by way of supply.
+#[derive(Debug, Default)]
+pub struct PagerCounters {
+    /// READ requests served.
+    pub demand_requests: AtomicU64,
+    /// Pages supplied in answer to requests (the read-ahead windows included).
+    pub demand_pages: AtomicU64,
+    /// Pages supplied by the prefetcher before the guest ran.
+    pub prefetched_pages: AtomicU64,
+    /// Supply calls made by the prefetcher.
+    pub prefetch_supplies: AtomicU64,
+    /// Bytes read from a file into aux VMOs (the one copy, from the page cache).
+    pub file_bytes_read: AtomicU64,
+    /// Bytes committed as zero pages without reading a file.
+    pub zero_bytes: AtomicU64,
+    /// Supplies that used a huge-page aux VMO (2 MiB-aligned runs).
+    pub huge_supplies: AtomicU64,
+    /// Nanoseconds spent prefetching.
+    pub prefetch_ns: AtomicU64,
+    /// Request offsets (page numbers) in first-touch order, when recording.
+    recorded: Mutex<Option<Vec<u64>>>,
+}
+
+impl PagerCounters {
+    fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    /// Starts recording request offsets.
+    pub fn start_recording(&self) {
+        *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// The recorded page numbers (first-touch order, duplicates removed), if recording.
+    pub fn recorded(&self) -> Option<Vec<u64>> {
+        let r = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        r.as_ref().map(|v| {
+            let mut seen = std::collections::HashSet::new();
+            v.iter().copied().filter(|p| seen.insert(*p)).collect()
+        })
+    }
+
+    fn record(&self, page: u64) {
+        if let Some(v) = self
+            .recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            v.push(page);
+        }
+    }
+}
+
+/// How the pager supplies: read-ahead window, huge pages, batch size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SupplyPolicy {
+    /// Requests are widened to aligned windows of this many bytes (a power of two, at least a
+    /// page).
+    pub readahead: u64,
+    /// Supply whole 2 MiB-aligned runs from huge-page aux VMOs.
+    pub huge_pages: bool,
+}
+
+impl Default for SupplyPolicy {
+    fn default() -> Self {
+        SupplyPolicy {
+            readahead: HUGE_PAGE_SIZE,
+            huge_pages: true,
+        }
+    }
+}
+
+/// Largest piece one supply moves (bounds the aux VMOs).
+const MAX_SUPPLY: u64 = 16 << 20;
 /// Port key of the RAM VMO.
 const RAM_KEY: u64 = 0x0052_414d; // "RAM"
 
@@ -65,27 +400,59 @@ pub struct HostPager {
     pager: Handle,
     port: Handle,
     vmo: Handle,
+    ram: Arc<Vmo>,
+    policy: SupplyPolicy,
+    counters: Arc<PagerCounters>,
+    /// Aux VMOs kept between supplies: `[small, huge]` (each `MAX_SUPPLY` bytes).
+    aux: [Option<(Handle, Arc<Vmo>)>; 2],
 }
 
 impl HostPager {
     /// Creates a pager VMO of `size` bytes in `process` (which should be a host process).
     pub fn create(process: &Arc<Process>, size: u64) -> Result<Self> {
+        Self::with_policy(process, size, SupplyPolicy::default())
+    }
+
+    /// [`HostPager::create`] with an explicit supply policy.
+    pub fn with_policy(process: &Arc<Process>, size: u64, policy: SupplyPolicy) -> Result<Self> {
         let pager = process.pager_create(0).map_err(kernel("zx_pager_create"))?;
         let port = process.port_create(0).map_err(kernel("zx_port_create"))?;
         let vmo = process
             .pager_create_vmo(pager, 0, port, RAM_KEY, size)
             .map_err(kernel("zx_pager_create_vmo"))?;
+        let ram = process.vmo_object(vmo).map_err(kernel("vmo_object"))?;
+        let readahead = policy
+            .readahead
+            .clamp(PAGE_SIZE, MAX_SUPPLY)
+            .next_power_of_two();
         Ok(HostPager {
             process: process.clone(),
             pager,
             port,
             vmo,
+            ram,
+            policy: SupplyPolicy {
+                readahead,
+                ..policy
+            },
+            counters: Arc::default(),
+            aux: [None, None],
         })
     }
 
     /// The pager VMO (guest RAM).
     pub fn vmo(&self) -> Handle {
         self.vmo
+    }
+
+    /// The pager VMO object.
+    pub fn ram(&self) -> &Arc<Vmo> {
+        &self.ram
+    }
+
+    /// The counters (shared with whoever reports them).
+    pub fn counters(&self) -> &Arc<PagerCounters> {
+        &self.counters
     }
 
     /// Supplies `data` (page-aligned offset and length) at `offset` of the VMO.
@@ -102,24 +469,151 @@ impl HostPager {
         r
     }
 
+    /// The aux VMO for a run: huge for whole 2 MiB-aligned runs (when the policy allows).
+    fn aux_for(&mut self, offset: u64, len: u64) -> Result<(Handle, Arc<Vmo>)> {
+        let huge =
+            self.policy.huge_pages && offset % HUGE_PAGE_SIZE == 0 && len % HUGE_PAGE_SIZE == 0;
+        let slot = usize::from(huge);
+        if self.aux[slot].is_none() {
+            let options = if huge { KVMPAGER_VMO_HUGE } else { 0 };
+            let h = self
+                .process
+                .vmo_create(MAX_SUPPLY, options)
+                .map_err(kernel("zx_vmo_create(aux)"))?;
+            let vmo = self.process.vmo_object(h).map_err(kernel("vmo_object"))?;
+            self.aux[slot] = Some((h, vmo));
+        }
+        if huge {
+            PagerCounters::add(&self.counters.huge_supplies, 1);
+        }
+        Ok(self.aux[slot].clone().expect("just created"))
+    }
+
+    /// Fills and supplies RAM `[offset, offset + len)` (at most `MAX_SUPPLY`, all absent).
+    fn supply_run(&mut self, source: &dyn PageSource, offset: u64, len: u64) -> Result<()> {
+        let (pager, ram_vmo) = (self.pager, self.vmo);
+        let (handle, vmo) = self.aux_for(offset, len)?;
+        let aux = Aux {
+            process: &self.process,
+            handle,
+            vmo,
+            counters: &self.counters,
+        };
+        let filled = source.fill(&aux, 0, offset, len);
+        let r = filled.and_then(|_| {
+            self.process
+                .pager_supply_pages(pager, ram_vmo, offset, len, handle, 0)
+                .map_err(kernel("zx_pager_supply_pages"))
+        });
+        if r.is_err() {
+            // Leave the aux VMO empty for the next supply whatever happened.
+            let _ = self.process.vmo_op_range(
+                handle,
+                kvmpager::abi::vmo_op::ZX_VMO_OP_DECOMMIT,
+                0,
+                MAX_SUPPLY,
+            );
+        }
+        r
+    }
+
+    /// Supplies every absent page of `range` (page aligned, inside RAM) from `source`, in runs
+    /// of at most `MAX_SUPPLY`; returns the pages supplied.
+    fn supply_absent(&mut self, source: &dyn PageSource, range: Range<u64>) -> Result<u64> {
+        let mut supplied = 0;
+        let mut page = range.start / PAGE_SIZE;
+        let end = range.end / PAGE_SIZE;
+        let max_pages = MAX_SUPPLY / PAGE_SIZE;
+        while page < end {
+            if self.ram.is_present(page) {
+                page += 1;
+                continue;
+            }
+            let start = page;
+            while page < end && page - start < max_pages && !self.ram.is_present(page) {
+                page += 1;
+            }
+            self.supply_run(source, start * PAGE_SIZE, (page - start) * PAGE_SIZE)?;
+            supplied += page - start;
+        }
+        Ok(supplied)
+    }
+
+    /// The aligned read-ahead window around `[offset, offset + len)`, inside RAM.
+    fn window(&self, offset: u64, len: u64) -> Range<u64> {
+        let w = self.policy.readahead;
+        let start = offset & !(w - 1);
+        let end = (offset + len).next_multiple_of(w).min(self.ram.size());
+        start..end
+    }
+
+    /// Supplies the pages `pages` (page numbers, e.g. a recorded working set) widened to
+    /// read-ahead windows, sorted and merged into batches of up to 16 MiB, before the guest
+    /// runs. `progress` is called now and then with (bytes done, bytes total).
+    pub fn prefetch(
+        &mut self,
+        source: &dyn PageSource,
+        pages: &[u64],
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<u64> {
+        let t0 = Instant::now();
+        let mut windows: Vec<Range<u64>> = pages
+            .iter()
+            .filter(|&&p| p < self.ram.pages())
+            .map(|&p| self.window(p * PAGE_SIZE, PAGE_SIZE))
+            .collect();
+        windows.sort_by_key(|w| w.start);
+        let mut merged: Vec<Range<u64>> = Vec::new();
+        for w in windows {
+            match merged.last_mut() {
+                Some(last) if w.start <= last.end => last.end = last.end.max(w.end),
+                _ => merged.push(w),
+            }
+        }
+        let total: u64 = merged.iter().map(|r| r.end - r.start).sum();
+        let (mut done, mut supplied, mut last) = (0, 0, Instant::now());
+        progress(0, total);
+        for r in merged {
+            let mut at = r.start;
+            while at < r.end {
+                let n = (r.end - at).min(MAX_SUPPLY);
+                let got = self.supply_absent(source, at..at + n)?;
+                if got > 0 {
+                    PagerCounters::add(&self.counters.prefetch_supplies, 1);
+                }
+                supplied += got;
+                at += n;
+                done += n;
+                if last.elapsed() >= Duration::from_millis(100) {
+                    progress(done, total);
+                    last = Instant::now();
+                }
+            }
+        }
+        progress(total, total);
+        PagerCounters::add(&self.counters.prefetched_pages, supplied);
+        PagerCounters::add(&self.counters.prefetch_ns, t0.elapsed().as_nanos() as u64);
+        Ok(supplied)
+    }
+
     /// Serves READ requests from `source` on a new thread until the process is killed.
     /// `on_error` is called once if serving fails for another reason.
     pub fn start(
-        self,
-        mut source: Box<dyn PageSource>,
+        mut self,
+        source: Arc<dyn PageSource>,
         on_error: impl FnOnce(Error) + Send + 'static,
     ) -> Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name("host-pager".into())
             .spawn(move || {
-                if let Err(e) = self.serve(source.as_mut()) {
+                if let Err(e) = self.serve(source.as_ref()) {
                     on_error(e);
                 }
             })
             .map_err(Error::Spawn)
     }
 
-    fn serve(&self, source: &mut dyn PageSource) -> Result<()> {
+    fn serve(&mut self, source: &dyn PageSource) -> Result<()> {
         loop {
             let packet = match self.process.port_wait(self.port, None) {
                 Ok(p) => p,
@@ -138,7 +632,7 @@ impl HostPager {
     }
 
     /// Handles one packet; `false` when no more requests will come.
-    fn handle_packet(&self, p: &PortPacket, source: &mut dyn PageSource) -> Result<bool> {
+    fn handle_packet(&mut self, p: &PortPacket, source: &dyn PageSource) -> Result<bool> {
         if p.packet_type != ZX_PKT_TYPE_PAGE_REQUEST {
             return Ok(true);
         }
@@ -152,16 +646,76 @@ impl HostPager {
         Ok(true)
     }
 
-    fn serve_read(&self, offset: u64, length: u64, source: &mut dyn PageSource) -> Result<()> {
-        let mut buf = Vec::new();
-        let mut done = 0;
-        while done < length {
-            let n = (length - done).min(MAX_SUPPLY);
-            buf.resize(n as usize, 0);
-            source.fill(offset + done, &mut buf);
-            self.supply(offset + done, &buf)?;
-            done += n;
-        }
+    fn serve_read(&mut self, offset: u64, length: u64, source: &dyn PageSource) -> Result<()> {
+        PagerCounters::add(&self.counters.demand_requests, 1);
+        self.counters.record(offset / PAGE_SIZE);
+        let window = self.window(offset, length);
+        let supplied = self.supply_absent(source, window)?;
+        PagerCounters::add(&self.counters.demand_pages, supplied);
         Ok(())
+    }
+}
+
+impl Drop for HostPager {
+    fn drop(&mut self) {
+        for (h, _) in self.aux.iter().flatten() {
+            let _ = self.process.handle_close(*h);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tmp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("kvmpager-hp-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn image_source_fills_data_and_holes() {
+        let path = tmp("img");
+        let mut f = File::create(&path).unwrap();
+        f.set_len(8 * PAGE_SIZE + 100).unwrap();
+        f.write_all_at(&[7u8; 4096], 2 * PAGE_SIZE).unwrap();
+        f.write_all_at(b"tail", 8 * PAGE_SIZE + 10).unwrap();
+        f.flush().unwrap();
+        let src = ImageSource::open(&path, 16 * PAGE_SIZE).unwrap();
+        let runs = src.data_runs().unwrap();
+        assert!(
+            runs.iter().any(|r| r.contains(&(2 * PAGE_SIZE))),
+            "{runs:?}"
+        );
+        let p = Process::new();
+        let h = p.vmo_create(16 * PAGE_SIZE, 0).unwrap();
+        let counters = PagerCounters::default();
+        let aux = Aux {
+            process: &p,
+            handle: h,
+            vmo: p.vmo_object(h).unwrap(),
+            counters: &counters,
+        };
+        src.fill(&aux, 0, 0, 16 * PAGE_SIZE).unwrap();
+        let mut buf = vec![0u8; (16 * PAGE_SIZE) as usize];
+        p.vmo_read(h, &mut buf, 0).unwrap();
+        assert!(buf[..2 * 4096].iter().all(|&b| b == 0));
+        assert!(buf[2 * 4096..3 * 4096].iter().all(|&b| b == 7));
+        assert_eq!(&buf[8 * 4096 + 10..8 * 4096 + 14], b"tail");
+        assert!(buf[9 * 4096..].iter().all(|&b| b == 0));
+        assert!(PagerCounters::get(&counters.zero_bytes) >= 7 * PAGE_SIZE);
+        assert_eq!(p.vmo_get_info(h).unwrap().committed_bytes, 16 * PAGE_SIZE);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn images_larger_than_ram_or_missing_are_refused() {
+        let path = tmp("big");
+        File::create(&path).unwrap().set_len(3 * PAGE_SIZE).unwrap();
+        let e = ImageSource::open(&path, 2 * PAGE_SIZE).unwrap_err();
+        assert!(e.to_string().contains("larger than guest RAM"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        let e = ImageSource::open(&path, 2 * PAGE_SIZE).unwrap_err();
+        assert!(e.to_string().contains("cannot open"), "{e}");
     }
 }

@@ -10,12 +10,18 @@
 //! - [`vm`]: one VM (KVM VM, RAM VMO, processes, stop state); [`host_pager`] serves lazy RAM.
 //! - [`vcpu`]: vCPU threads; [`exit`]: what an exit means; [`hypercall`]: the guest ABI.
 //! - [`console`]: console output and test reports; [`stats`]: the run summary.
+//! - [`snapshot`]: snapshot files and working sets; [`demo`]: images for the built-in guests.
+//!
+//! Entry points: [`run`] boots a guest program; [`restore`] resumes a snapshot with RAM served
+//! lazily from it. Both take snapshots on request (the `Snapshot` hypercall, or SIGUSR1 after
+//! [`install_snapshot_signal`]) when [`VmConfig::snapshot`] is set.
 #![warn(missing_docs)]
 
 pub mod aperture;
 pub mod boot;
 pub mod config;
 pub mod console;
+pub mod demo;
 pub mod exit;
 pub mod guests;
 pub mod host_pager;
@@ -24,12 +30,17 @@ pub mod kernel;
 pub mod layout;
 pub mod loader;
 pub mod memory;
+pub mod snapshot;
 pub mod stats;
 pub mod vcpu;
 pub mod vm;
 
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use kvmpager::abi::status::ZX_ERR_IO;
 
 pub use config::VmConfig;
 pub use console::TestReport;
@@ -45,6 +56,12 @@ pub enum Error {
     /// A vCPU could not be created or started.
     #[error(transparent)]
     Vcpu(#[from] vcpu::Error),
+    /// The snapshot cannot be restored.
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::Error),
+    /// The SIGUSR1 handler could not be installed.
+    #[error("cannot install the SIGUSR1 snapshot handler: {0}")]
+    Signal(vmm_sys_util::errno::Error),
 }
 
 /// Result type of this crate.
@@ -63,6 +80,11 @@ pub struct RunResult {
     pub test_reports: Vec<TestReport>,
     /// Kernel and pager statistics.
     pub stats: Stats,
+    /// Snapshots written during the run.
+    pub snapshots: Vec<snapshot::Written>,
+    /// Things that went wrong without stopping the VM (a failed snapshot, an unwritable
+    /// working set).
+    pub warnings: Vec<String>,
 }
 
 impl RunResult {
@@ -75,11 +97,45 @@ impl RunResult {
 /// How long stopping vCPUs may take before they are abandoned.
 const VCPU_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a snapshot waits for every vCPU to park.
+const PAUSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Builds the VM described by `config`, runs it until it stops, and reports the outcome.
 pub fn run(config: &VmConfig) -> Result<RunResult> {
     vcpu::install_kick_handler()?;
     let vm = vm::Vm::new(config)?;
-    let vcpus = (0..config.vcpus)
+    run_vm(vm, config)
+}
+
+/// Resumes the snapshot in `dir` with RAM served lazily from its `ram.img`, runs it until it
+/// stops, and reports the outcome. The snapshot is validated before anything is built. From
+/// `config` only the pager (`readahead`, `huge_pages`), `snapshot`, `record`, `prefetch`,
+/// `timeout`, `echo_console` and `progress` settings are used; vCPUs and RAM come from the
+/// snapshot.
+pub fn restore(dir: &Path, config: &VmConfig) -> Result<RunResult> {
+    let t0 = Instant::now();
+    let snap = snapshot::Snapshot::open(dir)?;
+    vcpu::install_kick_handler()?;
+    let vm = vm::Vm::restore(config, &snap, t0)?;
+    run_vm(vm, config)
+}
+
+extern "C" fn snapshot_signal_handler(
+    _: libc::c_int,
+    _: *mut libc::siginfo_t,
+    _: *mut libc::c_void,
+) {
+    vm::SNAPSHOT_SIGNAL.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGUSR1 ask every VM of this process that has snapshots on for a snapshot.
+pub fn install_snapshot_signal() -> Result<()> {
+    vmm_sys_util::signal::register_signal_handler(libc::SIGUSR1, snapshot_signal_handler)
+        .map_err(Error::Signal)
+}
+
+fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
+    let vcpus = (0..vm.vcpus())
         .map(|i| vcpu::Vcpu::new(&vm, i))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut handles = Vec::new();
@@ -94,11 +150,67 @@ pub fn run(config: &VmConfig) -> Result<RunResult> {
         }
     }
     let deadline = config.timeout.map(|t| Instant::now() + t);
-    if vm.wait_stop(deadline).is_none() {
-        vm.request_stop(StopReason::Timeout);
+    let (mut snapshots, mut warnings) = (Vec::new(), Vec::new());
+    loop {
+        match vm.wait_event(deadline) {
+            None => {
+                vm.request_stop(StopReason::Timeout);
+                break;
+            }
+            Some(vm::Event::Stop(_)) => break,
+            Some(vm::Event::Snapshot) => match take_snapshot(&vm, &handles) {
+                Ok(w) => snapshots.push(w),
+                Err(e) => {
+                    log::error!("{e}");
+                    warnings.push(e.to_string());
+                }
+            },
+        }
     }
     shut_down(&vm, handles);
-    Ok(result(&vm))
+    if let (Some(path), Some(pages)) = (
+        &config.record,
+        vm.pager_counters().and_then(|c| c.recorded()),
+    ) {
+        if let Err(e) = snapshot::write_working_set(path, vm.ram().size(), &pages) {
+            warnings.push(format!("cannot write the working set: {e}"));
+        }
+    }
+    let mut r = result(&vm);
+    r.snapshots = snapshots;
+    r.warnings = warnings;
+    Ok(r)
+}
+
+/// Pauses every vCPU, writes the snapshot, then stops the VM or lets it go on.
+fn take_snapshot(
+    vm: &Arc<vm::Vm>,
+    handles: &[vcpu::VcpuHandle],
+) -> std::result::Result<snapshot::Written, snapshot::Error> {
+    let Some(cfg) = vm.snapshot_config().cloned() else {
+        return Err(snapshot::Error::Vm("snapshots are off".into()));
+    };
+    vm.begin_pause();
+    let states = vm.wait_paused(PAUSE_TIMEOUT, || handles.iter().for_each(|h| h.kick()));
+    let r = match states {
+        None if vm.stopping() => Err(snapshot::Error::Vm("the VM stopped".into())),
+        None => Err(snapshot::Error::Vm(format!(
+            "not every vCPU paused within {PAUSE_TIMEOUT:?} (one may be blocked in a hypercall)"
+        ))),
+        Some(states) => states
+            .into_iter()
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map_err(snapshot::Error::Vm)
+            .and_then(|s| vm.write_snapshot(&cfg.dir, s)),
+    };
+    match &r {
+        Ok(w) if cfg.then == config::SnapshotThen::Stop => {
+            vm.request_stop(StopReason::Snapshotted(w.dir.display().to_string()));
+        }
+        _ => {}
+    }
+    vm.end_pause(r.is_err().then_some(ZX_ERR_IO));
+    r
 }
 
 /// Cancels blocking kernel calls, stops every vCPU thread and the host pager.
@@ -124,6 +236,17 @@ fn result(vm: &vm::Vm) -> RunResult {
         stop,
         console: vm.console().contents(),
         test_reports: vm.reports().all(),
-        stats: Stats::collect(&vm.host().stats(), &vm.guest().stats()),
+        stats: stats(vm),
+        snapshots: Vec::new(),
+        warnings: Vec::new(),
     }
+}
+
+fn stats(vm: &vm::Vm) -> Stats {
+    let mut s = Stats::collect(&vm.host().stats(), &vm.guest().stats());
+    if let Some(c) = vm.pager_counters() {
+        s.add_pager(c);
+    }
+    s.time_to_first_instruction_ns = vm.time_to_first_run().map_or(0, |d| d.as_nanos() as u64);
+    s
 }

@@ -1,15 +1,20 @@
-//! The run summary: page faults, pages supplied, bytes moved vs copied, fault latency.
+//! The run summary: time to the first guest instruction, page faults, pages on demand vs
+//! prefetched, bytes moved vs copied, fault latency.
 
 use hdrhistogram::Histogram;
+use serde::Serialize;
 
+use crate::host_pager::PagerCounters;
 use crate::kernel;
 
 /// Largest latency the histogram tracks (one hour); longer samples count as this.
 const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 
 /// Kernel and pager statistics of one VM (host and guest processes together).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
+    /// From the start of VM creation (or restore) to the first `KVM_RUN` (ns; 0 if none).
+    pub time_to_first_instruction_ns: u64,
     /// Page faults on pager VMOs.
     pub faults: u64,
     /// Page requests delivered to pagers.
@@ -24,6 +29,24 @@ pub struct Stats {
     pub fault_latency_p50_ns: u64,
     /// 99th-percentile fault latency in nanoseconds (0 without samples).
     pub fault_latency_p99_ns: u64,
+    /// Largest fault latency in nanoseconds (0 without samples).
+    pub fault_latency_max_ns: u64,
+    /// READ requests the host pager served.
+    pub demand_requests: u64,
+    /// Pages the host pager supplied on demand (read-ahead included).
+    pub pages_on_demand: u64,
+    /// Pages supplied by the prefetcher before the guest ran.
+    pub pages_prefetched: u64,
+    /// Supply calls the prefetcher made.
+    pub prefetch_supplies: u64,
+    /// Time spent prefetching (ns).
+    pub prefetch_ns: u64,
+    /// Supplies from huge-page aux VMOs (whole 2 MiB runs).
+    pub huge_supplies: u64,
+    /// Bytes read from an image or snapshot file into aux VMOs (the one copy).
+    pub file_bytes_read: u64,
+    /// Bytes supplied as zero pages without reading a file.
+    pub zero_bytes: u64,
 }
 
 impl Stats {
@@ -51,19 +74,53 @@ impl Stats {
             bytes_copied: host.bytes_copied + guest.bytes_copied,
             fault_latency_p50_ns: pct(0.5),
             fault_latency_p99_ns: pct(0.99),
+            fault_latency_max_ns: if hist.is_empty() { 0 } else { hist.max() },
+            ..Default::default()
         }
+    }
+
+    /// Adds the host pager's counters.
+    pub fn add_pager(&mut self, c: &PagerCounters) {
+        let get = PagerCounters::get;
+        self.demand_requests = get(&c.demand_requests);
+        self.pages_on_demand = get(&c.demand_pages);
+        self.pages_prefetched = get(&c.prefetched_pages);
+        self.prefetch_supplies = get(&c.prefetch_supplies);
+        self.prefetch_ns = get(&c.prefetch_ns);
+        self.huge_supplies = get(&c.huge_supplies);
+        self.file_bytes_read = get(&c.file_bytes_read);
+        self.zero_bytes = get(&c.zero_bytes);
     }
 
     /// A multi-line human summary.
     pub fn summary(&self) -> String {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let us = |ns: u64| ns as f64 / 1000.0;
         format!(
-            "faults: {}\npages supplied: {}\nbytes moved: {}\nbytes copied: {}\nfault latency: p50 {:.1} us, p99 {:.1} us",
+            "time to first guest instruction: {:.2} ms\n\
+             faults: {} ({} page requests)\n\
+             pages supplied: {} ({} on demand, {} prefetched in {} supplies, {:.1} ms)\n\
+             bytes moved: {} ({:.1} MiB), bytes copied: {} ({:.1} MiB)\n\
+             from files: {:.1} MiB read into aux VMOs; {:.1} MiB of holes zero-filled; {} huge-page supplies\n\
+             fault latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+            self.time_to_first_instruction_ns as f64 / 1e6,
             self.faults,
+            self.demand_requests,
             self.pages_supplied,
+            self.pages_on_demand,
+            self.pages_prefetched,
+            self.prefetch_supplies,
+            self.prefetch_ns as f64 / 1e6,
             self.bytes_moved,
+            mib(self.bytes_moved),
             self.bytes_copied,
-            self.fault_latency_p50_ns as f64 / 1000.0,
-            self.fault_latency_p99_ns as f64 / 1000.0,
+            mib(self.bytes_copied),
+            mib(self.file_bytes_read),
+            mib(self.zero_bytes),
+            self.huge_supplies,
+            us(self.fault_latency_p50_ns),
+            us(self.fault_latency_p99_ns),
+            us(self.fault_latency_max_ns),
         )
     }
 }

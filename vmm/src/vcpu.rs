@@ -19,6 +19,7 @@ use vmm_sys_util::signal::{SIGRTMIN, register_signal_handler};
 use crate::boot;
 use crate::exit::{self, ExitAction, ExitHandler, StopReason};
 use crate::hypercall::{self, Outcome};
+use crate::snapshot::VcpuState;
 use crate::vm::Vm;
 
 /// Errors creating or starting a vCPU.
@@ -84,11 +85,16 @@ impl Vcpu {
             .map_err(err("KVM_CREATE_VCPU"))?;
         fd.set_cpuid2(vm.cpuid()).map_err(err("KVM_SET_CPUID2"))?;
         let sregs = fd.get_sregs().map_err(err("KVM_GET_SREGS"))?;
-        let sregs = boot::initial_sregs(sregs, index, vm.features());
+        let (sregs, fpu, regs) = match vm.resume_state(index) {
+            Some(s) => (s.sregs.apply(sregs), (&s.fpu).into(), (&s.regs).into()),
+            None => (
+                boot::initial_sregs(sregs, index, vm.features()),
+                boot::initial_fpu(),
+                boot::initial_regs(vm.entry(), index, vm.vcpus(), vm.ram().size()),
+            ),
+        };
         fd.set_sregs(&sregs).map_err(err("KVM_SET_SREGS"))?;
-        fd.set_fpu(&boot::initial_fpu())
-            .map_err(err("KVM_SET_FPU"))?;
-        let regs = boot::initial_regs(vm.entry(), index, vm.vcpus(), vm.ram().size());
+        fd.set_fpu(&fpu).map_err(err("KVM_SET_FPU"))?;
         fd.set_regs(&regs).map_err(err("KVM_SET_REGS"))?;
         fd.set_sync_valid_reg(SyncReg::Register);
         log::debug!(
@@ -105,7 +111,12 @@ impl Vcpu {
     /// Runs until the VM stops; records this vCPU's stop reason (if first) on the VM.
     pub fn run(mut self) {
         KVM_RUN.with(|r| r.set(self.fd.get_kvm_run()));
+        self.vm.mark_first_run();
         while !self.vm.stopping() {
+            if self.vm.pause_requested() {
+                self.pause();
+                continue;
+            }
             match exit::run_once(&mut self) {
                 Ok(ExitAction::Continue) => {}
                 Ok(ExitAction::Stop(reason)) => {
@@ -124,6 +135,43 @@ impl Vcpu {
             }
         }
         KVM_RUN.with(|r| r.set(std::ptr::null_mut()));
+    }
+
+    /// Parks for a snapshot: completes any pending port I/O with `immediate_exit` set (so a
+    /// hypercall's result and `rip` are in the registers and nothing else runs), reads the
+    /// state, and waits until the snapshot is done.
+    fn pause(&mut self) {
+        self.fd.set_kvm_immediate_exit(1);
+        let r = self.fd.run().map(|_| ());
+        self.fd.set_kvm_immediate_exit(0);
+        let state = match r {
+            Err(e) if e.errno() != libc::EINTR => Err(format!("KVM_RUN to complete I/O: {e}")),
+            _ => self.state(),
+        };
+        if let Some(status) = self.vm.park_paused(self.index, state) {
+            if let Ok(mut regs) = self.fd.get_regs() {
+                regs.rax = i64::from(status) as u64;
+                let _ = self.fd.set_regs(&regs);
+            }
+        }
+    }
+
+    /// This vCPU's registers as a snapshot keeps them.
+    fn state(&self) -> std::result::Result<VcpuState, String> {
+        let regs = self
+            .fd
+            .get_regs()
+            .map_err(|e| format!("KVM_GET_REGS: {e}"))?;
+        let sregs = self
+            .fd
+            .get_sregs()
+            .map_err(|e| format!("KVM_GET_SREGS: {e}"))?;
+        let fpu = self.fd.get_fpu().map_err(|e| format!("KVM_GET_FPU: {e}"))?;
+        Ok(VcpuState {
+            regs: (&regs).into(),
+            sregs: (&sregs).into(),
+            fpu: (&fpu).into(),
+        })
     }
 
     /// Starts the vCPU on its own thread.

@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, KVM_MEM_READONLY, kvm_userspace_memory_region};
 use kvm_ioctls::{Cap, Kvm, VmFd};
@@ -19,13 +19,17 @@ use kvmpager::abi::{Handle, Status};
 
 use crate::aperture::{Aperture, Range};
 use crate::boot::{self, CpuFeatures};
-use crate::config::{self, VmConfig};
+use crate::config::{self, SnapshotConfig, VmConfig};
 use crate::console::{Console, TestReports};
 use crate::exit::StopReason;
-use crate::host_pager::{self, HostPager, ZeroFill};
+use crate::host_pager::{
+    self, HostPager, ImageSource, PageSource, PagerCounters, SupplyPolicy, ZeroFill,
+};
 use crate::kernel::{FatalFault, Mapping, Process};
 use crate::loader;
 use crate::memory::{self, GuestRam};
+use crate::snapshot::{self, Snapshot, VcpuState};
+use kvmpager::vmo::Vmo;
 
 /// Errors creating a VM.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,9 @@ pub enum Error {
     /// The host pager could not be set up.
     #[error(transparent)]
     HostPager(#[from] host_pager::Error),
+    /// A snapshot or working set is unusable.
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::Error),
 }
 
 /// Result type of this module.
@@ -77,12 +84,47 @@ fn kernel(call: &'static str) -> impl FnOnce(Status) -> Error {
 /// Memslot of guest RAM; aperture mappings use the slots above it.
 const RAM_SLOT: u32 = 0;
 
-/// The first stop reason wins; vCPUs and the runner watch the flag.
+/// The first stop reason wins; vCPUs and the runner watch the flag. The runner also waits
+/// here for snapshot requests.
 #[derive(Debug, Default)]
 struct StopState {
     reason: Mutex<Option<StopReason>>,
     changed: Condvar,
     flag: AtomicBool,
+    snapshot: AtomicBool,
+}
+
+/// What the runner is woken for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The VM stopped.
+    Stop(StopReason),
+    /// A snapshot was asked for (hypercall or SIGUSR1).
+    Snapshot,
+}
+
+/// Set by the SIGUSR1 handler: take a snapshot (of every VM with snapshots on).
+pub static SNAPSHOT_SIGNAL: AtomicBool = AtomicBool::new(false);
+
+/// How long the runner sleeps between looks at [`SNAPSHOT_SIGNAL`].
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// vCPUs parked for a snapshot.
+#[derive(Default)]
+struct PauseInner {
+    /// The state of each parked vCPU (or why it could not be read).
+    states: BTreeMap<u32, std::result::Result<VcpuState, String>>,
+    /// The vCPU whose `Snapshot` hypercall asked for this pause.
+    requester: Option<u32>,
+    /// Set when the snapshot failed: the requester's hypercall returns this instead of ZX_OK.
+    failed: Option<Status>,
+}
+
+#[derive(Default)]
+struct PauseState {
+    requested: AtomicBool,
+    inner: Mutex<PauseInner>,
+    changed: Condvar,
 }
 
 /// Aperture ranges and the kernel mappings behind their memslots.
@@ -106,7 +148,21 @@ pub struct Vm {
     console: Console,
     reports: TestReports,
     stop: StopState,
+    pause: PauseState,
     pager_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The pager VMO behind RAM (lazy RAM only).
+    ram_vmo: Option<Arc<Vmo>>,
+    /// Where absent RAM pages come from (lazy RAM only).
+    source: Option<Arc<dyn PageSource>>,
+    counters: Option<Arc<PagerCounters>>,
+    /// vCPU states to resume from (restore only).
+    resume: Option<Vec<VcpuState>>,
+    /// The guest clock at `start` (non-zero after a restore).
+    clock_base_ns: i64,
+    /// When building the VM began (for the time to the first guest instruction).
+    t0: Instant,
+    first_run: OnceLock<Duration>,
+    snapshot_cfg: Option<SnapshotConfig>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -156,15 +212,47 @@ fn cpu_features(cpuid: &CpuId) -> CpuFeatures {
 }
 
 /// Guest RAM as a VMO of `host`: plain, or a pager VMO with its (not yet started) pager.
-fn create_ram(host: &Arc<Process>, cfg: &VmConfig) -> Result<(Handle, Option<HostPager>)> {
-    if cfg.lazy_ram {
-        let pager = HostPager::create(host, cfg.memory)?;
+fn create_ram(
+    host: &Arc<Process>,
+    cfg: &VmConfig,
+    memory: u64,
+    lazy: bool,
+) -> Result<(Handle, Option<HostPager>)> {
+    if lazy {
+        let policy = SupplyPolicy {
+            readahead: cfg.readahead,
+            huge_pages: cfg.huge_pages,
+        };
+        let pager = HostPager::with_policy(host, memory, policy)?;
         Ok((pager.vmo(), Some(pager)))
     } else {
         let vmo = host
-            .vmo_create(cfg.memory, 0)
+            .vmo_create(memory, 0)
             .map_err(kernel("zx_vmo_create"))?;
         Ok((vmo, None))
+    }
+}
+
+/// The page source of lazy RAM: the snapshot's `ram.img`, the `--image`, or zeros.
+fn page_source(
+    cfg: &VmConfig,
+    snap: Option<&Snapshot>,
+    memory: u64,
+) -> Result<Arc<dyn PageSource>> {
+    Ok(match (snap, &cfg.image) {
+        (Some(s), _) => Arc::new(ImageSource::open(&s.ram_path(), memory)?),
+        (None, Some(path)) => Arc::new(ImageSource::open(path, memory)?),
+        (None, None) => Arc::new(ZeroFill),
+    })
+}
+
+/// Prints a progress line (`\r`-updated) on stderr.
+fn progress_line(what: &'static str) -> impl FnMut(u64, u64) {
+    move |done, total| {
+        if total >= 64 << 20 {
+            let end = if done == total { "\n" } else { "" };
+            eprint!("\r{what}: {} / {} MiB{end}", done >> 20, total >> 20);
+        }
     }
 }
 
@@ -189,15 +277,53 @@ fn write_boot_image(
 impl Vm {
     /// Creates the VM, its RAM and boot state. vCPUs are created by [`crate::vcpu`].
     pub fn new(cfg: &VmConfig) -> Result<Arc<Vm>> {
+        Self::build(cfg, None, Instant::now())
+    }
+
+    /// Creates a VM that resumes `snap` with RAM served lazily from its `ram.img`. Of `cfg`
+    /// only the pager, snapshot, record/prefetch and console settings are used; `t0` is when
+    /// the restore began.
+    pub fn restore(cfg: &VmConfig, snap: &Snapshot, t0: Instant) -> Result<Arc<Vm>> {
+        Self::build(cfg, Some(snap), t0)
+    }
+
+    fn build(cfg: &VmConfig, snap: Option<&Snapshot>, t0: Instant) -> Result<Arc<Vm>> {
+        let (vcpus, memory, lazy) = match snap {
+            Some(s) => (s.meta.vcpus, s.meta.ram_size, true),
+            None => (cfg.vcpus, cfg.memory, cfg.lazy_ram),
+        };
+        let mut cfg = cfg.clone();
+        (cfg.vcpus, cfg.memory, cfg.lazy_ram) = (vcpus, memory, lazy);
         cfg.validate()?;
-        let program = loader::load(&cfg.guest_elf, cfg.memory)?;
+        let program = match snap {
+            None => Some(loader::load(&cfg.guest_elf, memory)?),
+            Some(_) => None,
+        };
+        let source = lazy.then(|| page_source(&cfg, snap, memory)).transpose()?;
+        let prefetch = match &cfg.prefetch {
+            Some(p) => Some(snapshot::read_working_set(p, memory)?),
+            None => None,
+        };
         let k = open_kvm()?;
         let (host, guest) = (Process::new(), Process::new());
-        let (ram_vmo, pager) = create_ram(&host, cfg)?;
-        let img = boot::boot_image(&program, cfg.vcpus, cfg.memory, k.features.gib_pages);
-        write_boot_image(&host, ram_vmo, pager.as_ref(), &img)?;
+        let (ram_vmo, mut pager) = create_ram(&host, &cfg, memory, lazy)?;
+        if let Some(program) = &program {
+            let img = boot::boot_image(program, vcpus, memory, k.features.gib_pages);
+            write_boot_image(&host, ram_vmo, pager.as_ref(), &img)?;
+        }
+        if let (Some(p), Some(src), Some(pages)) = (pager.as_mut(), &source, &prefetch) {
+            if cfg.progress {
+                p.prefetch(src.as_ref(), pages, progress_line("prefetch"))?;
+            } else {
+                p.prefetch(src.as_ref(), pages, |_, _| {})?;
+            }
+        }
+        let counters = pager.as_ref().map(|p| p.counters().clone());
+        if let (Some(c), Some(_)) = (&counters, &cfg.record) {
+            c.start_recording();
+        }
         let mapping = host
-            .vmar_map(ram_vmo, 0, cfg.memory, true)
+            .vmar_map(ram_vmo, 0, memory, true)
             .map_err(kernel("vmar_map"))?;
         let ram = GuestRam::new(mapping)?;
         let vm = Arc::new(Vm {
@@ -211,18 +337,27 @@ impl Vm {
                 ranges: Aperture::new(RAM_SLOT + 1, k.max_slots),
                 mappings: BTreeMap::new(),
             }),
-            vcpus: cfg.vcpus,
-            entry: program.entry,
+            vcpus,
+            entry: program.as_ref().map_or(0, |p| p.entry),
             start: Instant::now(),
             console: Console::new(cfg.echo_console),
             reports: TestReports::default(),
             stop: StopState::default(),
+            pause: PauseState::default(),
             pager_thread: Mutex::new(None),
+            ram_vmo: pager.as_ref().map(|p| p.ram().clone()),
+            source: source.clone(),
+            counters,
+            resume: snap.map(|s| s.meta.cpus.clone()),
+            clock_base_ns: snap.map_or(0, |s| s.meta.clock_ns),
+            t0,
+            first_run: OnceLock::new(),
+            snapshot_cfg: cfg.snapshot.clone(),
         });
         vm.register_ram()?;
         vm.watch_fatal_faults();
-        if let Some(p) = pager {
-            vm.start_pager(p)?;
+        if let (Some(p), Some(src)) = (pager, source) {
+            vm.start_pager(p, src)?;
         }
         Ok(vm)
     }
@@ -256,9 +391,9 @@ impl Vm {
         self.guest.set_fatal_fault_sink(sink);
     }
 
-    fn start_pager(self: &Arc<Self>, pager: HostPager) -> Result<()> {
+    fn start_pager(self: &Arc<Self>, pager: HostPager, source: Arc<dyn PageSource>) -> Result<()> {
         let weak = Arc::downgrade(self);
-        let thread = pager.start(Box::new(ZeroFill), move |e| {
+        let thread = pager.start(source, move |e| {
             if let Some(vm) = weak.upgrade() {
                 vm.request_stop(StopReason::HostPager(e.to_string()));
             }
@@ -307,13 +442,16 @@ impl Vm {
         self.entry
     }
 
-    /// Nanoseconds since the VM was created (the guest's monotonic clock).
+    /// Nanoseconds since the VM was created (the guest's monotonic clock; it goes on from the
+    /// snapshot's value after a restore).
     pub fn now_ns(&self) -> i64 {
-        i64::try_from(self.start.elapsed().as_nanos()).unwrap_or(i64::MAX)
+        let ns = i64::try_from(self.start.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        ns.saturating_add(self.clock_base_ns)
     }
 
-    /// The instant `ns` nanoseconds after VM start (for deadlines).
+    /// The instant the guest clock reads `ns` (for deadlines).
     pub fn instant_at(&self, ns: i64) -> Instant {
+        let ns = ns.saturating_sub(self.clock_base_ns);
         let d = std::time::Duration::from_nanos(ns.max(0) as u64);
         self.start
             .checked_add(d)
@@ -328,6 +466,169 @@ impl Vm {
     /// The test reports.
     pub fn reports(&self) -> &TestReports {
         &self.reports
+    }
+
+    /// The state vCPU `index` resumes from (restored VMs only).
+    pub fn resume_state(&self, index: u32) -> Option<&VcpuState> {
+        self.resume.as_ref().and_then(|r| r.get(index as usize))
+    }
+
+    /// Called by each vCPU thread just before its first `KVM_RUN`.
+    pub fn mark_first_run(&self) {
+        let _ = self.first_run.set(self.t0.elapsed());
+    }
+
+    /// Time from the start of VM creation (or restore) to the first `KVM_RUN`.
+    pub fn time_to_first_run(&self) -> Option<Duration> {
+        self.first_run.get().copied()
+    }
+
+    /// The host pager's counters (lazy RAM only).
+    pub fn pager_counters(&self) -> Option<&Arc<PagerCounters>> {
+        self.counters.as_ref()
+    }
+
+    /// The snapshot settings, if snapshots are on.
+    pub fn snapshot_config(&self) -> Option<&SnapshotConfig> {
+        self.snapshot_cfg.as_ref()
+    }
+
+    /// The `Snapshot` hypercall of vCPU `vcpu`: pauses the caller at once (it parks when the
+    /// hypercall returns) and wakes the runner. `ZX_ERR_NOT_SUPPORTED` without snapshots on.
+    pub fn request_snapshot(&self, vcpu: u32) -> std::result::Result<(), Status> {
+        if self.snapshot_cfg.is_none() {
+            return Err(ZX_ERR_NOT_SUPPORTED);
+        }
+        {
+            let mut p = lock(&self.pause.inner);
+            p.requester.get_or_insert(vcpu);
+            self.pause.requested.store(true, Ordering::SeqCst);
+        }
+        let _r = lock(&self.stop.reason);
+        self.stop.snapshot.store(true, Ordering::SeqCst);
+        self.stop.changed.notify_all();
+        Ok(())
+    }
+
+    /// Whether vCPUs should park (a snapshot is being taken).
+    pub fn pause_requested(&self) -> bool {
+        self.pause.requested.load(Ordering::SeqCst)
+    }
+
+    /// Parks vCPU `index` with its `state` until the snapshot is done (or the VM stops).
+    /// Returns a status to put in `rax` when this vCPU asked for a snapshot that failed.
+    pub fn park_paused(
+        &self,
+        index: u32,
+        state: std::result::Result<VcpuState, String>,
+    ) -> Option<Status> {
+        let mut p = lock(&self.pause.inner);
+        p.states.insert(index, state);
+        self.pause.changed.notify_all();
+        while self.pause_requested() && !self.stopping() {
+            p = self
+                .pause
+                .changed
+                .wait_timeout(p, Duration::from_millis(20))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if p.requester == Some(index) {
+            p.requester = None;
+            return p.failed.take();
+        }
+        None
+    }
+
+    /// Starts a pause (signal-triggered snapshots).
+    pub fn begin_pause(&self) {
+        self.pause.requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until every vCPU is parked, calling `kick` between looks; `None` after
+    /// `timeout`.
+    pub fn wait_paused(
+        &self,
+        timeout: Duration,
+        mut kick: impl FnMut(),
+    ) -> Option<Vec<std::result::Result<VcpuState, String>>> {
+        let deadline = Instant::now() + timeout;
+        let mut p = lock(&self.pause.inner);
+        while p.states.len() < self.vcpus as usize {
+            if Instant::now() >= deadline || self.stopping() {
+                return None;
+            }
+            drop(p);
+            kick();
+            p = lock(&self.pause.inner);
+            p = self
+                .pause
+                .changed
+                .wait_timeout(p, Duration::from_millis(5))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Some(p.states.values().cloned().collect())
+    }
+
+    /// Ends a pause; `failed` goes to the requesting vCPU's hypercall.
+    pub fn end_pause(&self, failed: Option<Status>) {
+        let mut p = lock(&self.pause.inner);
+        p.states.clear();
+        p.failed = failed;
+        if failed.is_none() {
+            p.requester = None;
+        }
+        self.pause.requested.store(false, Ordering::SeqCst);
+        self.pause.changed.notify_all();
+    }
+
+    /// Writes a snapshot of the paused VM (`states` in vCPU order) to `dir`.
+    pub fn write_snapshot(
+        &self,
+        dir: &std::path::Path,
+        states: Vec<VcpuState>,
+    ) -> std::result::Result<snapshot::Written, snapshot::Error> {
+        let (Some(ram), Some(pages)) = (&self.ram_vmo, &self.source) else {
+            return Err(snapshot::Error::Vm("snapshots need lazy RAM".into()));
+        };
+        let src = snapshot::SnapshotSource {
+            ram,
+            pages: pages.as_ref(),
+            cpus: states,
+            clock_ns: self.now_ns(),
+        };
+        snapshot::write(dir, &src)
+    }
+
+    /// Waits for the VM to stop or a snapshot request, until `deadline`; `None` if it passes.
+    pub fn wait_event(&self, deadline: Option<Instant>) -> Option<Event> {
+        let mut r = lock(&self.stop.reason);
+        loop {
+            if let Some(reason) = r.as_ref() {
+                return Some(Event::Stop(reason.clone()));
+            }
+            if self.stop.snapshot.swap(false, Ordering::SeqCst) {
+                return Some(Event::Snapshot);
+            }
+            if self.snapshot_cfg.is_some() && SNAPSHOT_SIGNAL.swap(false, Ordering::SeqCst) {
+                return Some(Event::Snapshot);
+            }
+            let mut wait = SIGNAL_POLL;
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                wait = wait.min(left);
+            }
+            r = self
+                .stop
+                .changed
+                .wait_timeout(r, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Asks the VM to stop; the first reason wins. Returns whether this call set it.
