@@ -24,6 +24,8 @@ enum Command {
     Restore(RestoreArgs),
     /// Ask a running `kvmpager run|restore --snapshot-dir DIR` to snapshot (sends SIGUSR1).
     Snapshot(SnapshotArgs),
+    /// Measure the hypercall, SUPPLY, fault, start and restore paths against baselines.
+    Bench(kvmpager_vmm::bench::BenchArgs),
 }
 
 /// Default embedded guest.
@@ -121,6 +123,7 @@ pub fn main() -> i32 {
         Command::Run(args) => run(&args),
         Command::Restore(args) => restore(&args),
         Command::Snapshot(args) => signal_snapshot(&args),
+        Command::Bench(args) => return kvmpager_vmm::bench::main(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("kvmpager: {e}");

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod aperture;
+pub mod bench;
 pub mod boot;
 pub mod config;
 pub mod console;
