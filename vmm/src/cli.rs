@@ -31,6 +31,9 @@ enum Command {
 /// Default embedded guest.
 const DEFAULT_GUEST: &str = "demo";
 
+/// The value of `--record` / `--prefetch` given without a file: DIR/workingset.bin.
+const DEFAULT_FILE: &str = "<DIR/workingset.bin>";
+
 /// What to do after a snapshot.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Then {
@@ -55,11 +58,11 @@ struct PagerArgs {
     snapshot_then: Then,
     /// Record the pages the guest faults on into FILE at exit (default for `restore`:
     /// DIR/workingset.bin).
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = DEFAULT_FILE)]
     record: Option<PathBuf>,
     /// Supply a recorded working set in large batches before the guest starts (default for
     /// `restore`: DIR/workingset.bin).
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = DEFAULT_FILE)]
     prefetch: Option<PathBuf>,
     /// Widen each page request to an aligned window of this size (4K..16M, a power of two).
     #[arg(long, default_value = "2M", value_parser = parse_size_arg)]
@@ -194,7 +197,7 @@ fn pager_config(
     c.readahead = a.readahead;
     c.huge_pages = !a.no_huge_pages;
     let default_file = |p: &PathBuf| -> Result<PathBuf, String> {
-        if !p.as_os_str().is_empty() {
+        if p.as_os_str() != DEFAULT_FILE {
             return Ok(p.clone());
         }
         dir.map(|d| d.join(snapshot::WORKING_SET_FILE))

@@ -9,7 +9,8 @@
 //! Layout (guest-physical; the guests hard-code the same numbers):
 //! ```text
 //! 16 MiB  header page: magic "KVMPDEMO", version u32 (1), u32 0, data GPA u64, data length
-//!         u64, checksum u64           — or, for `pattern`: magic "KVMPPATT", MiB u64, seed u64
+//!         u64, checksum u64           — or, for `pattern`: magic "KVMPPATT", MiB u64, seed u64,
+//!         rounds u64
 //! 18 MiB  data: 2 MiB chunks; every fourth chunk is a hole (zeros), the others hold the
 //!         words splitmix64(word index ^ DEMO_SEED)
 //! ```
@@ -113,14 +114,15 @@ pub fn write_image(path: &Path, data_len: u64) -> io::Result<DemoImage> {
     })
 }
 
-/// Writes an image holding only the `pattern` guest's parameter page: write and verify
-/// `mib` MiB at [`PATTERN_GPA`] with `seed`.
-pub fn write_pattern_params(path: &Path, mib: u64, seed: u64) -> io::Result<()> {
+/// Writes an image holding only the `pattern` guest's parameter page: write `mib` MiB at
+/// [`PATTERN_GPA`] with `seed`, then `rounds` times snapshot and verify.
+pub fn write_pattern_params(path: &Path, mib: u64, seed: u64, rounds: u64) -> io::Result<()> {
     let f = File::create(path)?;
     let mut b = Vec::new();
     b.extend_from_slice(PATTERN_MAGIC);
     b.extend_from_slice(&mib.to_le_bytes());
     b.extend_from_slice(&seed.to_le_bytes());
+    b.extend_from_slice(&rounds.to_le_bytes());
     f.write_all_at(&b, HEADER_GPA)?;
     f.set_len(HEADER_GPA + 4096)
 }

@@ -304,9 +304,13 @@ impl Vm {
             Some(p) => Some(snapshot::read_working_set(p, memory)?),
             None => None,
         };
+        let step = |what: &str| log::debug!("build: {what} at {:?}", t0.elapsed());
+        step("validated");
         let k = open_kvm()?;
+        step("KVM VM created");
         let (host, guest) = (Process::new(), Process::new());
         let (ram_vmo, mut pager) = create_ram(&host, &cfg, memory, lazy)?;
+        step("RAM VMO created");
         if let Some(program) = &program {
             let img = boot::boot_image(program, vcpus, memory, k.features.gib_pages);
             write_boot_image(&host, ram_vmo, pager.as_ref(), &img)?;
@@ -326,6 +330,7 @@ impl Vm {
             .vmar_map(ram_vmo, 0, memory, true)
             .map_err(kernel("vmar_map"))?;
         let ram = GuestRam::new(mapping)?;
+        step("RAM mapped");
         let vm = Arc::new(Vm {
             fd: k.fd,
             cpuid: k.cpuid,
@@ -355,10 +360,12 @@ impl Vm {
             snapshot_cfg: cfg.snapshot.clone(),
         });
         vm.register_ram()?;
+        step("RAM memslot set");
         vm.watch_fatal_faults();
         if let (Some(p), Some(src)) = (pager, source) {
             vm.start_pager(p, src)?;
         }
+        step("pager started");
         Ok(vm)
     }
 

@@ -24,24 +24,91 @@ fn kvmpager(args: &[&str]) -> Output {
 }
 
 #[test]
-fn default_guest_says_hello_and_prints_a_summary() {
+fn default_micro_vm_checksums_its_image_and_prints_a_summary() {
     if !kvm_available() {
         return;
     }
-    let out = kvmpager(&["run", "--timeout", "20"]);
+    let out = kvmpager(&["run", "--timeout", "60"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("hello from vCPU 0"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("demo: checksummed 64 MiB") && stdout.contains(": ok"),
+        "{stdout}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     for word in [
+        "time to first guest instruction",
         "faults",
-        "pages supplied",
+        "on demand",
+        "prefetched",
         "bytes moved",
         "bytes copied",
         "p50",
         "p99",
+        "max",
     ] {
         assert!(err.contains(word), "summary lacks {word}");
     }
+}
+
+#[test]
+fn snapshot_by_signal_then_restore_with_record_prefetch_and_json() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("kvmpager-cli-snap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let snap = dir.join("snap");
+    let snap_s = snap.to_str().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
+        .args([
+            "run",
+            "--guest",
+            "embedded:spin",
+            "--memory",
+            "64M",
+            "--timeout",
+            "30",
+        ])
+        .args(["--snapshot-dir", snap_s])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = child.id().to_string();
+    assert_eq!(
+        kvmpager(&["snapshot", "--pid", &pid]).status.code(),
+        Some(0)
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("snapshot written"), "{err}");
+    assert!(snap.join("meta.json").is_file() && snap.join("ram.img").is_file());
+    // The spinning guest resumes (and times out); the working set goes to DIR by default.
+    let out = kvmpager(&["restore", snap_s, "--timeout", "0.5", "--record"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out"));
+    assert!(snap.join("workingset.bin").is_file());
+    let out = kvmpager(&[
+        "restore",
+        snap_s,
+        "--timeout",
+        "0.5",
+        "--prefetch",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["stop"], "timed out");
+    assert!(v["stats"]["pages_prefetched"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["stats"]["time_to_first_instruction_ns"].as_u64().unwrap() > 0);
+    // Bad input: a clear error and exit code 1 before any guest runs.
+    let out = kvmpager(&["restore", dir.join("nope").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such directory"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! when all is well. The other vCPUs count in a loop the whole time.
 //!
 //! Parameters come from a page at 16 MiB (`kvmpager_vmm::demo::write_pattern_params`): magic
-//! `KVMPPATT`, N (MiB), seed; without it N = 32 and seed = 1.
+//! `KVMPPATT`, N (MiB), seed, rounds; without it N = 32, seed = 1, one round. Each round is a
+//! snapshot followed by a full verification.
 #![no_std]
 #![no_main]
 
@@ -36,16 +37,19 @@ fn main(vcpu: usize, ncpus: usize, ram: u64) -> i64 {
     }
     // SAFETY: RAM is identity mapped; the parameter page lies inside it (RAM >= 64 MiB is
     // checked below before the pattern is touched, and 16 MiB < MIN).
-    let params = unsafe { core::slice::from_raw_parts(PARAMS_GPA as *const u64, 3) };
-    let (mib, seed) = if params[0] == u64::from_le_bytes(*b"KVMPPATT") {
-        (params[1], params[2])
+    let params = unsafe { core::slice::from_raw_parts(PARAMS_GPA as *const u64, 4) };
+    let (mib, seed, rounds) = if params[0] == u64::from_le_bytes(*b"KVMPPATT") {
+        (params[1], params[2], params[3].max(1))
     } else {
-        (32, 1)
+        (32, 1, 1)
     };
     let len = mib << 20;
     let stacks = 64 * 1024 * ncpus as u64;
     if PATTERN_GPA + len + stacks > ram {
-        println!("pattern: {mib} MiB at {PATTERN_GPA:#x} does not fit {} MiB of RAM", ram >> 20);
+        println!(
+            "pattern: {mib} MiB at {PATTERN_GPA:#x} does not fit {} MiB of RAM",
+            ram >> 20
+        );
         return 2;
     }
     let words = (len / 8) as usize;
@@ -56,11 +60,23 @@ fn main(vcpu: usize, ncpus: usize, ram: u64) -> i64 {
         *w = splitmix64(seed ^ i as u64);
     }
     println!("pattern: wrote {mib} MiB at {PATTERN_GPA:#x} (seed {seed})");
-    if let Err(s) = rt::sys::snapshot() {
-        println!("pattern: snapshot failed: {s}");
-        return 4;
+    for round in 1..=rounds {
+        if let Err(s) = rt::sys::snapshot() {
+            println!("pattern: snapshot failed: {s}");
+            return 4;
+        }
+        println!("pattern: snapshot {round} of {rounds} returned ZX_OK; verifying");
+        let code = verify(mem, seed, ncpus);
+        if code != 0 {
+            return code;
+        }
     }
-    println!("pattern: snapshot returned ZX_OK; verifying");
+    println!("pattern: verified every byte of {mib} MiB; {ncpus} vCPUs running: ok");
+    0
+}
+
+/// Checks every word of the pattern and that every other vCPU still counts.
+fn verify(mem: &[u64], seed: u64, ncpus: usize) -> i64 {
     let mut bad = 0u64;
     for (i, &w) in mem.iter().enumerate() {
         let want = splitmix64(seed ^ i as u64);
@@ -87,6 +103,5 @@ fn main(vcpu: usize, ncpus: usize, ram: u64) -> i64 {
             core::hint::spin_loop();
         }
     }
-    println!("pattern: verified every byte of {mib} MiB; {} vCPUs running: ok", ncpus);
     0
 }

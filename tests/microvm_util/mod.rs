@@ -1,0 +1,90 @@
+//! Helpers of the micro-VM tests: KVM check, temporary directories, pattern-guest configs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kvmpager_vmm::config::{SnapshotConfig, SnapshotThen};
+use kvmpager_vmm::{RunResult, VmConfig, demo, guests};
+
+pub fn kvm_available() -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !ok {
+        eprintln!("skipping: /dev/kvm cannot be opened");
+    }
+    ok
+}
+
+/// A fresh directory under the temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("kvmpager-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `pattern` guest over `mib` MiB with `memory` bytes of RAM and `vcpus` vCPUs, its
+/// parameter page in `dir/params.img`, snapshotting to `dir/snap`.
+pub fn pattern_config(dir: &TempDir, mib: u64, memory: u64, vcpus: u32) -> VmConfig {
+    pattern_rounds_config(dir, mib, memory, vcpus, 1)
+}
+
+/// [`pattern_config`] with `rounds` snapshot-and-verify rounds.
+pub fn pattern_rounds_config(
+    dir: &TempDir,
+    mib: u64,
+    memory: u64,
+    vcpus: u32,
+    rounds: u64,
+) -> VmConfig {
+    let params = dir.join("params.img");
+    demo::write_pattern_params(&params, mib, 0x5eed, rounds).unwrap();
+    let mut c = VmConfig::new(guests::PATTERN.elf.to_vec());
+    c.memory = memory;
+    c.vcpus = vcpus;
+    c.image = Some(params);
+    c.timeout = Some(Duration::from_secs(60));
+    c.snapshot = Some(SnapshotConfig {
+        dir: dir.join("snap"),
+        then: SnapshotThen::Stop,
+    });
+    c
+}
+
+/// Options for a restore (vCPUs and RAM come from the snapshot).
+pub fn restore_config() -> VmConfig {
+    let mut c = VmConfig::new(Vec::new());
+    c.timeout = Some(Duration::from_secs(60));
+    c
+}
+
+pub fn show(what: &str, r: &RunResult) {
+    eprintln!(
+        "--- {what}: {}\n{}{}",
+        r.stop,
+        r.console_text(),
+        r.stats.summary()
+    );
+}
