@@ -4,14 +4,7 @@
 
 use std::time::Duration;
 
-// `vmm/src/conformance.rs` only uses the VMM's public run API through `crate::` paths; these
-// imports provide them, so the module compiles here as well as inside `kvmpager_vmm`.
-#[allow(unused_imports)]
-use kvmpager_vmm::{Error, RunResult, StopReason, TestReport, VmConfig, guests, run};
-
-#[allow(dead_code)]
-#[path = "../vmm/src/conformance.rs"]
-mod conformance;
+use kvmpager_vmm::conformance;
 
 /// The suite takes about a second; this bounds a hang (e.g. a lost wake-up) instead.
 const TIMEOUT: Duration = Duration::from_secs(60);

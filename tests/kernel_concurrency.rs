@@ -862,7 +862,10 @@ fn vmo_write_waits_for_the_page_then_writes_over_the_supplied_bytes() {
     let mut want = pattern(31, 1);
     want[50..150].fill(0xee);
     let mut got = vec![0u8; PS];
-    e.p.vmo_object(vmo).unwrap().peek(PAGE_SIZE, &mut got).unwrap();
+    e.p.vmo_object(vmo)
+        .unwrap()
+        .peek(PAGE_SIZE, &mut got)
+        .unwrap();
     assert!(got == want, "the write lands on top of the supplied page");
     // The written page is dirty, so a detach keeps it; the untouched page 0 was never present.
     e.p.pager_detach_vmo(e.pager, vmo).expect("detach");
@@ -881,7 +884,8 @@ fn with_its_port_closed_a_vmo_still_takes_supplies_and_detach() {
     let (tx, rx) = mpsc::channel();
     spawn_vmo_read(&e.p, vmo, 0, PS, &tx);
     e.wait_requests(1);
-    e.supply(vmo, 0, 1, 41).expect("supply with the port closed");
+    e.supply(vmo, 0, 1, 41)
+        .expect("supply with the port closed");
     assert_eq!(recv(&rx, "the reader").1.expect("read"), pattern(41, 0));
     spawn_vmo_read(&e.p, vmo, PAGE_SIZE, PS, &tx);
     e.wait_requests(2);

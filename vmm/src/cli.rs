@@ -26,6 +26,30 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Measure the hypercall, SUPPLY, fault, start and restore paths against baselines.
     Bench(kvmpager_vmm::bench::BenchArgs),
+    /// Run the guest-side pager conformance suite (the `conformance` guest), print each case
+    /// and `N passed, N failed`; exit 1 if any case failed or did not run.
+    Test(TestArgs),
+}
+
+/// Arguments of `kvmpager test`.
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// Number of vCPUs (ConcurrentOverlappingAccess needs 3).
+    #[arg(long, default_value_t = kvmpager_vmm::conformance::DEFAULT_VCPUS)]
+    vcpus: usize,
+    /// Stop the suite after this many seconds.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+}
+
+/// Runs the conformance suite; exit code 0 only if every registered case ran and passed.
+fn test(args: &TestArgs) -> Result<i32, String> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(format!("invalid timeout {}", args.timeout));
+    }
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let r = kvmpager_vmm::conformance::run_suite(args.vcpus, timeout).map_err(|e| e.to_string())?;
+    Ok(if r.ok() { 0 } else { 1 })
 }
 
 /// Default embedded guest.
@@ -127,6 +151,7 @@ pub fn main() -> i32 {
         Command::Restore(args) => restore(&args),
         Command::Snapshot(args) => signal_snapshot(&args),
         Command::Bench(args) => return kvmpager_vmm::bench::main(&args),
+        Command::Test(args) => test(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("kvmpager: {e}");

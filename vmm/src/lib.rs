@@ -21,6 +21,7 @@ pub mod aperture;
 pub mod bench;
 pub mod boot;
 pub mod config;
+pub mod conformance;
 pub mod console;
 pub mod demo;
 pub mod exit;
