@@ -149,3 +149,18 @@ fn every_embedded_guest_stops_within_its_time_limit() {
         eprintln!("{}: {}", g.name, r.stop);
     }
 }
+
+/// A memslot change (VmarMap on vCPU 1) while vCPU 0 is blocked inside KVM on an absent pager
+/// page used to deadlock in KVM's memslot SRCU; the VMM now kicks vCPUs out of KVM_RUN first.
+#[test]
+fn vmar_map_while_another_vcpu_is_blocked_in_a_fault_does_not_deadlock() {
+    if !kvm_available() {
+        return;
+    }
+    let mut c = config("memslot_deadlock");
+    c.vcpus = 2;
+    c.timeout = Some(Duration::from_secs(20));
+    let r = run(&c);
+    assert_eq!(r.exit_code, Some(0), "stop: {}", r.stop);
+    assert!(r.console_text().contains("no deadlock"));
+}

@@ -57,12 +57,18 @@ impl Aperture {
         before.is_some_and(|(_, r)| r.gpa + r.len > gpa)
     }
 
-    /// Releases the range that starts at `gpa`; `len` must match it.
-    pub fn release(&mut self, gpa: u64, len: u64) -> Result<Range, Status> {
+    /// The range that starts at `gpa`; `len` must match it.
+    pub fn find(&self, gpa: u64, len: u64) -> Result<Range, Status> {
         let r = *self.ranges.get(&gpa).ok_or(ZX_ERR_NOT_FOUND)?;
         if r.len != len {
             return Err(ZX_ERR_INVALID_ARGS);
         }
+        Ok(r)
+    }
+
+    /// Releases the range that starts at `gpa`; `len` must match it.
+    pub fn release(&mut self, gpa: u64, len: u64) -> Result<Range, Status> {
+        let r = self.find(gpa, len)?;
         self.ranges.remove(&gpa);
         self.free_slots.push(r.slot);
         Ok(r)

@@ -32,6 +32,7 @@ pub mod kernel;
 pub mod layout;
 pub mod loader;
 pub mod memory;
+pub mod slot_gate;
 pub mod snapshot;
 pub mod stats;
 pub mod vcpu;

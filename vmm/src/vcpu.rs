@@ -111,6 +111,9 @@ impl Vcpu {
     /// Runs until the VM stops; records this vCPU's stop reason (if first) on the VM.
     pub fn run(mut self) {
         KVM_RUN.with(|r| r.set(self.fd.get_kvm_run()));
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        self.vm.register_vcpu_thread(self.index, me);
         self.vm.mark_first_run();
         while !self.vm.stopping() {
             if self.vm.pause_requested() {
@@ -134,6 +137,7 @@ impl Vcpu {
                 }
             }
         }
+        self.vm.unregister_vcpu_thread(self.index);
         KVM_RUN.with(|r| r.set(std::ptr::null_mut()));
     }
 
@@ -187,7 +191,10 @@ impl Vcpu {
 
 impl ExitHandler for Vcpu {
     fn run(&mut self) -> std::result::Result<VcpuExit<'_>, kvm_ioctls::Error> {
-        self.fd.run()
+        self.vm.slot_gate().enter();
+        let r = self.fd.run();
+        self.vm.slot_gate().leave();
+        r
     }
 
     fn index(&self) -> u32 {

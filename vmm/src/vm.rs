@@ -28,6 +28,7 @@ use crate::host_pager::{
 use crate::kernel::{FatalFault, Mapping, Process};
 use crate::loader;
 use crate::memory::{self, GuestRam};
+use crate::slot_gate::SlotGate;
 use crate::snapshot::{self, Snapshot, VcpuState};
 use kvmpager::vmo::Vmo;
 
@@ -163,7 +164,14 @@ pub struct Vm {
     t0: Instant,
     first_run: OnceLock<Duration>,
     snapshot_cfg: Option<SnapshotConfig>,
+    /// Keeps vCPUs out of `KVM_RUN` while memslots change.
+    slot_gate: SlotGate,
+    /// The pthread of each running vCPU thread, for kicks.
+    vcpu_threads: Mutex<BTreeMap<u32, libc::pthread_t>>,
 }
+
+/// How long a memslot change waits for the vCPUs to leave `KVM_RUN`.
+const SLOT_CHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -358,6 +366,8 @@ impl Vm {
             t0,
             first_run: OnceLock::new(),
             snapshot_cfg: cfg.snapshot.clone(),
+            slot_gate: SlotGate::default(),
+            vcpu_threads: Mutex::new(BTreeMap::new()),
         });
         vm.register_ram()?;
         step("RAM memslot set");
@@ -734,17 +744,18 @@ impl Vm {
         };
         // SAFETY: the host range is mapping `m`, which the aperture keeps until the memslot is
         // deleted in `unmap_vmo` (or the VM fd is closed).
-        unsafe { self.fd.set_user_memory_region(region) }.map_err(|e| {
-            log::warn!("memslot {} for {:#x}: {e}", r.slot, r.gpa);
-            ZX_ERR_NO_RESOURCES
-        })?;
+        self.change_memslot(|| unsafe { self.fd.set_user_memory_region(region) })?
+            .map_err(|e| {
+                log::warn!("memslot {} for {:#x}: {e}", r.slot, r.gpa);
+                ZX_ERR_NO_RESOURCES
+            })?;
         Ok(m)
     }
 
     /// `VmarUnmap`: removes the mapping that starts at `gpa` (`len` must match).
     pub fn unmap_vmo(&self, gpa: u64, len: u64) -> std::result::Result<(), Status> {
         let mut st = lock(&self.aperture);
-        let r = st.ranges.release(gpa, len)?;
+        let r = st.ranges.find(gpa, len)?;
         let region = kvm_userspace_memory_region {
             slot: r.slot,
             guest_phys_addr: r.gpa,
@@ -752,11 +763,48 @@ impl Vm {
             ..Default::default()
         };
         // SAFETY: deleting a memslot (size 0) never makes KVM access host memory.
-        if let Err(e) = unsafe { self.fd.set_user_memory_region(region) } {
+        let deleted = self.change_memslot(|| unsafe { self.fd.set_user_memory_region(region) })?;
+        if let Err(e) = deleted {
             log::error!("cannot delete memslot {}: {e}; keeping the mapping", r.slot);
             return Err(ZX_ERR_INTERNAL);
         }
+        st.ranges.release(gpa, len)?;
         st.mappings.remove(&gpa);
         Ok(())
+    }
+
+    /// Runs a memslot change with every vCPU out of `KVM_RUN` (see [`SlotGate`]);
+    /// `ZX_ERR_SHOULD_WAIT` if a vCPU could not be got out in time.
+    fn change_memslot<T>(&self, change: impl FnOnce() -> T) -> std::result::Result<T, Status> {
+        self.slot_gate
+            .exclusive(SLOT_CHANGE_TIMEOUT, || self.kick_vcpus(), change)
+            .map_err(|e| {
+                log::error!("memslot change: {e}");
+                ZX_ERR_SHOULD_WAIT
+            })
+    }
+
+    /// The gate vCPUs pass to enter `KVM_RUN`.
+    pub fn slot_gate(&self) -> &SlotGate {
+        &self.slot_gate
+    }
+
+    /// Records the running thread of vCPU `index` (it is kicked for memslot changes).
+    pub fn register_vcpu_thread(&self, index: u32, thread: libc::pthread_t) {
+        lock(&self.vcpu_threads).insert(index, thread);
+    }
+
+    /// Forgets vCPU `index`'s thread (it is about to end).
+    pub fn unregister_vcpu_thread(&self, index: u32) {
+        lock(&self.vcpu_threads).remove(&index);
+    }
+
+    /// Kicks every running vCPU thread out of `KVM_RUN`.
+    fn kick_vcpus(&self) {
+        for &thread in lock(&self.vcpu_threads).values() {
+            // SAFETY: a thread stays registered only while it runs its vCPU loop, so the
+            // pthread is alive; SIGRTMIN has the kick handler installed.
+            unsafe { libc::pthread_kill(thread, vmm_sys_util::signal::SIGRTMIN()) };
+        }
     }
 }
