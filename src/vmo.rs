@@ -647,15 +647,35 @@ impl Vmo {
     }
 
     fn evict_clean(&self, st: &mut VmoState) {
-        let mut page = 0;
-        while page < self.pages() {
-            let clean = |p: u64| !st.dirty.contains(p as usize);
-            if !clean(page) {
+        let dirty = st.dirty.clone();
+        self.discard_committed(st, 0..self.pages(), |p| dirty.contains(p as usize));
+    }
+
+    /// Frees the committed pages of `pages` except those `keep` names, one `madvise` per run,
+    /// skipping uncommitted stretches 64 pages at a time (nothing to free there).
+    pub(crate) fn discard_committed(
+        &self,
+        st: &mut VmoState,
+        pages: Range<u64>,
+        keep: impl Fn(u64) -> bool,
+    ) {
+        let free = |st: &VmoState, p: u64| st.committed.contains(p as usize) && !keep(p);
+        let mut page = pages.start;
+        while page < pages.end {
+            let chunk_end = (page + 64).min(pages.end);
+            if !st
+                .committed
+                .contains_any_in_range(page as usize..chunk_end as usize)
+            {
+                page = chunk_end;
+                continue;
+            }
+            if !free(st, page) {
                 page += 1;
                 continue;
             }
             let start = page;
-            while page < self.pages() && clean(page) {
+            while page < pages.end && free(st, page) {
                 page += 1;
             }
             self.discard_pages(st, start..page);

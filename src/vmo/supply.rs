@@ -61,7 +61,9 @@ impl Vmo {
         check_aux(&src, &aux_pages)?;
         // From here on the aux range is taken: it ends up decommitted whatever happens.
         let result = self.fill(&mut dst, offset, len, aux, &mut src, aux_offset, strategy);
-        aux.discard_pages(&mut src, aux_pages);
+        // Moved pages left the aux VMO already; free what is still there (pages kept because
+        // the destination had them, or left by a failure) and nothing else.
+        aux.discard_committed(&mut src, aux_pages, |_| false);
         result
     }
 
