@@ -164,3 +164,17 @@ fn vmar_map_while_another_vcpu_is_blocked_in_a_fault_does_not_deadlock() {
     assert_eq!(r.exit_code, Some(0), "stop: {}", r.stop);
     assert!(r.console_text().contains("no deadlock"));
 }
+
+/// RAM beyond the first pieces gets its KVM memslot on first touch: reads, writes and code in
+/// every 1 GiB piece of a 4 GiB lazy-RAM guest behave like ordinary RAM.
+#[test]
+fn ram_pieces_are_registered_on_first_touch() {
+    if !kvm_available() {
+        return;
+    }
+    let mut c = config("ram_pieces");
+    c.memory = 4 << 30;
+    let r = run(&c);
+    assert_eq!(r.exit_code, Some(0), "stop: {}", r.stop);
+    assert!(r.console_text().contains("4 pieces ok"));
+}

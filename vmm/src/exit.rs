@@ -180,11 +180,42 @@ pub trait ExitHandler {
     fn cpu_state(&mut self) -> String;
     /// `kvm_run.internal`: suberror and data.
     fn internal_error(&mut self) -> (u32, Vec<u64>);
+    /// An access at `addr` with no memslot behind it: `len` bytes, `write` holding the bytes
+    /// of a write. Returns whether the VMM completed the access (guest RAM registered with
+    /// KVM lazily); `false` stops the VM.
+    fn mmio(&mut self, addr: u64, len: usize, write: Option<[u8; 8]>) -> bool;
+    /// After an internal error: whether it came from an instruction fetch in guest RAM not
+    /// yet registered with KVM, which is now registered (re-entering retries it).
+    fn retry_after_registering_ram(&mut self) -> bool;
+}
+
+/// An MMIO exit, copied out of `kvm_run` so the handler may use the vCPU.
+struct Mmio {
+    addr: u64,
+    len: usize,
+    write: Option<[u8; 8]>,
+}
+
+impl Mmio {
+    fn new(addr: u64, data: &[u8], write: bool) -> Mmio {
+        let len = data.len().min(8);
+        let bytes = write.then(|| {
+            let mut b = [0u8; 8];
+            b[..len].copy_from_slice(&data[..len]);
+            b
+        });
+        Mmio {
+            addr,
+            len,
+            write: bytes,
+        }
+    }
 }
 
 /// Runs `h` once and decides what its exit means.
 pub fn run_once<H: ExitHandler>(h: &mut H) -> Result<ExitAction, kvm_ioctls::Error> {
     let vcpu = h.index();
+    let mut mmio = None;
     let action = match h.run()? {
         VcpuExit::IoOut(port, data) => {
             let value = le_u32(data);
@@ -195,16 +226,14 @@ pub fn run_once<H: ExitHandler>(h: &mut H) -> Result<ExitAction, kvm_ioctls::Err
             port,
             dir: "in",
         }),
-        VcpuExit::MmioRead(addr, _) => stop(StopReason::Mmio {
-            vcpu,
-            addr,
-            dir: "read",
-        }),
-        VcpuExit::MmioWrite(addr, _) => stop(StopReason::Mmio {
-            vcpu,
-            addr,
-            dir: "write",
-        }),
+        VcpuExit::MmioRead(addr, data) => {
+            mmio = Some(Mmio::new(addr, data, false));
+            ExitAction::Continue
+        }
+        VcpuExit::MmioWrite(addr, data) => {
+            mmio = Some(Mmio::new(addr, data, true));
+            ExitAction::Continue
+        }
         VcpuExit::Hlt => hlt(h),
         VcpuExit::Shutdown => shutdown(h),
         VcpuExit::FailEntry(reason, _) => fail_entry(h, reason),
@@ -215,7 +244,22 @@ pub fn run_once<H: ExitHandler>(h: &mut H) -> Result<ExitAction, kvm_ioctls::Err
             stop(StopReason::UnhandledExit { vcpu, exit })
         }
     };
-    Ok(action)
+    Ok(match mmio {
+        Some(m) => mmio_access(h, m),
+        None => action,
+    })
+}
+
+fn mmio_access<H: ExitHandler>(h: &mut H, m: Mmio) -> ExitAction {
+    let dir = if m.write.is_some() { "write" } else { "read" };
+    if h.mmio(m.addr, m.len, m.write) {
+        return ExitAction::Continue;
+    }
+    stop(StopReason::Mmio {
+        vcpu: h.index(),
+        addr: m.addr,
+        dir,
+    })
 }
 
 fn stop(reason: StopReason) -> ExitAction {
@@ -274,6 +318,9 @@ fn fail_entry<H: ExitHandler>(h: &mut H, reason: u64) -> ExitAction {
 }
 
 fn internal_error<H: ExitHandler>(h: &mut H) -> ExitAction {
+    if h.retry_after_registering_ram() {
+        return ExitAction::Continue;
+    }
     let (suberror, data) = h.internal_error();
     let state = h.cpu_state();
     stop(StopReason::InternalError {
@@ -349,6 +396,25 @@ mod tests {
         fn internal_error(&mut self) -> (u32, Vec<u64>) {
             (1, vec![0x0f, 0x57])
         }
+        fn mmio(&mut self, addr: u64, _len: usize, _write: Option<[u8; 8]>) -> bool {
+            // The fake has "lazy RAM" below 1 MiB only.
+            addr < 1 << 20
+        }
+        fn retry_after_registering_ram(&mut self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn mmio_in_lazily_registered_ram_continues_and_elsewhere_stops() {
+        assert!(matches!(
+            exit_of(Fake::MmioW(0x8000)).0,
+            Ok(ExitAction::Continue)
+        ));
+        assert!(matches!(
+            exit_of(Fake::MmioW(0x12_3456_7000)).0,
+            Ok(ExitAction::Stop(StopReason::Mmio { .. }))
+        ));
     }
 
     fn exit_of(next: Fake) -> (Result<ExitAction, kvm_ioctls::Error>, u32) {

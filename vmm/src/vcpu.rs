@@ -237,6 +237,33 @@ impl ExitHandler for Vcpu {
         )
     }
 
+    fn mmio(&mut self, addr: u64, len: usize, write: Option<[u8; 8]>) -> bool {
+        if !self.vm.register_ram_at(addr) {
+            return false;
+        }
+        // The access started before the memslot existed: complete it through the host
+        // mapping (KVM finishes the instruction with the data of a read on re-entry).
+        if let Some(bytes) = write {
+            return self.vm.ram().write(addr, &bytes[..len]).is_ok();
+        }
+        let mut buf = [0u8; 8];
+        if self.vm.ram().read_into(addr, &mut buf[..len]).is_err() {
+            return false;
+        }
+        let run = self.fd.get_kvm_run();
+        // SAFETY: the last exit was KVM_EXIT_MMIO, so `mmio` is the union member in use; `len`
+        // is at most 8, the size of `mmio.data`.
+        unsafe { run.__bindgen_anon_1.mmio.data[..len].copy_from_slice(&buf[..len]) };
+        true
+    }
+
+    fn retry_after_registering_ram(&mut self) -> bool {
+        // An instruction fetch from RAM without a memslot ends in an emulation failure; the
+        // page tables are an identity map, so `rip` is the guest-physical address.
+        let rip = self.rip();
+        self.vm.ram_unregistered_at(rip) && self.vm.register_ram_at(rip)
+    }
+
     fn internal_error(&mut self) -> (u32, Vec<u64>) {
         let run = self.fd.get_kvm_run();
         // SAFETY: the exit reason was KVM_EXIT_INTERNAL_ERROR, so `internal` is the union

@@ -26,6 +26,7 @@ use crate::host_pager::{
     self, HostPager, ImageSource, PageSource, PagerCounters, SupplyPolicy, ZeroFill,
 };
 use crate::kernel::{FatalFault, Mapping, Process};
+use crate::layout;
 use crate::loader;
 use crate::memory::{self, GuestRam};
 use crate::slot_gate::SlotGate;
@@ -83,7 +84,12 @@ fn kernel(call: &'static str) -> impl FnOnce(Status) -> Error {
 }
 
 /// Memslot of guest RAM; aperture mappings use the slots above it.
-const RAM_SLOT: u32 = 0;
+/// Guest RAM is registered with KVM in memslots of this size (slot i covers
+/// `[i * RAM_CHUNK, (i + 1) * RAM_CHUNK)`), and only the pieces a VM starts in are registered
+/// before it runs: the rest on first touch (see [`Vm::register_ram_at`]). On hosts whose KVM
+/// allocates per-page metadata for each memslot up front (shadow paging) this keeps the time
+/// to the first guest instruction flat in RAM size.
+pub const RAM_CHUNK: u64 = 1 << 30;
 
 /// The first stop reason wins; vCPUs and the runner watch the flag. The runner also waits
 /// here for snapshot requests.
@@ -168,6 +174,25 @@ pub struct Vm {
     slot_gate: SlotGate,
     /// The pthread of each running vCPU thread, for kicks.
     vcpu_threads: Mutex<BTreeMap<u32, libc::pthread_t>>,
+    /// Which [`RAM_CHUNK`] pieces of RAM have their memslot.
+    ram_chunks: Mutex<Vec<bool>>,
+}
+
+/// Guest-physical addresses the vCPUs touch first: the boot area, each vCPU's stack, and on
+/// restore each vCPU's `rip` and `rsp`. Their RAM pieces are registered before the start.
+fn start_addresses(vm: &Vm, snap: Option<&Snapshot>) -> Vec<u64> {
+    let size = vm.ram.size();
+    let mut gpas = vec![0, vm.entry];
+    gpas.extend((0..vm.vcpus).map(|i| layout::vcpu_stack_top(size, i).saturating_sub(1)));
+    if let Some(s) = snap {
+        gpas.extend(
+            s.meta
+                .cpus
+                .iter()
+                .flat_map(|c| [c.regs.rip, c.regs.rsp.saturating_sub(1)]),
+        );
+    }
+    gpas
 }
 
 /// How long a memslot change waits for the vCPUs to leave `KVM_RUN`.
@@ -347,7 +372,7 @@ impl Vm {
             guest,
             ram,
             aperture: Mutex::new(ApertureState {
-                ranges: Aperture::new(RAM_SLOT + 1, k.max_slots),
+                ranges: Aperture::new(memory.div_ceil(RAM_CHUNK) as u32, k.max_slots),
                 mappings: BTreeMap::new(),
             }),
             vcpus,
@@ -368,8 +393,9 @@ impl Vm {
             snapshot_cfg: cfg.snapshot.clone(),
             slot_gate: SlotGate::default(),
             vcpu_threads: Mutex::new(BTreeMap::new()),
+            ram_chunks: Mutex::new(vec![false; memory.div_ceil(RAM_CHUNK) as usize]),
         });
-        vm.register_ram()?;
+        vm.register_ram(&start_addresses(&vm, snap))?;
         step("RAM memslot set");
         vm.watch_fatal_faults();
         if let (Some(p), Some(src)) = (pager, source) {
@@ -379,17 +405,63 @@ impl Vm {
         Ok(vm)
     }
 
-    fn register_ram(&self) -> Result<()> {
+    /// Registers the RAM pieces holding `gpas` (the vCPUs are not running yet).
+    fn register_ram(&self, gpas: &[u64]) -> Result<()> {
+        let mut chunks = lock(&self.ram_chunks);
+        for &gpa in gpas.iter().filter(|&&g| g < self.ram.size()) {
+            let i = (gpa / RAM_CHUNK) as usize;
+            if !chunks[i] {
+                self.register_ram_chunk(i).map_err(Error::SetRamMemslot)?;
+                chunks[i] = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives RAM piece `i` its memslot.
+    fn register_ram_chunk(&self, i: usize) -> std::result::Result<(), kvm_ioctls::Error> {
+        let start = i as u64 * RAM_CHUNK;
         let region = kvm_userspace_memory_region {
-            slot: RAM_SLOT,
+            slot: i as u32,
             flags: 0,
-            guest_phys_addr: 0,
-            memory_size: self.ram.size(),
-            userspace_addr: self.ram.host_addr(),
+            guest_phys_addr: start,
+            memory_size: RAM_CHUNK.min(self.ram.size() - start),
+            userspace_addr: self.ram.host_addr() + start,
         };
-        // SAFETY: the host range is the RAM mapping owned by `self.ram`, which lives as long as
-        // the VM fd (both are fields of `self`; the fd is dropped first).
-        unsafe { self.fd.set_user_memory_region(region) }.map_err(Error::SetRamMemslot)
+        // SAFETY: the host range is inside the RAM mapping owned by `self.ram`, which lives as
+        // long as the VM fd (both are fields of `self`; the fd is dropped first).
+        unsafe { self.fd.set_user_memory_region(region) }
+    }
+
+    /// A vCPU touched `gpa` with no memslot behind it: if `gpa` is guest RAM, makes sure its
+    /// piece is registered (kicking the other vCPUs out of `KVM_RUN` for the change) and
+    /// returns `true`; the caller then completes the access itself.
+    pub fn register_ram_at(&self, gpa: u64) -> bool {
+        if gpa >= self.ram.size() {
+            return false;
+        }
+        let i = (gpa / RAM_CHUNK) as usize;
+        let mut chunks = lock(&self.ram_chunks);
+        if chunks[i] {
+            return true;
+        }
+        match self.change_memslot(|| self.register_ram_chunk(i)) {
+            Ok(Ok(())) => {
+                chunks[i] = true;
+                log::debug!("RAM piece {i} registered on first touch at {gpa:#x}");
+                true
+            }
+            Ok(Err(e)) => {
+                log::error!("registering RAM piece {i}: {e}");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `gpa` is guest RAM whose memslot is not registered yet.
+    pub fn ram_unregistered_at(&self, gpa: u64) -> bool {
+        gpa < self.ram.size() && !lock(&self.ram_chunks)[(gpa / RAM_CHUNK) as usize]
     }
 
     fn watch_fatal_faults(self: &Arc<Self>) {
