@@ -92,10 +92,10 @@ fn verify(mem: &[u64], seed: u64, ncpus: usize) -> i64 {
         println!("pattern: {bad} words differ");
         return 1;
     }
-    for k in 1..ncpus.min(MAX_VCPUS) {
-        let before = COUNTERS[k].load(Ordering::Relaxed);
+    for (k, counter) in COUNTERS.iter().enumerate().take(ncpus.min(MAX_VCPUS)).skip(1) {
+        let before = counter.load(Ordering::Relaxed);
         let t0 = rt::sys::clock_monotonic();
-        while COUNTERS[k].load(Ordering::Relaxed) == before {
+        while counter.load(Ordering::Relaxed) == before {
             if rt::sys::clock_monotonic() - t0 > 5_000_000_000 {
                 println!("pattern: vCPU {k} does not run");
                 return 5;
