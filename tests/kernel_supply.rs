@@ -406,3 +406,67 @@ fn remap_strategy_moves_frames_and_wakes_faulters() {
     drop(mapping);
     f.no_packet();
 }
+
+/// The copy strategy over large runs, from huge-page and small-page aux VMOs, lands exactly
+/// the aux bytes (regression: large copies used to land wrong bytes).
+#[test]
+fn copy_strategy_large_runs_land_exact_bytes() {
+    for huge in [false, true] {
+        let pages = 2 * HUGE_PAGE_SIZE / P;
+        let f = Fixture::new(pages);
+        f.p.set_supply_strategy(SupplyStrategy::Copy);
+        let options = if huge { KVMPAGER_VMO_HUGE } else { 0 };
+        let aux = f.p.vmo_create(pages * P, options).unwrap();
+        for i in 0..pages {
+            f.p.vmo_write(aux, &pattern(0x42, i), i * P).unwrap();
+        }
+        f.p.pager_supply_pages(f.pager, f.vmo, 0, pages * P, aux, 0)
+            .unwrap();
+        for i in 0..pages {
+            assert_eq!(f.peek(i), pattern(0x42, i), "huge={huge} page {i}");
+        }
+        assert_aux_really_empty(&f, aux, pages);
+    }
+}
+
+/// The aux range is decommitted in the host too, not just in the bookkeeping: committing it
+/// again yields zero pages (a reused aux VMO must never leak old bytes into a later supply).
+fn assert_aux_really_empty(f: &Fixture, aux: kvmpager::abi::Handle, pages: u64) {
+    let obj = f.p.vmo_object(aux).unwrap();
+    for i in 0..pages {
+        assert_eq!(obj.pfn(i * P), None, "aux page {i} still holds a host page");
+    }
+    f.p.vmo_op_range(aux, kvmpager::abi::vmo_op::ZX_VMO_OP_COMMIT, 0, pages * P)
+        .unwrap();
+    let mut buf = vec![0xffu8; PS];
+    for i in 0..pages {
+        f.p.vmo_read(aux, &mut buf, i * P).unwrap();
+        assert!(buf.iter().all(|&b| b == 0), "aux page {i} kept old bytes");
+    }
+}
+
+/// Every strategy, and a supply whose destination is partly present, leaves the aux range
+/// empty in the host.
+#[test]
+fn every_strategy_empties_the_aux_range_in_the_host() {
+    for strategy in [
+        SupplyStrategy::Move,
+        SupplyStrategy::Remap,
+        SupplyStrategy::Copy,
+    ] {
+        let pages = HUGE_PAGE_SIZE / P;
+        let f = Fixture::new(pages);
+        f.p.set_supply_strategy(strategy);
+        f.supply(3, 2, 0x10).unwrap();
+        let aux = f.aux(pages, 0x20);
+        f.p.pager_supply_pages(f.pager, f.vmo, 0, pages * P, aux, 0)
+            .unwrap();
+        assert_eq!(
+            f.peek(3),
+            pattern(0x10, 0),
+            "{strategy:?}: present page kept"
+        );
+        assert_eq!(f.peek(5), pattern(0x20, 5), "{strategy:?}");
+        assert_aux_really_empty(&f, aux, pages);
+    }
+}

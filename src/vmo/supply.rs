@@ -139,6 +139,7 @@ impl Vmo {
             let src_addr = aux.host_addr() + (src_run.start + done) * PAGE_SIZE;
             let bytes = (total - done) * PAGE_SIZE;
             let remap = remap_len(dst_addr, src_addr, bytes);
+            let gone_before = filled.moved + filled.remapped;
             let n = match strategy {
                 SupplyStrategy::Remap if remap > 0 => {
                     match remap_chunks(uffd, dst_addr, src_addr, remap, &mut filled) {
@@ -155,9 +156,13 @@ impl Vmo {
             let pages = n.div_ceil(PAGE_SIZE).max(1);
             dst.committed
                 .insert_range((run.start + done) as usize..(run.start + done + pages) as usize);
-            src.committed.remove_range(
-                (src_run.start + done) as usize..(src_run.start + done + pages) as usize,
-            );
+            if filled.moved + filled.remapped - gone_before == n {
+                // The host pages left the aux VMO; copied (or kept) ones are still there and
+                // are freed with the rest of the aux range afterwards.
+                src.committed.remove_range(
+                    (src_run.start + done) as usize..(src_run.start + done + pages) as usize,
+                );
+            }
             Stats::add(&self.stats().pages_supplied, pages);
             done += pages;
         }

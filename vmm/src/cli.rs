@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kvmpager::vmo::SupplyStrategy;
 use kvmpager_vmm::config::{DEFAULT_VCPUS, SnapshotConfig, SnapshotThen, parse_size};
 use kvmpager_vmm::{RunResult, StopReason, VmConfig, demo, guests, snapshot};
 
@@ -58,6 +59,17 @@ const DEFAULT_GUEST: &str = "demo";
 /// The value of `--record` / `--prefetch` given without a file: DIR/workingset.bin.
 const DEFAULT_FILE: &str = "<DIR/workingset.bin>";
 
+/// `--supply`: the kernel's supply strategy.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Supply {
+    /// Move host pages with UFFDIO_MOVE (zero copy; the default).
+    Move,
+    /// Remap whole 2 MiB chunks of aux memory over the pager VMO (zero copy).
+    Remap,
+    /// Copy with UFFDIO_COPY (the baseline).
+    Copy,
+}
+
 /// What to do after a snapshot.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Then {
@@ -94,6 +106,10 @@ struct PagerArgs {
     /// Never supply huge pages (2 MiB runs move as 4 KiB pages).
     #[arg(long)]
     no_huge_pages: bool,
+    /// How SUPPLY fills pager VMOs (host pager and guest pagers alike): move host pages
+    /// (UFFDIO_MOVE), remap whole 2 MiB chunks of host memory (mremap), or copy (UFFDIO_COPY).
+    #[arg(long, value_enum, default_value = "move")]
+    supply: Supply,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -221,6 +237,11 @@ fn pager_config(
     };
     c.readahead = a.readahead;
     c.huge_pages = !a.no_huge_pages;
+    c.supply = match a.supply {
+        Supply::Move => SupplyStrategy::Move,
+        Supply::Remap => SupplyStrategy::Remap,
+        Supply::Copy => SupplyStrategy::Copy,
+    };
     let default_file = |p: &PathBuf| -> Result<PathBuf, String> {
         if p.as_os_str() != DEFAULT_FILE {
             return Ok(p.clone());

@@ -93,6 +93,8 @@ pub struct VmConfig {
     pub prefetch: Option<PathBuf>,
     /// Print a progress line on stderr during long prefetches.
     pub progress: bool,
+    /// How SUPPLY fills pager VMOs, for the host pager and guest pagers alike.
+    pub supply: kvmpager::vmo::SupplyStrategy,
 }
 
 impl VmConfig {
@@ -108,6 +110,7 @@ impl VmConfig {
             image: None,
             readahead: DEFAULT_READAHEAD,
             huge_pages: true,
+            supply: kvmpager::vmo::SupplyStrategy::Move,
             snapshot: None,
             record: None,
             prefetch: None,

@@ -25,6 +25,8 @@ pub struct Stats {
     pub bytes_moved: u64,
     /// Bytes supplied by copying.
     pub bytes_copied: u64,
+    /// Bytes supplied by remapping host memory (zero-copy; the remap strategy).
+    pub bytes_remapped: u64,
     /// Median fault latency in nanoseconds (0 without samples).
     pub fault_latency_p50_ns: u64,
     /// 99th-percentile fault latency in nanoseconds (0 without samples).
@@ -72,6 +74,7 @@ impl Stats {
             pages_supplied: host.pages_supplied + guest.pages_supplied,
             bytes_moved: host.bytes_moved + guest.bytes_moved,
             bytes_copied: host.bytes_copied + guest.bytes_copied,
+            bytes_remapped: host.bytes_remapped + guest.bytes_remapped,
             fault_latency_p50_ns: pct(0.5),
             fault_latency_p99_ns: pct(0.99),
             fault_latency_max_ns: if hist.is_empty() { 0 } else { hist.max() },
@@ -100,7 +103,7 @@ impl Stats {
             "time to first guest instruction: {:.2} ms\n\
              faults: {} ({} page requests)\n\
              pages supplied: {} ({} on demand, {} prefetched in {} supplies, {:.1} ms)\n\
-             bytes moved: {} ({:.1} MiB), bytes copied: {} ({:.1} MiB)\n\
+             bytes moved: {} ({:.1} MiB), remapped: {} ({:.1} MiB), copied: {} ({:.1} MiB)\n\
              from files: {:.1} MiB read into aux VMOs; {:.1} MiB of holes zero-filled; {} huge-page supplies\n\
              fault latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
             self.time_to_first_instruction_ns as f64 / 1e6,
@@ -113,6 +116,8 @@ impl Stats {
             self.prefetch_ns as f64 / 1e6,
             self.bytes_moved,
             mib(self.bytes_moved),
+            self.bytes_remapped,
+            mib(self.bytes_remapped),
             self.bytes_copied,
             mib(self.bytes_copied),
             mib(self.file_bytes_read),

@@ -342,6 +342,8 @@ impl Vm {
         let k = open_kvm()?;
         step("KVM VM created");
         let (host, guest) = (Process::new(), Process::new());
+        host.set_supply_strategy(cfg.supply);
+        guest.set_supply_strategy(cfg.supply);
         let (ram_vmo, mut pager) = create_ram(&host, &cfg, memory, lazy)?;
         step("RAM VMO created");
         if let Some(program) = &program {
