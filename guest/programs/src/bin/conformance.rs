@@ -9,8 +9,13 @@
 //!
 //! Cases never FAIL or detach a page that a vCPU is touching through a mapping: that is a fatal
 //! page fault which stops the VM (Zircon would crash the thread), so those paths are tested with
-//! `VmoRead`/COMMIT waiters only. When the pager side of a case goes wrong it still supplies
-//! (or fails) the page the accessor waits for, so one broken case cannot hang the suite.
+//! `VmoRead`/COMMIT waiters only here, and end to end in `tests/vmm_fatal_faults.rs`. When the
+//! pager side of a case goes wrong it still supplies (or fails) the page the accessor waits for,
+//! so one broken case cannot hang the suite.
+//!
+//! A pager may change KVM memslots (VmarMap/VmarUnmap of its aux VMO) while the accessor is
+//! blocked inside KVM on an absent page: the VMM kicks the blocked vCPU out of `KVM_RUN` first
+//! (see `memslot_deadlock.rs`), so the `*_aux_mapped_while_blocked` cases do exactly that.
 //!
 //! `ZX_ERR_NO_MEMORY` is not guest-triggerable: host memory is reserved lazily and a guest
 //! cannot make the VMM's `UFFDIO_MOVE`/`COPY` fail with ENOMEM on purpose; the host-side
@@ -102,6 +107,8 @@ fn main(vcpu: usize, _ncpus: usize, _ram: u64) -> i64 {
         // --- blocked accessors: vCPU 0 accesses, vCPU 1 pages ---
         single_page_mapping,
         single_page_mapping_aux_filled_through_mapping,
+        single_page_mapping_aux_mapped_while_blocked,
+        sequential_multipage_mapping_aux_mapped_while_blocked,
         single_page_vmo_read,
         single_page_vmo_read_aux_filled_through_mapping,
         present_page_splits_range,
@@ -1699,25 +1706,30 @@ fn aux_filled_through_mapping(
     for k in 0..len / PAGE {
         write_mapped_page(m.gpa + k * PAGE, seed, off / PAGE + k);
     }
+    // The seed's rule: an aux VMO with mappings cannot be supplied from, and stays untouched.
     check_err!(
         supply(p, v, off, len, aux.handle(), 0),
         Status::ERR_BAD_STATE
     );
     check_eq!(info(aux.handle())?.mappings, 1);
+    for k in 0..len / PAGE {
+        let got = read_mapped_page(m.gpa + k * PAGE);
+        check_page(
+            &got,
+            seed,
+            off / PAGE + k,
+            "aux through its mapping after the refused SUPPLY",
+        )?;
+    }
     check_ok!(m.unmap());
     check_eq!(info(aux.handle())?.mappings, 0);
-    check_eq!(
-        committed(aux.handle())?,
-        len,
-        "aux written through the mapping"
-    );
+    check_aux_untouched(&aux, len / PAGE, seed, off / PAGE)?;
     Ok(aux)
 }
 
 /// Pager job: expects READ(off, len), then fills the aux through a mapping (map, write,
-/// SUPPLY → BAD_STATE, unmap) and supplies. The accessor must be blocked in a hypercall, not in
-/// a KVM fault: VmarMap/VmarUnmap change KVM memslots, which waits for every vCPU inside KVM
-/// (see `memslot_deadlock.rs`).
+/// SUPPLY → BAD_STATE, unmap) and supplies. The accessor may be blocked in a hypercall or in a
+/// KVM fault (VmarMap/VmarUnmap kick it out of `KVM_RUN` first).
 fn job_serve_read_mapped_aux(_cpu: usize) -> TestResult {
     let (p, v, port) = (sh_pager(), sh_vmo(), sh_port());
     let (off, len) = (
@@ -1766,7 +1778,8 @@ fn mapped_touch_case(pages: u64, page: u64, job: Job, wait_for_aux: bool) -> Tes
     publish(&fx, page * PAGE, PAGE);
     spawn(1, job)?;
     if wait_for_aux {
-        // No memslot change may happen while vCPU 0 is blocked in KVM: wait for the aux.
+        // The aux is mapped and unmapped before vCPU 0 touches (the "blocked" variant is
+        // `single_page_mapping_aux_mapped_while_blocked`).
         let deadline = deadline_ms(PACKET_WAIT_MS);
         while !SH.go.load(Ordering::Acquire) && sys::clock_monotonic() < deadline {
             core::hint::spin_loop();
@@ -1795,6 +1808,89 @@ fn single_page_mapping(_t: &mut TestCtx) -> TestResult {
 
 fn single_page_mapping_aux_filled_through_mapping(_t: &mut TestCtx) -> TestResult {
     mapped_touch_case(3, 1, job_serve_read_premapped_aux, true)
+}
+
+/// Pages vCPU 0 has finished reading in a `mapped_walk_case` (it is blocked on the next one).
+static PAGES_READ: AtomicU64 = AtomicU64::new(0);
+
+/// Pager job for `mapped_walk_case`: for each page of `[off, +len)` in order, expects exactly
+/// one one-page READ while vCPU 0 is blocked on that page (it has read the pages before it and
+/// no more), fills an aux VMO through a VmarMap mapping, checks that SUPPLY with the aux still
+/// mapped fails with BAD_STATE and leaves the aux untouched, unmaps it (vCPU 0 is still
+/// blocked: both memslot changes happened with it inside KVM), and supplies with ZX_OK.
+fn job_serve_walk_mapped_aux(_cpu: usize) -> TestResult {
+    let (p, v, port, key, seed) = (sh_pager(), sh_vmo(), sh_port(), sh_key(), sh_seed());
+    let (off, len) = (
+        SH.off.load(Ordering::Acquire),
+        SH.len.load(Ordering::Acquire),
+    );
+    let r = (|| -> TestResult {
+        for k in 0..len / PAGE {
+            let at = off + k * PAGE;
+            expect_read(port, key, at, PAGE).map_err(|e| format!("page {k} of the walk: {e}"))?;
+            check_eq!(
+                PAGES_READ.load(Ordering::Acquire),
+                k,
+                "pages vCPU 0 had read when READ({at:#x}) came"
+            );
+            let aux = aux_filled_through_mapping(p, v, at, PAGE, seed)?;
+            check_eq!(
+                PAGES_READ.load(Ordering::Acquire),
+                k,
+                "vCPU 0 got past page {k} before it was supplied"
+            );
+            check_ok!(supply(p, v, at, PAGE, aux.handle(), 0));
+            check_aux_decommitted(&aux, 0, PAGE, 0)?;
+        }
+        Ok(())
+    })();
+    if r.is_err() {
+        // Release the accessor whatever is missing (present pages are kept).
+        let _ = supply_fresh(p, v, off, len, seed);
+    }
+    r
+}
+
+/// vCPU 0 reads `count` pages of a `pages`-page pager VMO from page `first` on, one after the
+/// other through one mapping, blocking inside KVM on each, while vCPU 1 serves each from an
+/// aux VMO it maps and unmaps meanwhile; vCPU 0 checks every byte it read.
+fn mapped_walk_case(pages: u64, first: u64, count: u64) -> TestResult {
+    let fx = fixture(pages)?;
+    let m = map(fx.vmo.handle(), 0, pages * PAGE)?;
+    publish(&fx, first * PAGE, count * PAGE);
+    PAGES_READ.store(0, Ordering::Release);
+    spawn(1, job_serve_walk_mapped_aux)?;
+    let mut bytes = Ok(());
+    for k in 0..count {
+        let got = read_mapped_page(m.gpa + (first + k) * PAGE);
+        PAGES_READ.store(k + 1, Ordering::Release);
+        if bytes.is_ok() {
+            bytes = check_page(&got, fx.seed, first + k, "page read through the mapping");
+        }
+    }
+    join_as(1, "pager")?;
+    bytes?;
+    check_content(
+        fx.vmo.handle(),
+        first * PAGE,
+        count,
+        fx.seed,
+        first,
+        "VmoRead after the faults",
+    )?;
+    check_eq!(committed(fx.vmo.handle())?, count * PAGE);
+    check_ok!(m.unmap());
+    expect_no_packet(fx.port.handle())
+}
+
+fn single_page_mapping_aux_mapped_while_blocked(_t: &mut TestCtx) -> TestResult {
+    mapped_walk_case(4, 2, 1)
+}
+
+/// Zircon's SequentialMultipage (the mapping half): 8 pages touched in order give 8 one-page
+/// READ packets in order.
+fn sequential_multipage_mapping_aux_mapped_while_blocked(_t: &mut TestCtx) -> TestResult {
+    mapped_walk_case(8, 0, 8)
 }
 
 fn single_page_vmo_read(_t: &mut TestCtx) -> TestResult {
