@@ -92,7 +92,12 @@ fn verify(mem: &[u64], seed: u64, ncpus: usize) -> i64 {
         println!("pattern: {bad} words differ");
         return 1;
     }
-    for (k, counter) in COUNTERS.iter().enumerate().take(ncpus.min(MAX_VCPUS)).skip(1) {
+    for (k, counter) in COUNTERS
+        .iter()
+        .enumerate()
+        .take(ncpus.min(MAX_VCPUS))
+        .skip(1)
+    {
         let before = counter.load(Ordering::Relaxed);
         let t0 = rt::sys::clock_monotonic();
         while counter.load(Ordering::Relaxed) == before {

@@ -37,7 +37,10 @@ fn main(vcpu: usize, _ncpus: usize, ram: u64) -> i64 {
         }
     }
     if pieces >= 3 && run_code_in_piece(pieces - 2) != 0x4b1d {
-        println!("ram_pieces: code in piece {} returned the wrong value", pieces - 2);
+        println!(
+            "ram_pieces: code in piece {} returned the wrong value",
+            pieces - 2
+        );
         return 1;
     }
     println!("ram_pieces: {pieces} pieces ok");
