@@ -3,8 +3,12 @@
 //!
 //! The result is a list of segments (bytes + address) rather than writes into guest memory,
 //! because RAM is a VMO: the VM writes them through the kernel (`vmo_write`, or an aux VMO and
-//! SUPPLY for pager-backed RAM). linux-loader's `Elf` writes into a `GuestMemory` directly, so
-//! it does not fit that model; the parsing here is the small subset guests need.
+//! SUPPLY for pager-backed RAM). linux-loader's `Elf` loader writes into a `GuestMemory`
+//! directly, so it does not fit that model; its ELF header types (`linux_loader::elf`) are
+//! used to read the file, and every field is checked before use (the file is user input).
+
+use linux_loader::elf::{EM_X86_64, Elf64_Ehdr, Elf64_Phdr, PT_LOAD};
+use vm_memory::ByteValued;
 
 use crate::layout::BOOT_AREA_END;
 
@@ -77,87 +81,70 @@ impl Program {
     }
 }
 
-const PT_LOAD: u32 = 1;
-const EM_X86_64: u16 = 62;
-
-fn field<const N: usize>(b: &[u8], at: usize, what: &'static str) -> Result<[u8; N]> {
-    b.get(at..at + N)
-        .and_then(|s| s.try_into().ok())
-        .ok_or(Error::Truncated(what))
-}
-
-fn u16_at(b: &[u8], at: usize, what: &'static str) -> Result<u16> {
-    field(b, at, what).map(u16::from_le_bytes)
-}
-
-fn u32_at(b: &[u8], at: usize, what: &'static str) -> Result<u32> {
-    field(b, at, what).map(u32::from_le_bytes)
-}
-
-fn u64_at(b: &[u8], at: usize, what: &'static str) -> Result<u64> {
-    field(b, at, what).map(u64::from_le_bytes)
+/// Reads a `T` from `b` at byte `at` (unaligned), or says which part is truncated.
+fn read<T: ByteValued + Default>(b: &[u8], at: usize, what: &'static str) -> Result<T> {
+    let mut v = T::default();
+    let size = std::mem::size_of::<T>();
+    let bytes = at
+        .checked_add(size)
+        .and_then(|end| b.get(at..end))
+        .ok_or(Error::Truncated(what))?;
+    v.as_mut_slice().copy_from_slice(bytes);
+    Ok(v)
 }
 
 /// Parses `elf` and checks that every segment fits in `ram_size` bytes of RAM above the boot
 /// area and that the entry point is inside one of them.
 pub fn load(elf: &[u8], ram_size: u64) -> Result<Program> {
-    check_header(elf)?;
-    let entry = u64_at(elf, 24, "header")?;
-    let phoff = u64_at(elf, 32, "header")? as usize;
-    let phentsize = usize::from(u16_at(elf, 54, "header")?);
-    let phnum = usize::from(u16_at(elf, 56, "header")?);
+    let header: Elf64_Ehdr = read(elf, 0, "header")?;
+    check_header(&header)?;
     let mut segments = Vec::new();
-    for i in 0..phnum {
-        let ph = phoff.saturating_add(i.saturating_mul(phentsize));
-        if let Some(seg) = segment(elf, ph)? {
+    for i in 0..usize::from(header.e_phnum) {
+        let at =
+            (header.e_phoff as usize).saturating_add(i.saturating_mul(header.e_phentsize.into()));
+        let ph: Elf64_Phdr = read(elf, at, "program header")?;
+        if ph.p_type == PT_LOAD {
+            let seg = segment(elf, &ph)?;
             check_placement(&seg, ram_size)?;
             segments.push(seg);
         }
     }
-    let inside = |s: &Segment| (s.addr..s.addr + s.mem_size).contains(&entry);
+    let entry = header.e_entry;
+    let inside = |s: &Segment| s.addr <= entry && entry - s.addr < s.mem_size;
     if !segments.iter().any(inside) {
         return Err(Error::BadEntry(entry));
     }
     Ok(Program { entry, segments })
 }
 
-fn check_header(elf: &[u8]) -> Result<()> {
-    let ident: [u8; 7] = field(elf, 0, "header")?;
-    if ident[..4] != *b"\x7fELF" {
+fn check_header(h: &Elf64_Ehdr) -> Result<()> {
+    if h.e_ident[..4] != *b"\x7fELF" {
         return Err(Error::NotElf("bad magic"));
     }
-    if ident[4] != 2 || ident[5] != 1 {
+    if h.e_ident[4] != 2 || h.e_ident[5] != 1 {
         return Err(Error::NotElf("not 64-bit little-endian"));
     }
-    if u16_at(elf, 18, "header")? != EM_X86_64 {
+    if h.e_machine != EM_X86_64 {
         return Err(Error::NotElf("machine is not x86-64"));
+    }
+    if usize::from(h.e_phentsize) < std::mem::size_of::<Elf64_Phdr>() && h.e_phnum > 0 {
+        return Err(Error::NotElf("program headers too small"));
     }
     Ok(())
 }
 
-/// The `PT_LOAD` segment described by the program header at `ph`, if it is one.
-fn segment(elf: &[u8], ph: usize) -> Result<Option<Segment>> {
-    if u32_at(elf, ph, "program header")? != PT_LOAD {
-        return Ok(None);
-    }
-    let offset = u64_at(elf, ph + 8, "program header")? as usize;
-    let addr = u64_at(elf, ph + 24, "program header")?;
-    let file_size = u64_at(elf, ph + 32, "program header")? as usize;
-    let mem_size = u64_at(elf, ph + 40, "program header")?;
-    let data = elf
-        .get(
-            offset
-                ..offset
-                    .checked_add(file_size)
-                    .ok_or(Error::Truncated("segment"))?,
-        )
+/// The bytes and placement of the `PT_LOAD` segment `ph`.
+fn segment(elf: &[u8], ph: &Elf64_Phdr) -> Result<Segment> {
+    let data = usize::try_from(ph.p_offset)
+        .ok()
+        .zip(usize::try_from(ph.p_filesz).ok())
+        .and_then(|(off, len)| elf.get(off..off.checked_add(len)?))
         .ok_or(Error::Truncated("segment"))?;
-    let mem_size = mem_size.max(file_size as u64);
-    Ok(Some(Segment {
-        addr,
+    Ok(Segment {
+        addr: ph.p_paddr,
         data: data.to_vec(),
-        mem_size,
-    }))
+        mem_size: ph.p_memsz.max(ph.p_filesz),
+    })
 }
 
 fn check_placement(s: &Segment, ram: u64) -> Result<()> {
@@ -242,5 +229,24 @@ mod tests {
         let mut elf = tiny_elf(0x100000, &[0x90], 1);
         elf[24..32].copy_from_slice(&0x200000u64.to_le_bytes());
         assert_eq!(load(&elf, RAM), Err(Error::BadEntry(0x200000)));
+    }
+
+    #[test]
+    fn corrupted_files_give_errors_not_panics() {
+        let good = tiny_elf(0x10_0000, &[0xf4; 32], 0x2000);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut e = good.clone();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % e.len();
+                e[i] = (x >> 32) as u8;
+            }
+            let _ = load(&e, 64 << 20);
+            let cut = (x as usize >> 8) % e.len();
+            let _ = load(&e[..cut], 64 << 20);
+        }
     }
 }
