@@ -15,6 +15,8 @@
 pub mod abi;
 
 #[cfg(feature = "std")]
+pub mod bits;
+#[cfg(feature = "std")]
 pub mod fault;
 #[cfg(feature = "std")]
 pub mod handle;

@@ -11,13 +11,12 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
-use fixedbitset::FixedBitSet;
-
 use crate::abi::packet::{
     ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST,
 };
 use crate::abi::status::*;
 use crate::abi::{PAGE_SIZE, PageRequest, PortPacket, Status, VmoInfo};
+use crate::bits::PageBits;
 use crate::fault::FaultService;
 use crate::hostmem::HostMemory;
 use crate::port::{COMPLETE_TOKEN, KILL_POLL, PacketSource, Port};
@@ -67,11 +66,11 @@ pub struct PagerLink {
 /// The mutable part of a VMO.
 pub(crate) struct VmoState {
     /// Committed (anonymous) or present (pager) pages.
-    pub committed: FixedBitSet,
+    pub committed: PageBits,
     /// Pager VMOs: pages written since the last writeback.
-    pub dirty: FixedBitSet,
+    pub dirty: PageBits,
     /// Pager VMOs: dirty pages whose writeback has begun.
-    pub awaiting_clean: FixedBitSet,
+    pub awaiting_clean: PageBits,
     /// Live guest mappings.
     pub mappings: u32,
     /// Live children.
@@ -172,9 +171,9 @@ impl Vmo {
             0
         };
         let state = VmoState {
-            committed: FixedBitSet::with_capacity(pages),
-            dirty: FixedBitSet::with_capacity(tracked),
-            awaiting_clean: FixedBitSet::with_capacity(tracked),
+            committed: PageBits::with_capacity(pages),
+            dirty: PageBits::with_capacity(tracked),
+            awaiting_clean: PageBits::with_capacity(tracked),
             mappings: 0,
             children: 0,
             pins: Vec::new(),
@@ -733,7 +732,7 @@ impl Vmo {
     /// What `zx_vmo_get_info` (kvmpager's [`VmoInfo`]) reports.
     pub fn info(&self, rights: u32) -> VmoInfo {
         let st = self.lock();
-        let mut committed = st.committed.count_ones(..) as u64;
+        let mut committed = st.committed.count_ones() as u64;
         if st.mappings > 0 && !self.is_pager_backed() && self.pages() > 0 {
             committed = committed.max(self.resident(0..self.pages()));
         }
