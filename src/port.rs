@@ -14,6 +14,9 @@ use crate::abi::Status;
 use crate::abi::status::{ZX_ERR_CANCELED, ZX_ERR_TIMED_OUT};
 use crate::vmo::Vmo;
 
+/// How long `zx_port_wait` polls for a packet before it sleeps.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+
 /// How often a blocked waiter re-checks whether its process was killed.
 pub(crate) const KILL_POLL: Duration = Duration::from_millis(20);
 
@@ -92,6 +95,9 @@ impl Port {
     }
 
     fn dequeue(&self, deadline: Option<Instant>, killed: &AtomicBool) -> Result<Queued, Status> {
+        if let Some(q) = self.spin_for_packet() {
+            return Ok(q);
+        }
         let mut queue = self.lock();
         loop {
             if let Some(q) = queue.pop_front() {
@@ -113,6 +119,22 @@ impl Port {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
+    }
+
+    /// Polls the queue for a short while before the waiter sleeps: a pager usually gets its
+    /// next packet within microseconds of the last supply, and waking a sleeping thread costs
+    /// far more than that on virtualised hosts (an idle vCPU has to be woken by an IPI).
+    fn spin_for_packet(&self) -> Option<Queued> {
+        let start = Instant::now();
+        while start.elapsed() < SPIN_BEFORE_SLEEP {
+            if let Ok(mut queue) = self.queue.try_lock()
+                && let Some(q) = queue.pop_front()
+            {
+                return Some(q);
+            }
+            std::hint::spin_loop();
+        }
+        None
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
