@@ -112,19 +112,16 @@ impl Process {
         *self.shared.sink.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
     }
 
-    /// How this process's SUPPLY calls fill pages (default: move).
+    /// How this process's SUPPLY calls fill pages (default: [`SupplyStrategy::Auto`]).
     pub fn set_supply_strategy(&self, strategy: SupplyStrategy) {
         self.shared
             .strategy
-            .store(strategy as u8, Ordering::Relaxed);
+            .store(strategy.index(), Ordering::Relaxed);
     }
 
     fn strategy(&self) -> SupplyStrategy {
-        match self.shared.strategy.load(Ordering::Relaxed) {
-            0 => SupplyStrategy::Move,
-            1 => SupplyStrategy::Copy,
-            _ => SupplyStrategy::Remap,
-        }
+        let i = self.shared.strategy.load(Ordering::Relaxed) as usize;
+        SupplyStrategy::ALL.get(i).copied().unwrap_or_default()
     }
 
     /// Counters of this process's pager VMOs.

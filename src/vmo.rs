@@ -89,6 +89,7 @@ pub(crate) struct VmoState {
 pub struct Vmo {
     koid: u64,
     size: u64,
+    huge: bool,
     mem: HostMemory,
     origin: Origin,
     state: Mutex<VmoState>,
@@ -184,6 +185,7 @@ impl Vmo {
         Ok(Arc::new_cyclic(|this| Vmo {
             koid: new_koid(),
             size,
+            huge,
             mem,
             origin,
             state: Mutex::new(state),
@@ -212,6 +214,11 @@ impl Vmo {
     /// Host address of the VMO's first byte.
     pub fn host_addr(&self) -> u64 {
         self.mem.host_addr()
+    }
+
+    /// Whether the VMO asked for transparent huge pages (`KVMPAGER_VMO_HUGE`).
+    pub fn is_huge(&self) -> bool {
+        self.huge
     }
 
     /// Whether this is a pager VMO.

@@ -470,3 +470,37 @@ fn every_strategy_empties_the_aux_range_in_the_host() {
         assert_aux_really_empty(&f, aux, pages);
     }
 }
+
+/// The default strategy remaps whole 2 MiB chunks of a small-page aux, moves the tail and
+/// every run of a huge-page aux, and always lands the aux bytes.
+#[test]
+fn auto_strategy_picks_remap_for_small_page_chunks_and_move_otherwise() {
+    let chunk = HUGE_PAGE_SIZE / P;
+    let f = Fixture::new(4 * chunk);
+    assert_eq!(SupplyStrategy::default(), SupplyStrategy::Auto);
+    // Small-page aux: one whole chunk plus 3 pages.
+    let aux = f.aux(chunk + 3, 0x61);
+    f.p.pager_supply_pages(f.pager, f.vmo, 0, (chunk + 3) * P, aux, 0)
+        .unwrap();
+    let s = f.p.stats();
+    assert_eq!((s.bytes_remapped, s.bytes_moved), (HUGE_PAGE_SIZE, 3 * P));
+    // Huge-page aux: the chunk moves whole.
+    let huge = f.p.vmo_create(HUGE_PAGE_SIZE, KVMPAGER_VMO_HUGE).unwrap();
+    for i in 0..chunk {
+        f.p.vmo_write(huge, &pattern(0x62, i), i * P).unwrap();
+    }
+    f.p.pager_supply_pages(f.pager, f.vmo, 2 * HUGE_PAGE_SIZE, HUGE_PAGE_SIZE, huge, 0)
+        .unwrap();
+    let s = f.p.stats();
+    assert_eq!(
+        (s.bytes_remapped, s.bytes_moved),
+        (HUGE_PAGE_SIZE, 3 * P + HUGE_PAGE_SIZE)
+    );
+    for page in [0, chunk - 1, chunk, chunk + 2] {
+        assert_eq!(f.peek(page), pattern(0x61, page));
+    }
+    for i in [0, chunk - 1] {
+        assert_eq!(f.peek(2 * chunk + i), pattern(0x62, i));
+    }
+    assert_eq!(s.bytes_copied, 0);
+}

@@ -19,8 +19,13 @@ use crate::uffd::Userfault;
 /// How SUPPLY gets pages into the pager VMO.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SupplyStrategy {
-    /// Move the host pages (`UFFDIO_MOVE`), copying only pages that cannot move.
+    /// The default: whole 2 MiB chunks from an aux VMO of small pages are remapped (as in
+    /// `Remap`); everything else — small runs, and huge-page aux VMOs, whose 2 MiB pages
+    /// `UFFDIO_MOVE` moves whole — is moved (as in `Move`). The fastest zero-copy path for
+    /// each piece.
     #[default]
+    Auto,
+    /// Move the host pages (`UFFDIO_MOVE`), copying only pages that cannot move.
     Move,
     /// Always copy (`UFFDIO_COPY`) and free the aux pages: the baseline, and the fallback
     /// on kernels without `UFFDIO_MOVE`.
@@ -31,6 +36,21 @@ pub enum SupplyStrategy {
     /// memslot over the pager VMO then sees the aux pages. Other pieces move as in `Move`.
     /// Each remapped chunk is a host VMA of its own, so this suits large runs only.
     Remap,
+}
+
+impl SupplyStrategy {
+    /// All strategies, in a fixed order (`index` is the position).
+    pub const ALL: [SupplyStrategy; 4] = [
+        SupplyStrategy::Auto,
+        SupplyStrategy::Move,
+        SupplyStrategy::Copy,
+        SupplyStrategy::Remap,
+    ];
+
+    /// Position in [`Self::ALL`].
+    pub fn index(self) -> u8 {
+        Self::ALL.iter().position(|s| *s == self).unwrap_or(0) as u8
+    }
 }
 
 /// A run of destination pages that was filled, and how many bytes moved vs copied.
@@ -140,8 +160,13 @@ impl Vmo {
             let bytes = (total - done) * PAGE_SIZE;
             let remap = remap_len(dst_addr, src_addr, bytes);
             let gone_before = filled.moved + filled.remapped;
+            let remap_here = match strategy {
+                SupplyStrategy::Remap => remap > 0,
+                SupplyStrategy::Auto => remap > 0 && !aux.is_huge(),
+                _ => false,
+            };
             let n = match strategy {
-                SupplyStrategy::Remap if remap > 0 => {
+                _ if remap_here => {
                     match remap_chunks(uffd, dst_addr, src_addr, remap, &mut filled) {
                         Some(n) => n,
                         None => self.move_some(uffd, dst_addr, src_addr, bytes, &mut filled)?,

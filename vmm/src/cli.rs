@@ -62,7 +62,9 @@ const DEFAULT_FILE: &str = "<DIR/workingset.bin>";
 /// `--supply`: the kernel's supply strategy.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Supply {
-    /// Move host pages with UFFDIO_MOVE (zero copy; the default).
+    /// Remap whole 2 MiB chunks of small-page aux VMOs, move everything else (the default).
+    Auto,
+    /// Move host pages with UFFDIO_MOVE (zero copy).
     Move,
     /// Remap whole 2 MiB chunks of aux memory over the pager VMO (zero copy).
     Remap,
@@ -106,9 +108,10 @@ struct PagerArgs {
     /// Never supply huge pages (2 MiB runs move as 4 KiB pages).
     #[arg(long)]
     no_huge_pages: bool,
-    /// How SUPPLY fills pager VMOs (host pager and guest pagers alike): move host pages
-    /// (UFFDIO_MOVE), remap whole 2 MiB chunks of host memory (mremap), or copy (UFFDIO_COPY).
-    #[arg(long, value_enum, default_value = "move")]
+    /// How SUPPLY fills pager VMOs (host pager and guest pagers alike): auto (remap whole
+    /// 2 MiB chunks of small-page aux VMOs, move the rest), move host pages (UFFDIO_MOVE),
+    /// remap 2 MiB chunks of host memory (mremap), or copy (UFFDIO_COPY).
+    #[arg(long, value_enum, default_value = "auto")]
     supply: Supply,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
@@ -238,6 +241,7 @@ fn pager_config(
     c.readahead = a.readahead;
     c.huge_pages = !a.no_huge_pages;
     c.supply = match a.supply {
+        Supply::Auto => SupplyStrategy::Auto,
         Supply::Move => SupplyStrategy::Move,
         Supply::Remap => SupplyStrategy::Remap,
         Supply::Copy => SupplyStrategy::Copy,

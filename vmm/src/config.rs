@@ -110,7 +110,7 @@ impl VmConfig {
             image: None,
             readahead: DEFAULT_READAHEAD,
             huge_pages: true,
-            supply: kvmpager::vmo::SupplyStrategy::Move,
+            supply: kvmpager::vmo::SupplyStrategy::Auto,
             snapshot: None,
             record: None,
             prefetch: None,

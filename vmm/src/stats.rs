@@ -103,7 +103,7 @@ impl Stats {
             "time to first guest instruction: {:.2} ms\n\
              faults: {} ({} page requests)\n\
              pages supplied: {} ({} on demand, {} prefetched in {} supplies, {:.1} ms)\n\
-             bytes moved: {} ({:.1} MiB), remapped: {} ({:.1} MiB), copied: {} ({:.1} MiB)\n\
+             bytes moved: {} ({:.1} MiB), bytes remapped: {} ({:.1} MiB), bytes copied: {} ({:.1} MiB)\n\
              from files: {:.1} MiB read into aux VMOs; {:.1} MiB of holes zero-filled; {} huge-page supplies\n\
              fault latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
             self.time_to_first_instruction_ns as f64 / 1e6,

@@ -32,7 +32,13 @@ struct Way {
     zero_copy: bool,
 }
 
-const WAYS: [Way; 5] = [
+const WAYS: [Way; 6] = [
+    Way {
+        name: "auto (the default)",
+        strategy: SupplyStrategy::Auto,
+        huge_aux: false,
+        zero_copy: true,
+    },
     Way {
         name: "move (UFFDIO_MOVE)",
         strategy: SupplyStrategy::Move,
