@@ -203,6 +203,16 @@ impl Process {
         vmo.write(offset, buf, &self.shared.killed)
     }
 
+    /// The checks of `zx_vmo_read` (`write`: `zx_vmo_write`) for `[offset, offset + len)` —
+    /// handle, rights, range — and, for a pager VMO, the page requests, one run at a time; no
+    /// bytes move. The VMM calls it before copying a large guest buffer in pieces, so requests
+    /// have the shape of one whole-range access and a zero-length call still checks the handle.
+    pub fn vmo_prepare_io(&self, vmo: Handle, offset: u64, len: u64, write: bool) -> Result<()> {
+        let right = if write { ZX_RIGHT_WRITE } else { ZX_RIGHT_READ };
+        let (vmo, _) = self.vmo(vmo, right)?;
+        vmo.prepare(offset, len, write, &self.shared.killed)
+    }
+
     /// `zx_vmo_get_size`.
     pub fn vmo_get_size(&self, vmo: Handle) -> Result<u64> {
         Ok(self.vmo(vmo, 0)?.0.size())

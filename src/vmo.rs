@@ -304,6 +304,25 @@ impl Vmo {
         Ok(())
     }
 
+    /// Makes every page of `[offset, offset + len)` present (and dirty-acknowledged for a
+    /// write to a TRAP_DIRTY VMO), raising requests one run at a time, without copying: callers
+    /// that then move the bytes in pieces see the request shape of one whole-range access.
+    pub(crate) fn prepare(
+        &self,
+        offset: u64,
+        len: u64,
+        write: bool,
+        killed: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), Status> {
+        let pages = self.page_range(offset, len)?;
+        let st = self.lock();
+        let st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
+        if write && self.link().is_some_and(|l| l.trap_dirty) {
+            drop(self.ensure(st, ZX_PAGER_VMO_DIRTY, pages, killed)?);
+        }
+        Ok(())
+    }
+
     /// `ZX_VMO_OP_COMMIT`.
     pub fn commit(
         &self,

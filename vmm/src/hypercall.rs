@@ -170,8 +170,8 @@ fn test_report(vm: &Vm, a: [u64; 8]) -> CallResult {
 }
 
 fn vmo_read(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64) -> CallResult {
+    vm.guest().vmo_prepare_io(vmo, offset, len, false)?;
     vm.ram().check(buf, len)?;
-    offset.checked_add(len).ok_or(ZX_ERR_OUT_OF_RANGE)?;
     let mut tmp = vec![0u8; len.min(COPY_CHUNK) as usize];
     let mut done = 0;
     while done < len {
@@ -184,8 +184,8 @@ fn vmo_read(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64) -> CallResult
 }
 
 fn vmo_write(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64) -> CallResult {
+    vm.guest().vmo_prepare_io(vmo, offset, len, true)?;
     vm.ram().check(buf, len)?;
-    offset.checked_add(len).ok_or(ZX_ERR_OUT_OF_RANGE)?;
     let mut tmp = vec![0u8; len.min(COPY_CHUNK) as usize];
     let mut done = 0;
     while done < len {

@@ -111,6 +111,8 @@ fn main(vcpu: usize, _ncpus: usize, _ram: u64) -> i64 {
         sequential_multipage_mapping_aux_mapped_while_blocked,
         single_page_vmo_read,
         single_page_vmo_read_aux_filled_through_mapping,
+        sequential_multipage_vmo_read,
+        zero_length_vmo_read_and_write_check_the_handle,
         present_page_splits_range,
         concurrent_overlapping_access,
         early_supply_withdraws_packet,
@@ -1912,6 +1914,48 @@ fn vmo_read_case(job: Job) -> TestResult {
     check_ok!(r);
     check_page(&buf, fx.seed, 3, "VmoRead")?;
     check_eq!(committed(fx.vmo.handle())?, PAGE);
+    expect_no_packet(fx.port.handle())
+}
+
+/// Pager job for [`sequential_multipage_vmo_read`]: exactly one 32-page READ, one supply.
+fn job_serve_multipage(_cpu: usize) -> TestResult {
+    let (p, v, port, key, seed) = (sh_pager(), sh_vmo(), sh_port(), sh_key(), sh_seed());
+    let r = expect_read(port, key, 0, 32 * PAGE);
+    let s = supply_fresh(p, v, 0, 32 * PAGE, seed);
+    r.and(s).and_then(|_| expect_no_packet(port))
+}
+
+/// Zircon's SequentialMultipage, `vmo_read` half: one `VmoRead` of 32 absent pages (128 KiB,
+/// more than the VMM copies at once) raises a single 32-page READ request.
+fn sequential_multipage_vmo_read(_t: &mut TestCtx) -> TestResult {
+    let fx = fixture(32)?;
+    publish(&fx, 0, 32 * PAGE);
+    spawn(1, job_serve_multipage)?;
+    let mut buf = rt::vec![0u8; 32 * PAGE_US];
+    let r = fx.vmo.read(&mut buf, 0);
+    join_as(1, "pager")?;
+    check_ok!(r);
+    for (page, chunk) in buf.chunks_exact(PAGE_US).enumerate() {
+        let got: &[u8; PAGE_US] = chunk
+            .try_into()
+            .map_err(|_| rt::String::from("chunk size"))?;
+        check_page(got, fx.seed, page as u64, "VmoRead of 32 pages")?;
+    }
+    Ok(())
+}
+
+/// A zero-length `VmoRead`/`VmoWrite` still checks the handle and its rights.
+fn zero_length_vmo_read_and_write_check_the_handle(_t: &mut TestCtx) -> TestResult {
+    let fx = fixture(1)?;
+    for bad in bad_handles()? {
+        check_err!(sys::vmo_read(bad, &mut [], 0), Status::ERR_BAD_HANDLE);
+        check_err!(sys::vmo_write(bad, &[], 0), Status::ERR_BAD_HANDLE);
+    }
+    check_err!(
+        sys::vmo_read(fx.port.handle(), &mut [], 0),
+        Status::ERR_WRONG_TYPE
+    );
+    check_ok!(sys::vmo_read(fx.vmo.handle(), &mut [], 0));
     expect_no_packet(fx.port.handle())
 }
 
