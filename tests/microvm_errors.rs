@@ -206,3 +206,31 @@ fn the_demo_checksums_right_with_every_supply_strategy() {
         }
     }
 }
+
+/// The built-in pattern pager serves the demo image with no file at all: the checksum
+/// matches, nothing is read from a file, and the holes arrive as zero pages.
+#[test]
+fn the_pattern_pager_serves_the_demo_image_without_a_file() {
+    if !kvm_available() {
+        return;
+    }
+    let mut c = VmConfig::new(guests::DEMO.elf.to_vec());
+    c.demo_pattern = Some(16 << 20);
+    c.timeout = Some(std::time::Duration::from_secs(60));
+    let r = kvmpager_vmm::run(&c).unwrap();
+    show("demo over the pattern pager", &r);
+    assert_eq!(r.exit_code, Some(0), "{}", r.console_text());
+    let want = kvmpager_vmm::demo::DemoPattern::new(16 << 20)
+        .unwrap()
+        .image();
+    assert!(
+        r.console_text()
+            .contains(&format!("{:#018x}", want.checksum))
+    );
+    assert_eq!(r.stats.file_bytes_read, 0);
+    assert!(r.stats.zero_bytes >= want.data_len - want.data_bytes);
+    let mut bad = c.clone();
+    bad.image = Some("x.img".into());
+    bad.lazy_ram = false;
+    assert!(kvmpager_vmm::run(&bad).is_err());
+}

@@ -149,6 +149,10 @@ struct RunArgs {
     /// demo image.
     #[arg(long, value_name = "FILE")]
     image: Option<PathBuf>,
+    /// Back guest RAM with the built-in pattern pager instead of an image file: the demo
+    /// image's bytes are computed page by page on first touch.
+    #[arg(long)]
+    pattern: bool,
     #[command(flatten)]
     pager: PagerArgs,
     /// Serve guest RAM on demand with the built-in host pager (default).
@@ -181,7 +185,18 @@ pub fn main() -> i32 {
 fn run(args: &RunArgs) -> Result<i32, String> {
     let mut c = config(args)?;
     let mut demo_image = None;
-    if args.guest.is_none() && args.image.is_none() {
+    if args.pattern {
+        if args.image.is_some() {
+            return Err("--pattern and --image both say what RAM holds; give one".into());
+        }
+        let p = demo::DemoPattern::new(demo::DEFAULT_DATA_LEN).map_err(|e| e.to_string())?;
+        c.demo_pattern = Some(demo::DEFAULT_DATA_LEN);
+        eprintln!(
+            "kvmpager: RAM holds the demo image computed by the built-in pattern pager ({} MiB of data, checksum {:#018x}); served on demand",
+            demo::DEFAULT_DATA_LEN >> 20,
+            p.image().checksum
+        );
+    } else if args.guest.is_none() && args.image.is_none() {
         let path = std::env::temp_dir().join(format!("kvmpager-demo-{}.img", std::process::id()));
         let img = demo::write_image(&path, demo::DEFAULT_DATA_LEN)
             .map_err(|e| format!("cannot write the demo image {}: {e}", path.display()))?;

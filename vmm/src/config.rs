@@ -81,6 +81,9 @@ pub struct VmConfig {
     /// A raw, sparse memory image backing RAM from guest-physical 0 (lazy RAM only); the boot
     /// area and the program are supplied over it.
     pub image: Option<PathBuf>,
+    /// Back RAM with the built-in pattern pager serving the demo image with this many bytes of
+    /// data, computed on first touch (lazy RAM only; not with `image`).
+    pub demo_pattern: Option<u64>,
     /// The host pager widens each request to an aligned window of this many bytes.
     pub readahead: u64,
     /// Supply whole 2 MiB-aligned runs as huge pages where the host has them.
@@ -108,6 +111,7 @@ impl VmConfig {
             lazy_ram: true,
             echo_console: false,
             image: None,
+            demo_pattern: None,
             readahead: DEFAULT_READAHEAD,
             huge_pages: true,
             supply: kvmpager::vmo::SupplyStrategy::Auto,
@@ -134,6 +138,7 @@ impl VmConfig {
         if !self.lazy_ram {
             for (set, what) in [
                 (self.image.is_some(), "a memory image"),
+                (self.demo_pattern.is_some(), "the pattern pager"),
                 (self.snapshot.is_some(), "snapshotting"),
                 (self.record.is_some(), "recording a working set"),
                 (self.prefetch.is_some(), "prefetching a working set"),

@@ -70,48 +70,117 @@ pub struct DemoImage {
     pub checksum: u64,
 }
 
-/// Writes a demo image of `data_len` bytes (a multiple of [`CHUNK`]) to `path`.
-pub fn write_image(path: &Path, data_len: u64) -> io::Result<DemoImage> {
-    if data_len == 0 || data_len % CHUNK != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "demo data length must be a non-zero multiple of 2 MiB",
-        ));
-    }
-    let f = File::create(path)?;
-    let mut h = FNV_BASIS;
-    let mut buf = vec![0u8; CHUNK as usize];
+/// The demo data word at word index `i` of chunk-aligned data (0 inside holes).
+fn data_word(i: u64) -> u64 {
     let words = CHUNK / 8;
-    let mut stored = 0;
-    for c in 0..data_len / CHUNK {
-        if is_hole(c) {
-            for _ in 0..words {
-                h = fnv_word(h, 0);
-            }
-            continue;
-        }
-        for i in 0..words {
-            let w = splitmix64((c * words + i) ^ DEMO_SEED);
-            h = fnv_word(h, w);
-            buf[(i * 8) as usize..(i * 8 + 8) as usize].copy_from_slice(&w.to_le_bytes());
-        }
-        f.write_all_at(&buf, DATA_GPA + c * CHUNK)?;
-        stored += CHUNK;
+    if is_hole(i / words) {
+        0
+    } else {
+        splitmix64(i ^ DEMO_SEED)
     }
+}
+
+/// The checksum of `data_len` bytes of demo data.
+pub fn checksum(data_len: u64) -> u64 {
+    (0..data_len / 8).fold(FNV_BASIS, |h, i| fnv_word(h, data_word(i)))
+}
+
+/// The 40-byte demo header for `data_len` bytes of data.
+fn header(data_len: u64) -> Vec<u8> {
     let mut hdr = Vec::with_capacity(40);
     hdr.extend_from_slice(DEMO_MAGIC);
     hdr.extend_from_slice(&1u32.to_le_bytes());
     hdr.extend_from_slice(&0u32.to_le_bytes());
     hdr.extend_from_slice(&DATA_GPA.to_le_bytes());
     hdr.extend_from_slice(&data_len.to_le_bytes());
-    hdr.extend_from_slice(&h.to_le_bytes());
-    f.write_all_at(&hdr, HEADER_GPA)?;
+    hdr.extend_from_slice(&checksum(data_len).to_le_bytes());
+    hdr
+}
+
+fn check_len(data_len: u64) -> io::Result<()> {
+    if data_len == 0 || data_len % CHUNK != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "demo data length must be a non-zero multiple of 2 MiB",
+        ));
+    }
+    Ok(())
+}
+
+/// The demo image computed rather than stored: what the built-in pattern pager serves.
+#[derive(Clone, Debug)]
+pub struct DemoPattern {
+    data_len: u64,
+    header: Vec<u8>,
+}
+
+impl DemoPattern {
+    /// The image for `data_len` bytes of data (a non-zero multiple of [`CHUNK`]).
+    pub fn new(data_len: u64) -> io::Result<DemoPattern> {
+        check_len(data_len)?;
+        Ok(DemoPattern {
+            data_len,
+            header: header(data_len),
+        })
+    }
+
+    /// What the image holds.
+    pub fn image(&self) -> DemoImage {
+        let data_bytes = (0..self.data_len / CHUNK).filter(|c| !is_hole(*c)).count() as u64 * CHUNK;
+        DemoImage {
+            data_len: self.data_len,
+            data_bytes,
+            checksum: u64::from_le_bytes(self.header[32..40].try_into().unwrap_or_default()),
+        }
+    }
+
+    /// Byte ranges (guest-physical) that may hold non-zero bytes.
+    pub fn data_runs(&self) -> Vec<std::ops::Range<u64>> {
+        let header = std::iter::once(HEADER_GPA..HEADER_GPA + 4096);
+        let data = (0..self.data_len / CHUNK)
+            .filter(|c| !is_hole(*c))
+            .map(|c| DATA_GPA + c * CHUNK..DATA_GPA + (c + 1) * CHUNK);
+        header.chain(data).collect()
+    }
+
+    /// Fills `buf` with the image's bytes at guest-physical `gpa` (zeros outside it).
+    pub fn fill(&self, gpa: u64, buf: &mut [u8]) {
+        buf.fill(0);
+        let end = gpa + buf.len() as u64;
+        let hdr_end = HEADER_GPA + self.header.len() as u64;
+        if gpa < hdr_end && HEADER_GPA < end {
+            let from = gpa.max(HEADER_GPA);
+            let to = end.min(hdr_end);
+            buf[(from - gpa) as usize..(to - gpa) as usize].copy_from_slice(
+                &self.header[(from - HEADER_GPA) as usize..(to - HEADER_GPA) as usize],
+            );
+        }
+        let (data_from, data_to) = (gpa.max(DATA_GPA), end.min(DATA_GPA + self.data_len));
+        let mut at = data_from;
+        while at < data_to {
+            let word_start = (at - DATA_GPA) / 8 * 8 + DATA_GPA;
+            let bytes = data_word((word_start - DATA_GPA) / 8).to_le_bytes();
+            let lo = (at - word_start) as usize;
+            let n = (8 - lo).min((data_to - at) as usize);
+            let dst = (at - gpa) as usize;
+            buf[dst..dst + n].copy_from_slice(&bytes[lo..lo + n]);
+            at += n as u64;
+        }
+    }
+}
+
+/// Writes a demo image of `data_len` bytes (a multiple of [`CHUNK`]) to `path`.
+pub fn write_image(path: &Path, data_len: u64) -> io::Result<DemoImage> {
+    let pattern = DemoPattern::new(data_len)?;
+    let f = File::create(path)?;
+    let mut buf = vec![0u8; CHUNK as usize];
+    for run in pattern.data_runs() {
+        let len = (run.end - run.start) as usize;
+        pattern.fill(run.start, &mut buf[..len]);
+        f.write_all_at(&buf[..len], run.start)?;
+    }
     f.set_len(DATA_GPA + data_len)?;
-    Ok(DemoImage {
-        data_len,
-        data_bytes: stored,
-        checksum: h,
-    })
+    Ok(pattern.image())
 }
 
 /// Writes an image holding only the `pattern` guest's parameter page: write `mib` MiB at
@@ -135,6 +204,25 @@ pub fn pattern_word(seed: u64, off: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pattern_is_byte_for_byte_the_written_image() {
+        let path = std::env::temp_dir().join(format!("kvmpager-demo-unit-{}", std::process::id()));
+        let img = write_image(&path, 3 * CHUNK).unwrap();
+        let file = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let p = DemoPattern::new(3 * CHUNK).unwrap();
+        assert_eq!(p.image(), img);
+        let mut buf = vec![0u8; file.len()];
+        p.fill(0, &mut buf);
+        assert!(buf == file, "computed bytes differ from the file");
+        // Unaligned windows agree too.
+        let mut part = vec![0u8; 1000];
+        p.fill(DATA_GPA + 4093, &mut part);
+        let at = (DATA_GPA + 4093) as usize;
+        assert_eq!(&part[..], &file[at..at + 1000]);
+        assert_eq!(checksum(3 * CHUNK), img.checksum);
+    }
 
     #[test]
     fn demo_image_is_sparse_and_checksummed() {

@@ -155,6 +155,54 @@ impl PageSource for ZeroFill {
     }
 }
 
+/// The built-in pattern pager: RAM holds the demo image ([`crate::demo::DemoPattern`]),
+/// computed page by page on first touch — no file; all-zero runs are committed as zero pages.
+#[derive(Debug)]
+pub struct PatternSource {
+    pattern: crate::demo::DemoPattern,
+}
+
+impl PatternSource {
+    /// RAM holding the demo image with `data_len` bytes of data.
+    pub fn new(data_len: u64) -> Result<PatternSource> {
+        let pattern = crate::demo::DemoPattern::new(data_len).map_err(|error| Error::Io {
+            what: "the demo pattern".into(),
+            error,
+        })?;
+        Ok(PatternSource { pattern })
+    }
+}
+
+impl PageSource for PatternSource {
+    fn fill(&self, aux: &Aux<'_>, aux_offset: u64, ram_offset: u64, len: u64) -> Result<()> {
+        let mut buf = vec![0u8; len as usize];
+        self.pattern.fill(ram_offset, &mut buf);
+        if buf.iter().all(|&b| b == 0) {
+            aux.zero(aux_offset, len)
+        } else {
+            aux.write(aux_offset, &buf)
+        }
+    }
+
+    fn data_runs(&self) -> Result<Vec<Range<u64>>> {
+        Ok(self.pattern.data_runs())
+    }
+
+    fn copy_to(&self, out: &File, range: Range<u64>) -> Result<()> {
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        self.pattern.fill(range.start, &mut buf);
+        out.write_all_at(&buf, range.start)
+            .map_err(|error| Error::Io {
+                what: "a snapshot's RAM file".into(),
+                error,
+            })
+    }
+
+    fn describe(&self) -> String {
+        "the built-in demo pattern".into()
+    }
+}
+
 /// A raw memory image: byte `i` of the file is byte `i` of RAM; RAM past the end of the file
 /// and the file's holes read as zero. Holes are found with `lseek(SEEK_DATA / SEEK_HOLE)` and
 /// committed as zero pages without reading the file.

@@ -23,7 +23,7 @@ use crate::config::{self, SnapshotConfig, VmConfig};
 use crate::console::{Console, TestReports};
 use crate::exit::StopReason;
 use crate::host_pager::{
-    self, HostPager, ImageSource, PageSource, PagerCounters, SupplyPolicy, ZeroFill,
+    self, HostPager, ImageSource, PageSource, PagerCounters, PatternSource, SupplyPolicy, ZeroFill,
 };
 use crate::kernel::{FatalFault, Mapping, Process};
 use crate::layout;
@@ -275,7 +275,10 @@ fn page_source(
     Ok(match (snap, &cfg.image) {
         (Some(s), _) => Arc::new(ImageSource::open(&s.ram_path(), memory)?),
         (None, Some(path)) => Arc::new(ImageSource::open(path, memory)?),
-        (None, None) => Arc::new(ZeroFill),
+        (None, None) => match cfg.demo_pattern {
+            Some(len) => Arc::new(PatternSource::new(len)?),
+            None => Arc::new(ZeroFill),
+        },
     })
 }
 
