@@ -9,19 +9,16 @@
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
+use kvmpager_guest_programs::handoff::Handoff;
 use rt::abi::pager_op::ZX_PAGER_SUPPLY_PAGES;
 use rt::abi::vm_options::{ZX_VM_PERM_READ, ZX_VM_PERM_WRITE};
 use rt::abi::{PAGE_SIZE, ZX_TIME_INFINITE, layout};
-use rt::sys::{self, Handle};
+use rt::sys;
 use rt::{Pager, Port, Vmo, println};
 
 rt::entry!(main);
 
-static PAGER: AtomicU32 = AtomicU32::new(0);
-static VMO: AtomicU32 = AtomicU32::new(0);
-static PORT: AtomicU32 = AtomicU32::new(0);
+static HANDOFF: Handoff = Handoff::new();
 
 const RW: u32 = ZX_VM_PERM_READ | ZX_VM_PERM_WRITE;
 
@@ -37,9 +34,7 @@ fn main(vcpu: usize, _ncpus: usize, _ram: u64) -> i64 {
     let vmo = pager.create_vmo(0, &port, 1, PAGE_SIZE).expect("pager VMO");
     vmo.map(RW, layout::APERTURE_START, 0, PAGE_SIZE)
         .expect("map");
-    PORT.store(port.raw(), Ordering::Release);
-    VMO.store(vmo.raw(), Ordering::Release);
-    PAGER.store(pager.raw(), Ordering::Release);
+    HANDOFF.publish(pager.handle(), vmo.handle(), port.handle());
     // SAFETY: the page is mapped (identity) in the aperture; the read blocks until supplied.
     let v = unsafe { core::ptr::read_volatile(layout::APERTURE_START as *const u64) };
     println!("memslot_deadlock: vCPU 0 got {v:#x}; no deadlock");
@@ -47,14 +42,7 @@ fn main(vcpu: usize, _ncpus: usize, _ram: u64) -> i64 {
 }
 
 fn pager() -> ! {
-    while PAGER.load(Ordering::Acquire) == 0 {
-        core::hint::spin_loop();
-    }
-    let (p, v, port) = (
-        Handle(PAGER.load(Ordering::Acquire)),
-        Handle(VMO.load(Ordering::Acquire)),
-        Handle(PORT.load(Ordering::Acquire)),
-    );
+    let (p, v, port) = HANDOFF.wait();
     let pkt = sys::port_wait(port, ZX_TIME_INFINITE).expect("READ packet");
     println!(
         "memslot_deadlock: vCPU 1 got READ at {:#x}; now VmarMap",
