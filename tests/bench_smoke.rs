@@ -3,22 +3,11 @@
 //! speed targets are the benchmark's business (PASS/MISS in its table), not the tests'.
 
 use kvmpager_vmm::bench::{self, Options};
-
-fn kvm_available() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        eprintln!("skipping: /dev/kvm cannot be opened");
-    }
-    ok
-}
+use kvmpager_vmm::skip_without_kvm;
 
 #[test]
 fn every_figure_has_a_baseline_and_a_ratio() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let report = bench::run(&Options::tiny());

@@ -4,26 +4,14 @@
 
 use std::time::Duration;
 
-use kvmpager_vmm::conformance;
+use kvmpager_vmm::{conformance, skip_without_kvm};
 
 /// The suite takes about a second; this bounds a hang (e.g. a lost wake-up) instead.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn kvm_available() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        eprintln!("skipping: /dev/kvm cannot be opened");
-    }
-    ok
-}
-
 #[test]
 fn every_conformance_case_runs_and_passes() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let r = conformance::run_suite(conformance::DEFAULT_VCPUS, TIMEOUT).expect("the VM runs");
@@ -75,7 +63,7 @@ fn every_conformance_case_runs_and_passes() {
 
 #[test]
 fn with_two_vcpus_only_the_three_vcpu_case_fails_by_name() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let mut out = Vec::new();

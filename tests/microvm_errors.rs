@@ -35,7 +35,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn broken_snapshots_are_refused_with_clear_errors() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let dir = TempDir::new("snap-errors");
@@ -100,7 +100,7 @@ fn broken_snapshots_are_refused_with_clear_errors() {
 
 #[test]
 fn bad_images_are_refused_before_the_guest_starts() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let dir = TempDir::new("img-errors");
@@ -134,7 +134,7 @@ fn bad_images_are_refused_before_the_guest_starts() {
 
 #[test]
 fn the_demo_guest_checksums_an_image_it_never_loaded() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let dir = TempDir::new("demo");
@@ -174,7 +174,7 @@ fn the_demo_guest_checksums_an_image_it_never_loaded() {
 #[test]
 fn the_demo_checksums_right_with_every_supply_strategy() {
     use kvmpager::vmo::SupplyStrategy;
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let dir = TempDir::new("demo-strategies");
@@ -211,7 +211,7 @@ fn the_demo_checksums_right_with_every_supply_strategy() {
 /// matches, nothing is read from a file, and the holes arrive as zero pages.
 #[test]
 fn the_pattern_pager_serves_the_demo_image_without_a_file() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let mut c = VmConfig::new(guests::DEMO.elf.to_vec());

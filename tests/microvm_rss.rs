@@ -22,7 +22,7 @@ fn status_kib(field: &str) -> u64 {
 
 #[test]
 fn sixteen_gib_guest_restores_with_small_rss() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let dir = TempDir::new("snap-16g");

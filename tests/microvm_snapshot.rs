@@ -14,7 +14,7 @@ const MIB: u64 = 24;
 
 #[test]
 fn pattern_survives_snapshot_and_lazy_restore_then_prefetch_cuts_faults() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let dir = TempDir::new("snap-pattern");
@@ -77,7 +77,7 @@ fn pattern_survives_snapshot_and_lazy_restore_then_prefetch_cuts_faults() {
 
 #[test]
 fn snapshot_then_continue_lets_the_guest_go_on_and_restores_again() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let dir = TempDir::new("snap-continue");
@@ -97,7 +97,7 @@ fn snapshot_then_continue_lets_the_guest_go_on_and_restores_again() {
 
 #[test]
 fn a_restored_vm_snapshots_again_with_the_pages_it_never_touched() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let dir = TempDir::new("snap-twice");
@@ -128,7 +128,7 @@ fn a_restored_vm_snapshots_again_with_the_pages_it_never_touched() {
 
 #[test]
 fn snapshot_hypercall_without_a_snapshot_dir_is_not_supported() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let dir = TempDir::new("snap-off");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use kvmpager::abi::status::{self, ZX_ERR_BAD_STATE, ZX_ERR_IO};
 use kvmpager::abi::{HUGE_PAGE_SIZE, PAGE_SIZE};
-use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests};
+use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests, skip_without_kvm};
 
 /// Bounds a hang (e.g. a vCPU the stop cannot get out of its fault).
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -22,18 +22,6 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 const PROMPT: Duration = Duration::from_secs(4);
 /// The page the guests touch.
 const PAGE: u64 = 5;
-
-fn kvm_available() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        eprintln!("skipping: /dev/kvm cannot be opened");
-    }
-    ok
-}
 
 fn config(name: &str) -> VmConfig {
     let g = guests::by_name(name).unwrap_or_else(|| panic!("no guest {name}"));
@@ -119,7 +107,7 @@ fn stops_with_fatal_fault(name: &str, action: &str, want: i32) {
 /// The pager FAILs the page (`ZX_PAGER_OP_FAIL` through `PagerVmoOp`, status in `aux_offset`).
 #[test]
 fn fail_of_a_page_a_vcpu_is_blocked_on_stops_the_vm_with_the_status() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     stops_with_fatal_fault("fatal_fail", "failing it with ZX_ERR_IO", ZX_ERR_IO);
@@ -128,7 +116,7 @@ fn fail_of_a_page_a_vcpu_is_blocked_on_stops_the_vm_with_the_status() {
 /// The pager detaches the VMO.
 #[test]
 fn detach_while_a_vcpu_is_blocked_in_a_fault_stops_the_vm_with_bad_state() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     stops_with_fatal_fault("fatal_detach", "detaching the VMO", ZX_ERR_BAD_STATE);
@@ -137,7 +125,7 @@ fn detach_while_a_vcpu_is_blocked_in_a_fault_stops_the_vm_with_bad_state() {
 /// The pager closes its pager handle.
 #[test]
 fn closing_the_pager_while_a_vcpu_is_blocked_in_a_fault_stops_the_vm_with_bad_state() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     stops_with_fatal_fault(

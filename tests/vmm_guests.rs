@@ -3,19 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests};
-
-fn kvm_available() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        eprintln!("skipping: /dev/kvm cannot be opened");
-    }
-    ok
-}
+use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests, skip_without_kvm};
 
 fn config(name: &str) -> VmConfig {
     let g = guests::by_name(name).unwrap_or_else(|| panic!("no guest {name}"));
@@ -33,7 +21,7 @@ fn run(c: &VmConfig) -> RunResult {
 
 #[test]
 fn hello_prints_and_exits_zero_with_plain_and_lazy_ram() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     for lazy in [true, false] {
@@ -50,7 +38,7 @@ fn hello_prints_and_exits_zero_with_plain_and_lazy_ram() {
 
 #[test]
 fn exit_code_propagates() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     assert_eq!(run(&config("exit_code")).exit_code, Some(42));
@@ -58,7 +46,7 @@ fn exit_code_propagates() {
 
 #[test]
 fn a_faulting_guest_stops_cleanly_with_vector_and_rip() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let r = run(&config("triple_fault"));
@@ -73,7 +61,7 @@ fn a_faulting_guest_stops_cleanly_with_vector_and_rip() {
 
 #[test]
 fn spin_stops_at_the_timeout() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let mut c = config("spin");
@@ -90,7 +78,7 @@ fn spin_stops_at_the_timeout() {
 
 #[test]
 fn garbage_calls_finish_and_the_vmm_stays_intact() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let r = run(&config("garbage"));
@@ -101,7 +89,7 @@ fn garbage_calls_finish_and_the_vmm_stays_intact() {
 
 #[test]
 fn null_calls_run() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let r = run(&config("null_calls"));
@@ -111,7 +99,7 @@ fn null_calls_run() {
 
 #[test]
 fn selftest_passes() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let r = run(&config("selftest"));
@@ -132,7 +120,7 @@ fn selftest_passes() {
 
 #[test]
 fn every_embedded_guest_stops_within_its_time_limit() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     for g in guests::all() {
@@ -154,7 +142,7 @@ fn every_embedded_guest_stops_within_its_time_limit() {
 /// page used to deadlock in KVM's memslot SRCU; the VMM now kicks vCPUs out of KVM_RUN first.
 #[test]
 fn vmar_map_while_another_vcpu_is_blocked_in_a_fault_does_not_deadlock() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let mut c = config("memslot_deadlock");
@@ -169,7 +157,7 @@ fn vmar_map_while_another_vcpu_is_blocked_in_a_fault_does_not_deadlock() {
 /// every 1 GiB piece of a 4 GiB lazy-RAM guest behave like ordinary RAM.
 #[test]
 fn ram_pieces_are_registered_on_first_touch() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let mut c = config("ram_pieces");

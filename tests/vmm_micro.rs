@@ -5,22 +5,10 @@ use std::time::{Duration, Instant};
 
 use kvmpager::abi::status::{ZX_ERR_BAD_HANDLE, ZX_ERR_INVALID_ARGS};
 use kvmpager_vmm::loader::tiny_elf;
-use kvmpager_vmm::{RunResult, StopReason, VmConfig};
+use kvmpager_vmm::{RunResult, StopReason, VmConfig, skip_without_kvm};
 
 const LOAD: u64 = 0x10_0000;
 const RAM: u64 = 16 << 20;
-
-fn kvm_available() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        eprintln!("skipping: /dev/kvm cannot be opened");
-    }
-    ok
-}
 
 fn config(code: &[u8], lazy: bool, timeout: Duration) -> VmConfig {
     let mut c = VmConfig::new(tiny_elf(LOAD, code, 0x1000));
@@ -50,7 +38,7 @@ fn exit_42() -> Vec<u8> {
 
 #[test]
 fn exit_code_propagates_with_plain_and_lazy_ram() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     for lazy in [false, true] {
@@ -73,7 +61,7 @@ fn console_write_at(buf: u64) -> Vec<u8> {
 
 #[test]
 fn console_output_is_captured_and_bad_pointers_are_invalid_args() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     // The code itself is at LOAD: print its first 16 bytes.
@@ -93,7 +81,7 @@ fn console_output_is_captured_and_bad_pointers_are_invalid_args() {
 
 #[test]
 fn unknown_call_numbers_return_bad_syscall() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     // mov eax, 0x7777; out 0xe1, eax; mov rdi, rax; Exit
@@ -107,7 +95,7 @@ fn unknown_call_numbers_return_bad_syscall() {
 
 #[test]
 fn faults_stop_cleanly_naming_vector_and_rip() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     // ud2
@@ -148,7 +136,7 @@ fn faults_stop_cleanly_naming_vector_and_rip() {
 
 #[test]
 fn other_ports_stop_naming_the_port() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     // mov dx, 0x3f8; out dx, al — denied by the I/O bitmap: #GP at CPL 3.
@@ -161,7 +149,7 @@ fn other_ports_stop_naming_the_port() {
 
 #[test]
 fn a_spinning_guest_stops_at_its_timeout() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let t0 = Instant::now();
@@ -200,7 +188,7 @@ fn close_edi() -> Vec<u8> {
 
 #[test]
 fn two_vms_cannot_name_each_others_handles() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     // A guest can use the handle it made.
@@ -248,7 +236,7 @@ fn map_store_read(touch_after_unmap: bool) -> Vec<u8> {
 
 #[test]
 fn vmar_map_gives_the_guest_the_vmo_and_unmap_takes_it_away() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let r = run_code(&map_store_read(false), false);

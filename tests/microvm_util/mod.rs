@@ -7,17 +7,7 @@ use std::time::Duration;
 use kvmpager_vmm::config::{SnapshotConfig, SnapshotThen};
 use kvmpager_vmm::{RunResult, VmConfig, demo, guests};
 
-pub fn kvm_available() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        eprintln!("skipping: /dev/kvm cannot be opened");
-    }
-    ok
-}
+pub use kvmpager_vmm::skip_without_kvm;
 
 /// A fresh directory under the temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);

@@ -9,6 +9,7 @@
 //! - [`aperture`]: aperture ranges and memslot book-keeping (pure).
 //! - [`vm`]: one VM (KVM VM, RAM VMO, processes, stop state); [`host_pager`] serves lazy RAM.
 //! - [`vcpu`]: vCPU threads; [`exit`]: what an exit means; [`hypercall`]: the guest ABI.
+//! - [`kvm_check`]: whether `/dev/kvm` can be opened.
 //! - [`console`]: console output and test reports; [`stats`]: the run summary.
 //! - [`snapshot`]: snapshot files and working sets; [`demo`]: images for the built-in guests.
 //!
@@ -29,6 +30,7 @@ pub mod guests;
 pub mod host_pager;
 pub mod hypercall;
 pub mod kernel;
+pub mod kvm_check;
 pub mod layout;
 pub mod loader;
 pub mod memory;
@@ -48,6 +50,7 @@ use kvmpager::abi::status::ZX_ERR_IO;
 pub use config::VmConfig;
 pub use console::TestReport;
 pub use exit::StopReason;
+pub use kvm_check::{kvm_available, skip_without_kvm};
 pub use stats::Stats;
 
 /// Errors that keep a VM from running (guest misbehaviour is a [`StopReason`], not an error).

@@ -2,17 +2,7 @@
 
 use std::process::{Command, Output};
 
-fn kvm_available() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        eprintln!("skipping: /dev/kvm cannot be opened");
-    }
-    ok
-}
+use kvmpager_vmm::skip_without_kvm;
 
 fn kvmpager(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
@@ -25,7 +15,7 @@ fn kvmpager(args: &[&str]) -> Output {
 
 #[test]
 fn default_micro_vm_checksums_its_image_and_prints_a_summary() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let out = kvmpager(&["run", "--timeout", "60"]);
@@ -53,7 +43,7 @@ fn default_micro_vm_checksums_its_image_and_prints_a_summary() {
 
 #[test]
 fn snapshot_by_signal_then_restore_with_record_prefetch_and_json() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("kvmpager-cli-snap-{}", std::process::id()));
@@ -113,7 +103,7 @@ fn snapshot_by_signal_then_restore_with_record_prefetch_and_json() {
 
 #[test]
 fn the_guest_exit_code_is_the_process_exit_code() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let out = kvmpager(&["run", "--guest", "embedded:exit_code", "--timeout", "20"]);
@@ -122,7 +112,7 @@ fn the_guest_exit_code_is_the_process_exit_code() {
 
 #[test]
 fn crashes_and_timeouts_exit_1_with_an_explanation() {
-    if !kvm_available() {
+    if skip_without_kvm() {
         return;
     }
     let out = kvmpager(&[
