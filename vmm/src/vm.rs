@@ -4,20 +4,22 @@
 //! Each VM has two kernel processes: `host` owns the RAM VMO and the host pager's handles
 //! (the guest can never name them) and `guest` is the table the guest's handles live in. No
 //! VM can name another VM's objects.
+//!
+//! Submodules, by job: `memslots` (RAM pieces, aperture mappings, the slot gate), `pause`
+//! (snapshot pauses) and `stop` (stopping and waking the runner).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, KVM_MEM_READONLY, kvm_userspace_memory_region};
+use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use kvmpager::abi::status::*;
-use kvmpager::abi::vm_options::{ZX_VM_PERM_READ, ZX_VM_PERM_WRITE};
 use kvmpager::abi::{Handle, Status};
 
-use crate::aperture::{Aperture, Range};
+use crate::aperture::Aperture;
 use crate::boot::{self, CpuFeatures};
 use crate::config::{self, SnapshotConfig, VmConfig};
 use crate::console::{Console, TestReports};
@@ -25,13 +27,20 @@ use crate::exit::StopReason;
 use crate::host_pager::{
     self, HostPager, ImageSource, PageSource, PagerCounters, PatternSource, SupplyPolicy, ZeroFill,
 };
-use crate::kernel::{FatalFault, Mapping, Process};
+use crate::kernel::{FatalFault, Process};
 use crate::layout;
 use crate::loader;
 use crate::memory::{self, GuestRam};
 use crate::slot_gate::SlotGate;
 use crate::snapshot::{self, Snapshot, VcpuState};
 use kvmpager::vmo::Vmo;
+
+mod memslots;
+mod pause;
+mod stop;
+
+use memslots::ApertureState;
+use pause::PauseState;
 
 /// Errors creating a VM.
 #[derive(Debug, thiserror::Error)]
@@ -113,33 +122,6 @@ pub enum Event {
 /// Set by the SIGUSR1 handler: take a snapshot (of every VM with snapshots on).
 pub static SNAPSHOT_SIGNAL: AtomicBool = AtomicBool::new(false);
 
-/// How long the runner sleeps between looks at [`SNAPSHOT_SIGNAL`].
-const SIGNAL_POLL: Duration = Duration::from_millis(50);
-
-/// vCPUs parked for a snapshot.
-#[derive(Default)]
-struct PauseInner {
-    /// The state of each parked vCPU (or why it could not be read).
-    states: BTreeMap<u32, std::result::Result<VcpuState, String>>,
-    /// The vCPU whose `Snapshot` hypercall asked for this pause.
-    requester: Option<u32>,
-    /// Set when the snapshot failed: the requester's hypercall returns this instead of ZX_OK.
-    failed: Option<Status>,
-}
-
-#[derive(Default)]
-struct PauseState {
-    requested: AtomicBool,
-    inner: Mutex<PauseInner>,
-    changed: Condvar,
-}
-
-/// Aperture ranges and the kernel mappings behind their memslots.
-struct ApertureState {
-    ranges: Aperture,
-    mappings: BTreeMap<u64, Mapping>,
-}
-
 /// A VM, shared by its vCPU threads.
 pub struct Vm {
     fd: VmFd,
@@ -194,9 +176,6 @@ fn start_addresses(vm: &Vm, snap: Option<&Snapshot>) -> Vec<u64> {
     }
     gpas
 }
-
-/// How long a memslot change waits for the vCPUs to leave `KVM_RUN`.
-const SLOT_CHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -410,65 +389,6 @@ impl Vm {
         Ok(vm)
     }
 
-    /// Registers the RAM pieces holding `gpas` (the vCPUs are not running yet).
-    fn register_ram(&self, gpas: &[u64]) -> Result<()> {
-        let mut chunks = lock(&self.ram_chunks);
-        for &gpa in gpas.iter().filter(|&&g| g < self.ram.size()) {
-            let i = (gpa / RAM_CHUNK) as usize;
-            if !chunks[i] {
-                self.register_ram_chunk(i).map_err(Error::SetRamMemslot)?;
-                chunks[i] = true;
-            }
-        }
-        Ok(())
-    }
-
-    /// Gives RAM piece `i` its memslot.
-    fn register_ram_chunk(&self, i: usize) -> std::result::Result<(), kvm_ioctls::Error> {
-        let start = i as u64 * RAM_CHUNK;
-        let region = kvm_userspace_memory_region {
-            slot: i as u32,
-            flags: 0,
-            guest_phys_addr: start,
-            memory_size: RAM_CHUNK.min(self.ram.size() - start),
-            userspace_addr: self.ram.host_addr() + start,
-        };
-        // SAFETY: the host range is inside the RAM mapping owned by `self.ram`, which lives as
-        // long as the VM fd (both are fields of `self`; the fd is dropped first).
-        unsafe { self.fd.set_user_memory_region(region) }
-    }
-
-    /// A vCPU touched `gpa` with no memslot behind it: if `gpa` is guest RAM, makes sure its
-    /// piece is registered (kicking the other vCPUs out of `KVM_RUN` for the change) and
-    /// returns `true`; the caller then completes the access itself.
-    pub fn register_ram_at(&self, gpa: u64) -> bool {
-        if gpa >= self.ram.size() {
-            return false;
-        }
-        let i = (gpa / RAM_CHUNK) as usize;
-        let mut chunks = lock(&self.ram_chunks);
-        if chunks[i] {
-            return true;
-        }
-        match self.change_memslot(|| self.register_ram_chunk(i)) {
-            Ok(Ok(())) => {
-                chunks[i] = true;
-                log::debug!("RAM piece {i} registered on first touch at {gpa:#x}");
-                true
-            }
-            Ok(Err(e)) => {
-                log::error!("registering RAM piece {i}: {e}");
-                false
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Whether `gpa` is guest RAM whose memslot is not registered yet.
-    pub fn ram_unregistered_at(&self, gpa: u64) -> bool {
-        gpa < self.ram.size() && !lock(&self.ram_chunks)[(gpa / RAM_CHUNK) as usize]
-    }
-
     fn watch_fatal_faults(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let sink = Arc::new(move |f: FatalFault| {
@@ -587,185 +507,6 @@ impl Vm {
         self.snapshot_cfg.as_ref()
     }
 
-    /// The `Snapshot` hypercall of vCPU `vcpu`: pauses the caller at once (it parks when the
-    /// hypercall returns) and wakes the runner. `ZX_ERR_NOT_SUPPORTED` without snapshots on.
-    pub fn request_snapshot(&self, vcpu: u32) -> std::result::Result<(), Status> {
-        if self.snapshot_cfg.is_none() {
-            return Err(ZX_ERR_NOT_SUPPORTED);
-        }
-        {
-            let mut p = lock(&self.pause.inner);
-            p.requester.get_or_insert(vcpu);
-            self.pause.requested.store(true, Ordering::SeqCst);
-        }
-        let _r = lock(&self.stop.reason);
-        self.stop.snapshot.store(true, Ordering::SeqCst);
-        self.stop.changed.notify_all();
-        Ok(())
-    }
-
-    /// Whether vCPUs should park (a snapshot is being taken).
-    pub fn pause_requested(&self) -> bool {
-        self.pause.requested.load(Ordering::SeqCst)
-    }
-
-    /// Parks vCPU `index` with its `state` until the snapshot is done (or the VM stops).
-    /// Returns a status to put in `rax` when this vCPU asked for a snapshot that failed.
-    pub fn park_paused(
-        &self,
-        index: u32,
-        state: std::result::Result<VcpuState, String>,
-    ) -> Option<Status> {
-        let mut p = lock(&self.pause.inner);
-        p.states.insert(index, state);
-        self.pause.changed.notify_all();
-        while self.pause_requested() && !self.stopping() {
-            p = self
-                .pause
-                .changed
-                .wait_timeout(p, Duration::from_millis(20))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        if p.requester == Some(index) {
-            p.requester = None;
-            return p.failed.take();
-        }
-        None
-    }
-
-    /// Starts a pause (signal-triggered snapshots).
-    pub fn begin_pause(&self) {
-        self.pause.requested.store(true, Ordering::SeqCst);
-    }
-
-    /// Waits until every vCPU is parked, calling `kick` between looks; `None` after
-    /// `timeout`.
-    pub fn wait_paused(
-        &self,
-        timeout: Duration,
-        mut kick: impl FnMut(),
-    ) -> Option<Vec<std::result::Result<VcpuState, String>>> {
-        let deadline = Instant::now() + timeout;
-        let mut p = lock(&self.pause.inner);
-        while p.states.len() < self.vcpus as usize {
-            if Instant::now() >= deadline || self.stopping() {
-                return None;
-            }
-            drop(p);
-            kick();
-            p = lock(&self.pause.inner);
-            p = self
-                .pause
-                .changed
-                .wait_timeout(p, Duration::from_millis(5))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        Some(p.states.values().cloned().collect())
-    }
-
-    /// Ends a pause; `failed` goes to the requesting vCPU's hypercall.
-    pub fn end_pause(&self, failed: Option<Status>) {
-        let mut p = lock(&self.pause.inner);
-        p.states.clear();
-        p.failed = failed;
-        if failed.is_none() {
-            p.requester = None;
-        }
-        self.pause.requested.store(false, Ordering::SeqCst);
-        self.pause.changed.notify_all();
-    }
-
-    /// Writes a snapshot of the paused VM (`states` in vCPU order) to `dir`.
-    pub fn write_snapshot(
-        &self,
-        dir: &std::path::Path,
-        states: Vec<VcpuState>,
-    ) -> std::result::Result<snapshot::Written, snapshot::Error> {
-        let (Some(ram), Some(pages)) = (&self.ram_vmo, &self.source) else {
-            return Err(snapshot::Error::Vm("snapshots need lazy RAM".into()));
-        };
-        let src = snapshot::SnapshotSource {
-            ram,
-            pages: pages.as_ref(),
-            cpus: states,
-            clock_ns: self.now_ns(),
-        };
-        snapshot::write(dir, &src)
-    }
-
-    /// Waits for the VM to stop or a snapshot request, until `deadline`; `None` if it passes.
-    pub fn wait_event(&self, deadline: Option<Instant>) -> Option<Event> {
-        let mut r = lock(&self.stop.reason);
-        loop {
-            if let Some(reason) = r.as_ref() {
-                return Some(Event::Stop(reason.clone()));
-            }
-            if self.stop.snapshot.swap(false, Ordering::SeqCst) {
-                return Some(Event::Snapshot);
-            }
-            if self.snapshot_cfg.is_some() && SNAPSHOT_SIGNAL.swap(false, Ordering::SeqCst) {
-                return Some(Event::Snapshot);
-            }
-            let mut wait = SIGNAL_POLL;
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return None;
-                }
-                wait = wait.min(left);
-            }
-            r = self
-                .stop
-                .changed
-                .wait_timeout(r, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    /// Asks the VM to stop; the first reason wins. Returns whether this call set it.
-    pub fn request_stop(&self, reason: StopReason) -> bool {
-        let mut r = lock(&self.stop.reason);
-        let first = r.is_none();
-        if first {
-            log::debug!("stop: {reason}");
-            *r = Some(reason);
-            self.stop.flag.store(true, Ordering::SeqCst);
-            self.stop.changed.notify_all();
-        }
-        first
-    }
-
-    /// Whether a stop was requested.
-    pub fn stopping(&self) -> bool {
-        self.stop.flag.load(Ordering::SeqCst)
-    }
-
-    /// Waits until a stop is requested or `deadline` passes; returns the reason if stopped.
-    pub fn wait_stop(&self, deadline: Option<Instant>) -> Option<StopReason> {
-        let mut r = lock(&self.stop.reason);
-        while r.is_none() {
-            match deadline {
-                None => r = self.stop.changed.wait(r).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return None;
-                    }
-                    r = self
-                        .stop
-                        .changed
-                        .wait_timeout(r, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-        r.clone()
-    }
-
     /// Cancels every blocking kernel call of this VM (guest and host pager) and joins the
     /// host pager thread.
     pub fn kill_processes(&self) {
@@ -773,115 +514,6 @@ impl Vm {
         self.host.kill();
         if let Some(t) = lock(&self.pager_thread).take() {
             let _ = t.join();
-        }
-    }
-
-    /// `VmarMap`: maps `vmo[vmo_offset, +len)` of the guest's process at `gpa` in the aperture.
-    pub fn map_vmo(
-        &self,
-        options: u32,
-        gpa: u64,
-        vmo: Handle,
-        off: u64,
-        len: u64,
-    ) -> std::result::Result<(), Status> {
-        let perms = ZX_VM_PERM_READ | ZX_VM_PERM_WRITE;
-        if options & !perms != 0 || options & ZX_VM_PERM_READ == 0 {
-            return Err(ZX_ERR_INVALID_ARGS);
-        }
-        let writable = options & ZX_VM_PERM_WRITE != 0;
-        let mut st = lock(&self.aperture);
-        let range = st.ranges.reserve(gpa, len)?;
-        match self.map_range(range, vmo, off, writable) {
-            Ok(m) => {
-                st.mappings.insert(gpa, m);
-                Ok(())
-            }
-            Err(s) => {
-                let _ = st.ranges.release(gpa, len);
-                Err(s)
-            }
-        }
-    }
-
-    fn map_range(
-        &self,
-        r: Range,
-        vmo: Handle,
-        off: u64,
-        writable: bool,
-    ) -> std::result::Result<Mapping, Status> {
-        let m = self.guest.vmar_map(vmo, off, r.len, writable)?;
-        let region = kvm_userspace_memory_region {
-            slot: r.slot,
-            flags: if writable { 0 } else { KVM_MEM_READONLY },
-            guest_phys_addr: r.gpa,
-            memory_size: r.len,
-            userspace_addr: m.host_addr(),
-        };
-        // SAFETY: the host range is mapping `m`, which the aperture keeps until the memslot is
-        // deleted in `unmap_vmo` (or the VM fd is closed).
-        self.change_memslot(|| unsafe { self.fd.set_user_memory_region(region) })?
-            .map_err(|e| {
-                log::warn!("memslot {} for {:#x}: {e}", r.slot, r.gpa);
-                ZX_ERR_NO_RESOURCES
-            })?;
-        Ok(m)
-    }
-
-    /// `VmarUnmap`: removes the mapping that starts at `gpa` (`len` must match).
-    pub fn unmap_vmo(&self, gpa: u64, len: u64) -> std::result::Result<(), Status> {
-        let mut st = lock(&self.aperture);
-        let r = st.ranges.find(gpa, len)?;
-        let region = kvm_userspace_memory_region {
-            slot: r.slot,
-            guest_phys_addr: r.gpa,
-            memory_size: 0,
-            ..Default::default()
-        };
-        // SAFETY: deleting a memslot (size 0) never makes KVM access host memory.
-        let deleted = self.change_memslot(|| unsafe { self.fd.set_user_memory_region(region) })?;
-        if let Err(e) = deleted {
-            log::error!("cannot delete memslot {}: {e}; keeping the mapping", r.slot);
-            return Err(ZX_ERR_INTERNAL);
-        }
-        st.ranges.release(gpa, len)?;
-        st.mappings.remove(&gpa);
-        Ok(())
-    }
-
-    /// Runs a memslot change with every vCPU out of `KVM_RUN` (see [`SlotGate`]);
-    /// `ZX_ERR_SHOULD_WAIT` if a vCPU could not be got out in time.
-    fn change_memslot<T>(&self, change: impl FnOnce() -> T) -> std::result::Result<T, Status> {
-        self.slot_gate
-            .exclusive(SLOT_CHANGE_TIMEOUT, || self.kick_vcpus(), change)
-            .map_err(|e| {
-                log::error!("memslot change: {e}");
-                ZX_ERR_SHOULD_WAIT
-            })
-    }
-
-    /// The gate vCPUs pass to enter `KVM_RUN`.
-    pub fn slot_gate(&self) -> &SlotGate {
-        &self.slot_gate
-    }
-
-    /// Records the running thread of vCPU `index` (it is kicked for memslot changes).
-    pub fn register_vcpu_thread(&self, index: u32, thread: libc::pthread_t) {
-        lock(&self.vcpu_threads).insert(index, thread);
-    }
-
-    /// Forgets vCPU `index`'s thread (it is about to end).
-    pub fn unregister_vcpu_thread(&self, index: u32) {
-        lock(&self.vcpu_threads).remove(&index);
-    }
-
-    /// Kicks every running vCPU thread out of `KVM_RUN`.
-    fn kick_vcpus(&self) {
-        for &thread in lock(&self.vcpu_threads).values() {
-            // SAFETY: a thread stays registered only while it runs its vCPU loop, so the
-            // pthread is alive; SIGRTMIN has the kick handler installed.
-            unsafe { libc::pthread_kill(thread, vmm_sys_util::signal::SIGRTMIN()) };
         }
     }
 }

@@ -1,0 +1,141 @@
+//! Snapshot pauses: the `Snapshot` hypercall's request, vCPUs parking with their state, the
+//! runner waiting for all of them, and writing the snapshot of the paused VM.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use kvmpager::abi::Status;
+use kvmpager::abi::status::*;
+
+use super::{Vm, lock};
+use crate::snapshot::{self, VcpuState};
+
+/// vCPUs parked for a snapshot.
+#[derive(Default)]
+struct PauseInner {
+    /// The state of each parked vCPU (or why it could not be read).
+    states: BTreeMap<u32, std::result::Result<VcpuState, String>>,
+    /// The vCPU whose `Snapshot` hypercall asked for this pause.
+    requester: Option<u32>,
+    /// Set when the snapshot failed: the requester's hypercall returns this instead of ZX_OK.
+    failed: Option<Status>,
+}
+
+#[derive(Default)]
+pub(super) struct PauseState {
+    requested: AtomicBool,
+    inner: Mutex<PauseInner>,
+    changed: Condvar,
+}
+
+impl Vm {
+    /// The `Snapshot` hypercall of vCPU `vcpu`: pauses the caller at once (it parks when the
+    /// hypercall returns) and wakes the runner. `ZX_ERR_NOT_SUPPORTED` without snapshots on.
+    pub fn request_snapshot(&self, vcpu: u32) -> std::result::Result<(), Status> {
+        if self.snapshot_cfg.is_none() {
+            return Err(ZX_ERR_NOT_SUPPORTED);
+        }
+        {
+            let mut p = lock(&self.pause.inner);
+            p.requester.get_or_insert(vcpu);
+            self.pause.requested.store(true, Ordering::SeqCst);
+        }
+        let _r = lock(&self.stop.reason);
+        self.stop.snapshot.store(true, Ordering::SeqCst);
+        self.stop.changed.notify_all();
+        Ok(())
+    }
+
+    /// Whether vCPUs should park (a snapshot is being taken).
+    pub fn pause_requested(&self) -> bool {
+        self.pause.requested.load(Ordering::SeqCst)
+    }
+
+    /// Parks vCPU `index` with its `state` until the snapshot is done (or the VM stops).
+    /// Returns a status to put in `rax` when this vCPU asked for a snapshot that failed.
+    pub fn park_paused(
+        &self,
+        index: u32,
+        state: std::result::Result<VcpuState, String>,
+    ) -> Option<Status> {
+        let mut p = lock(&self.pause.inner);
+        p.states.insert(index, state);
+        self.pause.changed.notify_all();
+        while self.pause_requested() && !self.stopping() {
+            p = self
+                .pause
+                .changed
+                .wait_timeout(p, Duration::from_millis(20))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if p.requester == Some(index) {
+            p.requester = None;
+            return p.failed.take();
+        }
+        None
+    }
+
+    /// Starts a pause (signal-triggered snapshots).
+    pub fn begin_pause(&self) {
+        self.pause.requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until every vCPU is parked, calling `kick` between looks; `None` after
+    /// `timeout`.
+    pub fn wait_paused(
+        &self,
+        timeout: Duration,
+        mut kick: impl FnMut(),
+    ) -> Option<Vec<std::result::Result<VcpuState, String>>> {
+        let deadline = Instant::now() + timeout;
+        let mut p = lock(&self.pause.inner);
+        while p.states.len() < self.vcpus as usize {
+            if Instant::now() >= deadline || self.stopping() {
+                return None;
+            }
+            drop(p);
+            kick();
+            p = lock(&self.pause.inner);
+            p = self
+                .pause
+                .changed
+                .wait_timeout(p, Duration::from_millis(5))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Some(p.states.values().cloned().collect())
+    }
+
+    /// Ends a pause; `failed` goes to the requesting vCPU's hypercall.
+    pub fn end_pause(&self, failed: Option<Status>) {
+        let mut p = lock(&self.pause.inner);
+        p.states.clear();
+        p.failed = failed;
+        if failed.is_none() {
+            p.requester = None;
+        }
+        self.pause.requested.store(false, Ordering::SeqCst);
+        self.pause.changed.notify_all();
+    }
+
+    /// Writes a snapshot of the paused VM (`states` in vCPU order) to `dir`.
+    pub fn write_snapshot(
+        &self,
+        dir: &std::path::Path,
+        states: Vec<VcpuState>,
+    ) -> std::result::Result<snapshot::Written, snapshot::Error> {
+        let (Some(ram), Some(pages)) = (&self.ram_vmo, &self.source) else {
+            return Err(snapshot::Error::Vm("snapshots need lazy RAM".into()));
+        };
+        let src = snapshot::SnapshotSource {
+            ram,
+            pages: pages.as_ref(),
+            cpus: states,
+            clock_ns: self.now_ns(),
+        };
+        snapshot::write(dir, &src)
+    }
+}
