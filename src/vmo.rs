@@ -8,25 +8,28 @@
 //! kernel and reach the pager through [`crate::fault`].
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
-use crate::abi::packet::{
-    ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST,
-};
+use crate::abi::packet::{ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ};
 use crate::abi::status::*;
-use crate::abi::{PAGE_SIZE, PageRequest, PortPacket, Status, VmoInfo};
+use crate::abi::{PAGE_SIZE, Status, VmoInfo};
 use crate::bits::PageBits;
 use crate::fault::FaultService;
 use crate::hostmem::HostMemory;
-use crate::port::{COMPLETE_TOKEN, KILL_POLL, PacketSource, Port};
-use crate::process::{FatalFault, Shared};
-use crate::request::{Finished, RequestId};
+use crate::port::Port;
+use crate::process::Shared;
 use crate::stats::Stats;
 
 mod file_io;
+mod mapping;
+mod pager_ops;
+mod requests;
 mod supply;
 
+use requests::request_packet;
+
+pub use mapping::{Mapping, Pin};
 pub use supply::SupplyStrategy;
 
 /// Largest VMO kvmpager creates (256 GiB).
@@ -267,12 +270,7 @@ impl Vmo {
     // ---- reading, writing, committing ----------------------------------------------------
 
     /// `zx_vmo_read`: copies `buf.len()` bytes from `offset`.
-    pub fn read(
-        &self,
-        offset: u64,
-        buf: &mut [u8],
-        killed: &std::sync::atomic::AtomicBool,
-    ) -> Result<(), Status> {
+    pub fn read(&self, offset: u64, buf: &mut [u8], killed: &AtomicBool) -> Result<(), Status> {
         let pages = self.page_range(offset, buf.len() as u64)?;
         let st = self.lock();
         let st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
@@ -280,12 +278,7 @@ impl Vmo {
     }
 
     /// `zx_vmo_write`: copies `buf` to `offset`, committing pages.
-    pub fn write(
-        &self,
-        offset: u64,
-        buf: &[u8],
-        killed: &std::sync::atomic::AtomicBool,
-    ) -> Result<(), Status> {
+    pub fn write(&self, offset: u64, buf: &[u8], killed: &AtomicBool) -> Result<(), Status> {
         let pages = self.page_range(offset, buf.len() as u64)?;
         let st = self.lock();
         let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
@@ -312,7 +305,7 @@ impl Vmo {
         offset: u64,
         len: u64,
         write: bool,
-        killed: &std::sync::atomic::AtomicBool,
+        killed: &AtomicBool,
     ) -> Result<(), Status> {
         let pages = self.page_range(offset, len)?;
         let st = self.lock();
@@ -324,12 +317,7 @@ impl Vmo {
     }
 
     /// `ZX_VMO_OP_COMMIT`.
-    pub fn commit(
-        &self,
-        offset: u64,
-        len: u64,
-        killed: &std::sync::atomic::AtomicBool,
-    ) -> Result<(), Status> {
+    pub fn commit(&self, offset: u64, len: u64, killed: &AtomicBool) -> Result<(), Status> {
         let pages = self.page_range(offset, len)?;
         let st = self.lock();
         let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
@@ -407,353 +395,7 @@ impl Vmo {
         }
     }
 
-    // ---- page requests -------------------------------------------------------------------
-
-    /// Waits until every page of `pages` is present (READ) or dirty (DIRTY), raising requests
-    /// one run at a time like Zircon. Anonymous VMOs return at once.
-    fn ensure<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, VmoState>,
-        command: u16,
-        pages: Range<u64>,
-        killed: &std::sync::atomic::AtomicBool,
-    ) -> Result<MutexGuard<'a, VmoState>, Status> {
-        if !self.is_pager_backed() {
-            return Ok(st);
-        }
-        let done = |st: &VmoState, p: u64| match command {
-            ZX_PAGER_VMO_READ => st.committed.contains(p as usize),
-            _ => st.dirty.contains(p as usize),
-        };
-        let mut page = pages.start;
-        loop {
-            if st.detached {
-                return Err(ZX_ERR_BAD_STATE);
-            }
-            while page < pages.end && done(&st, page) {
-                page += 1;
-            }
-            if page >= pages.end {
-                return Ok(st);
-            }
-            if command == ZX_PAGER_VMO_DIRTY && !st.committed.contains(page as usize) {
-                return Err(ZX_ERR_BAD_STATE);
-            }
-            let id = match st.requests.covering(command, page) {
-                Some(id) => id,
-                None => {
-                    let mut end = page + 1;
-                    while end < pages.end && !done(&st, end) {
-                        end += 1;
-                    }
-                    if let Some(next) = st.requests.next_start_after(command, page) {
-                        end = end.min(next);
-                    }
-                    self.new_request(&mut st, command, page..end)
-                }
-            };
-            st.requests.add_waiter(id);
-            st = self.wait_outcome(st, id, killed)?;
-        }
-    }
-
-    fn new_request(&self, st: &mut VmoState, command: u16, pages: Range<u64>) -> RequestId {
-        Stats::add(&self.stats().requests, 1);
-        let id = st.requests.create(command, pages);
-        self.post_next(st);
-        id
-    }
-
-    fn wait_outcome<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, VmoState>,
-        id: RequestId,
-        killed: &std::sync::atomic::AtomicBool,
-    ) -> Result<MutexGuard<'a, VmoState>, Status> {
-        loop {
-            if let Some(status) = st.requests.take_outcome(id) {
-                return if status == ZX_OK { Ok(st) } else { Err(status) };
-            }
-            if killed.load(Ordering::Acquire) {
-                st.requests.drop_waiter(id);
-                return Err(ZX_ERR_CANCELED);
-            }
-            st = match self.changed.wait_timeout(st, KILL_POLL) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-    }
-
-    /// Queues the next request's packet if the VMO's packet slot is free.
-    fn post_next(&self, st: &mut VmoState) {
-        let Some(link) = self.link() else { return };
-        while let Some(r) = st.requests.next_to_post() {
-            let packet = request_packet(link.key, r.command, r.start, r.end);
-            let source = PacketSource {
-                vmo: self.this.clone(),
-                token: r.id,
-            };
-            link.port.queue(packet, Some(source));
-        }
-    }
-
-    /// The pager read the packet queued under `token`.
-    pub(crate) fn packet_dequeued(&self, token: u64) {
-        if token == COMPLETE_TOKEN {
-            return;
-        }
-        let mut st = self.lock();
-        st.requests.dequeued(token);
-        self.post_next(&mut st);
-    }
-
-    /// Wakes waiters of finished requests, withdraws their unread packets, reports failed
-    /// faults, and posts the next request.
-    pub(crate) fn settle(&self, st: &mut VmoState, finished: Vec<Finished>, status: Status) {
-        if finished.is_empty() {
-            return;
-        }
-        let Some(link) = self.link() else { return };
-        for f in &finished {
-            if f.was_in_port && link.port.cancel(self, f.request.id) {
-                st.requests.withdrawn(f.request.id);
-            }
-            if f.request.fault_tids.is_empty() {
-                continue;
-            }
-            if status == ZX_OK {
-                let ns = f.request.created.elapsed().as_nanos() as u64;
-                self.stats().record_latency(ns);
-            } else {
-                self.report_fatal(&f.request.fault_tids, status);
-            }
-        }
-        self.post_next(st);
-        self.changed.notify_all();
-    }
-
-    /// Reports each `(tid, page)` thread as faulting fatally on its page.
-    fn report_fatal(&self, faults: &[(u32, u64)], status: Status) {
-        for &(tid, page) in faults {
-            self.owner.report_fatal(FatalFault {
-                host_addr: self.host_addr() + page * PAGE_SIZE,
-                vmo_offset: page * PAGE_SIZE,
-                status,
-                tid,
-            });
-        }
-    }
-
-    /// A thread `tid` faulted on host address `addr` of this (pager) VMO.
-    pub(crate) fn on_fault(&self, addr: u64, tid: u32) {
-        let page = (addr - self.host_addr()) / PAGE_SIZE;
-        Stats::add(&self.stats().faults, 1);
-        let mut st = self.lock();
-        if page >= self.pages() || st.detached {
-            drop(st);
-            self.report_fatal(&[(tid, page)], ZX_ERR_BAD_STATE);
-            return;
-        }
-        if st.committed.contains(page as usize) {
-            // Supplied between the fault and now: the supply already woke it; make sure.
-            if let Some(link) = self.link() {
-                let _ = link
-                    .faults
-                    .uffd()
-                    .wake(self.host_addr() + page * PAGE_SIZE, PAGE_SIZE);
-            }
-            return;
-        }
-        let id = match st.requests.covering(ZX_PAGER_VMO_READ, page) {
-            Some(id) => id,
-            None => self.new_request(&mut st, ZX_PAGER_VMO_READ, page..page + 1),
-        };
-        st.requests.add_fault_tid(id, tid, page);
-    }
-
-    // ---- pager operations other than supply ----------------------------------------------
-
-    /// `ZX_PAGER_OP_FAIL`: fails outstanding requests overlapping the range.
-    pub(crate) fn fail(&self, offset: u64, len: u64, status: Status) -> Result<(), Status> {
-        let pages = self.page_range(offset, len)?;
-        let mut st = self.lock();
-        if st.detached {
-            return Err(ZX_ERR_BAD_STATE);
-        }
-        let finished = st.requests.finish_overlapping(pages, None, status);
-        self.settle(&mut st, finished, status);
-        Ok(())
-    }
-
-    /// `ZX_PAGER_OP_DIRTY`: marks present pages dirty and resolves DIRTY requests.
-    pub(crate) fn mark_dirty(&self, offset: u64, len: u64) -> Result<(), Status> {
-        let pages = self.page_range(offset, len)?;
-        if !self.link().is_some_and(|l| l.trap_dirty) {
-            return Err(ZX_ERR_NOT_SUPPORTED);
-        }
-        let mut st = self.lock();
-        if st.detached {
-            return Err(ZX_ERR_BAD_STATE);
-        }
-        let range = pages.start as usize..pages.end as usize;
-        let gap = range.clone().any(|p| !st.committed.contains(p));
-        if !gap {
-            st.dirty.insert_range(range.clone());
-            st.awaiting_clean.remove_range(range);
-        }
-        let finished = if gap {
-            st.requests
-                .finish_overlapping(pages, Some(ZX_PAGER_VMO_DIRTY), ZX_OK)
-        } else {
-            let dirty = st.dirty.clone();
-            st.requests.resolve(ZX_PAGER_VMO_DIRTY, pages, |r| {
-                (r.start..r.end).all(|p| dirty.contains(p as usize))
-            })
-        };
-        self.settle(&mut st, finished, ZX_OK);
-        if gap { Err(ZX_ERR_NOT_FOUND) } else { Ok(()) }
-    }
-
-    /// `ZX_PAGER_OP_WRITEBACK_BEGIN`: dirty pages in the range start writeback.
-    pub(crate) fn writeback_begin(&self, offset: u64, len: u64) -> Result<(), Status> {
-        let pages = self.page_range(offset, len)?;
-        let mut st = self.lock();
-        for p in pages.start as usize..pages.end as usize {
-            if st.dirty.contains(p) {
-                st.awaiting_clean.insert(p);
-            }
-        }
-        Ok(())
-    }
-
-    /// `ZX_PAGER_OP_WRITEBACK_END`: pages still awaiting clean become clean.
-    pub(crate) fn writeback_end(&self, offset: u64, len: u64) -> Result<(), Status> {
-        let pages = self.page_range(offset, len)?;
-        let mut st = self.lock();
-        for p in pages.start as usize..pages.end as usize {
-            if st.awaiting_clean.contains(p) {
-                st.awaiting_clean.set(p, false);
-                st.dirty.set(p, false);
-            }
-        }
-        Ok(())
-    }
-
-    /// Detaches the VMO from its pager: requests fail with `BAD_STATE`, clean pages are
-    /// evicted, and (if `complete`) one COMPLETE packet is queued. Idempotent.
-    pub(crate) fn detach(&self, complete: bool) {
-        let Some(link) = self.link() else { return };
-        let mut st = self.lock();
-        if !st.detached {
-            st.detached = true;
-            let finished = st.requests.finish_all(ZX_ERR_BAD_STATE);
-            self.settle(&mut st, finished, ZX_ERR_BAD_STATE);
-            self.evict_clean(&mut st);
-        }
-        if complete && !st.complete_sent {
-            st.complete_sent = true;
-            let packet = request_packet(link.key, ZX_PAGER_VMO_COMPLETE, 0, 0);
-            let source = PacketSource {
-                vmo: self.this.clone(),
-                token: COMPLETE_TOKEN,
-            };
-            link.port.queue(packet, Some(source));
-        }
-        self.changed.notify_all();
-    }
-
-    /// The pager is gone: detach without COMPLETE and withdraw a queued COMPLETE.
-    pub(crate) fn pager_closed(&self) {
-        self.detach(false);
-        if let Some(link) = self.link() {
-            link.port.cancel(self, COMPLETE_TOKEN);
-        }
-    }
-
-    fn evict_clean(&self, st: &mut VmoState) {
-        let dirty = st.dirty.clone();
-        self.discard_committed(st, 0..self.pages(), |p| dirty.contains(p as usize));
-    }
-
-    /// Frees the committed pages of `pages` except those `keep` names, one `madvise` per run,
-    /// skipping uncommitted stretches 64 pages at a time (nothing to free there).
-    pub(crate) fn discard_committed(
-        &self,
-        st: &mut VmoState,
-        pages: Range<u64>,
-        keep: impl Fn(u64) -> bool,
-    ) {
-        let free = |st: &VmoState, p: u64| st.committed.contains(p as usize) && !keep(p);
-        let mut page = pages.start;
-        while page < pages.end {
-            let chunk_end = (page + 64).min(pages.end);
-            if !st
-                .committed
-                .contains_any_in_range(page as usize..chunk_end as usize)
-            {
-                page = chunk_end;
-                continue;
-            }
-            if !free(st, page) {
-                page += 1;
-                continue;
-            }
-            let start = page;
-            while page < pages.end && free(st, page) {
-                page += 1;
-            }
-            self.discard_pages(st, start..page);
-        }
-    }
-
-    // ---- mappings, pins, info, handles ---------------------------------------------------
-
-    /// Counts a new guest mapping.
-    pub(crate) fn mapped(&self) {
-        self.lock().mappings += 1;
-    }
-
-    /// A guest mapping went away: pages the guest touched through it are now committed.
-    pub(crate) fn unmapped(&self) {
-        let mut st = self.lock();
-        st.mappings = st.mappings.saturating_sub(1);
-        if !self.is_pager_backed() && self.pages() > 0 {
-            if let Ok(resident) = self.mem.resident(0, self.size) {
-                for (p, r) in resident.iter().enumerate() {
-                    if *r {
-                        st.committed.insert(p);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Pins `pages` (they must be committed; a pager VMO's are requested first).
-    pub(crate) fn pin(
-        &self,
-        pages: Range<u64>,
-        killed: &std::sync::atomic::AtomicBool,
-    ) -> Result<(), Status> {
-        let st = self.lock();
-        let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
-        if !self.is_pager_backed() {
-            let range = pages.start as usize..pages.end as usize;
-            if range.clone().any(|p| !st.committed.contains(p)) {
-                return Err(ZX_ERR_BAD_STATE);
-            }
-        }
-        st.pins.push(pages);
-        Ok(())
-    }
-
-    /// Removes one pin of exactly `pages`.
-    pub(crate) fn unpin(&self, pages: &Range<u64>) {
-        let mut st = self.lock();
-        if let Some(i) = st.pins.iter().position(|p| p == pages) {
-            st.pins.swap_remove(i);
-        }
-    }
+    // ---- info, handles -------------------------------------------------------------------
 
     /// What `zx_vmo_get_info` (kvmpager's [`VmoInfo`]) reports.
     pub fn info(&self, rights: u32) -> VmoInfo {
@@ -825,84 +467,6 @@ impl Drop for Vmo {
             }
             Origin::Created => {}
         }
-    }
-}
-
-/// A guest mapping of a VMO range; dropping it unmaps.
-pub struct Mapping {
-    vmo: Arc<Vmo>,
-    offset: u64,
-    len: u64,
-}
-
-impl Mapping {
-    pub(crate) fn new(vmo: Arc<Vmo>, offset: u64, len: u64) -> Mapping {
-        vmo.mapped();
-        Mapping { vmo, offset, len }
-    }
-
-    /// Host address of the mapped range (stays valid while the mapping lives).
-    pub fn host_addr(&self) -> u64 {
-        self.vmo.host_addr() + self.offset
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether the mapping is empty (never: mappings have a non-zero length).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The mapped VMO.
-    pub fn vmo(&self) -> &Arc<Vmo> {
-        &self.vmo
-    }
-
-    /// Offset of the mapping in the VMO.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        self.vmo.unmapped();
-    }
-}
-
-/// A pin of a VMO page range; dropping it unpins.
-pub struct Pin {
-    vmo: Arc<Vmo>,
-    pages: Range<u64>,
-}
-
-impl Pin {
-    pub(crate) fn new(vmo: Arc<Vmo>, pages: Range<u64>) -> Pin {
-        Pin { vmo, pages }
-    }
-}
-
-impl Drop for Pin {
-    fn drop(&mut self) {
-        self.vmo.unpin(&self.pages);
-    }
-}
-
-/// A page-request packet for `[start, end)` pages (or COMPLETE with 0, 0).
-fn request_packet(key: u64, command: u16, start: u64, end: u64) -> PortPacket {
-    PortPacket {
-        key,
-        packet_type: ZX_PKT_TYPE_PAGE_REQUEST,
-        status: ZX_OK,
-        page_request: PageRequest {
-            command,
-            offset: start * PAGE_SIZE,
-            length: (end - start) * PAGE_SIZE,
-            ..Default::default()
-        },
     }
 }
 

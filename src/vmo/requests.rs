@@ -1,0 +1,201 @@
+//! Page requests of a pager VMO: accessors that wait for pages (`ensure`), faults taken
+//! through mappings (`on_fault`), posting one packet at a time to the port, and waking or
+//! failing everything a finished request covered (`settle`).
+
+use std::ops::Range;
+use std::sync::MutexGuard;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{Vmo, VmoState};
+use crate::abi::packet::{ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST};
+use crate::abi::status::*;
+use crate::abi::{PAGE_SIZE, PageRequest, PortPacket, Status};
+use crate::port::{COMPLETE_TOKEN, KILL_POLL, PacketSource};
+use crate::process::FatalFault;
+use crate::request::{Finished, RequestId};
+use crate::stats::Stats;
+
+impl Vmo {
+    /// Waits until every page of `pages` is present (READ) or dirty (DIRTY), raising requests
+    /// one run at a time like Zircon. Anonymous VMOs return at once.
+    pub(super) fn ensure<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, VmoState>,
+        command: u16,
+        pages: Range<u64>,
+        killed: &AtomicBool,
+    ) -> Result<MutexGuard<'a, VmoState>, Status> {
+        if !self.is_pager_backed() {
+            return Ok(st);
+        }
+        let done = |st: &VmoState, p: u64| match command {
+            ZX_PAGER_VMO_READ => st.committed.contains(p as usize),
+            _ => st.dirty.contains(p as usize),
+        };
+        let mut page = pages.start;
+        loop {
+            if st.detached {
+                return Err(ZX_ERR_BAD_STATE);
+            }
+            while page < pages.end && done(&st, page) {
+                page += 1;
+            }
+            if page >= pages.end {
+                return Ok(st);
+            }
+            if command == ZX_PAGER_VMO_DIRTY && !st.committed.contains(page as usize) {
+                return Err(ZX_ERR_BAD_STATE);
+            }
+            let id = match st.requests.covering(command, page) {
+                Some(id) => id,
+                None => {
+                    let mut end = page + 1;
+                    while end < pages.end && !done(&st, end) {
+                        end += 1;
+                    }
+                    if let Some(next) = st.requests.next_start_after(command, page) {
+                        end = end.min(next);
+                    }
+                    self.new_request(&mut st, command, page..end)
+                }
+            };
+            st.requests.add_waiter(id);
+            st = self.wait_outcome(st, id, killed)?;
+        }
+    }
+
+    pub(super) fn new_request(
+        &self,
+        st: &mut VmoState,
+        command: u16,
+        pages: Range<u64>,
+    ) -> RequestId {
+        Stats::add(&self.stats().requests, 1);
+        let id = st.requests.create(command, pages);
+        self.post_next(st);
+        id
+    }
+
+    fn wait_outcome<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, VmoState>,
+        id: RequestId,
+        killed: &AtomicBool,
+    ) -> Result<MutexGuard<'a, VmoState>, Status> {
+        loop {
+            if let Some(status) = st.requests.take_outcome(id) {
+                return if status == ZX_OK { Ok(st) } else { Err(status) };
+            }
+            if killed.load(Ordering::Acquire) {
+                st.requests.drop_waiter(id);
+                return Err(ZX_ERR_CANCELED);
+            }
+            st = match self.changed.wait_timeout(st, KILL_POLL) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// Queues the next request's packet if the VMO's packet slot is free.
+    pub(super) fn post_next(&self, st: &mut VmoState) {
+        let Some(link) = self.link() else { return };
+        while let Some(r) = st.requests.next_to_post() {
+            let packet = request_packet(link.key, r.command, r.start, r.end);
+            let source = PacketSource {
+                vmo: self.this.clone(),
+                token: r.id,
+            };
+            link.port.queue(packet, Some(source));
+        }
+    }
+
+    /// The pager read the packet queued under `token`.
+    pub(crate) fn packet_dequeued(&self, token: u64) {
+        if token == COMPLETE_TOKEN {
+            return;
+        }
+        let mut st = self.lock();
+        st.requests.dequeued(token);
+        self.post_next(&mut st);
+    }
+
+    /// Wakes waiters of finished requests, withdraws their unread packets, reports failed
+    /// faults, and posts the next request.
+    pub(crate) fn settle(&self, st: &mut VmoState, finished: Vec<Finished>, status: Status) {
+        if finished.is_empty() {
+            return;
+        }
+        let Some(link) = self.link() else { return };
+        for f in &finished {
+            if f.was_in_port && link.port.cancel(self, f.request.id) {
+                st.requests.withdrawn(f.request.id);
+            }
+            if f.request.fault_tids.is_empty() {
+                continue;
+            }
+            if status == ZX_OK {
+                let ns = f.request.created.elapsed().as_nanos() as u64;
+                self.stats().record_latency(ns);
+            } else {
+                self.report_fatal(&f.request.fault_tids, status);
+            }
+        }
+        self.post_next(st);
+        self.changed.notify_all();
+    }
+
+    /// Reports each `(tid, page)` thread as faulting fatally on its page.
+    pub(super) fn report_fatal(&self, faults: &[(u32, u64)], status: Status) {
+        for &(tid, page) in faults {
+            self.owner.report_fatal(FatalFault {
+                host_addr: self.host_addr() + page * PAGE_SIZE,
+                vmo_offset: page * PAGE_SIZE,
+                status,
+                tid,
+            });
+        }
+    }
+
+    /// A thread `tid` faulted on host address `addr` of this (pager) VMO.
+    pub(crate) fn on_fault(&self, addr: u64, tid: u32) {
+        let page = (addr - self.host_addr()) / PAGE_SIZE;
+        Stats::add(&self.stats().faults, 1);
+        let mut st = self.lock();
+        if page >= self.pages() || st.detached {
+            drop(st);
+            self.report_fatal(&[(tid, page)], ZX_ERR_BAD_STATE);
+            return;
+        }
+        if st.committed.contains(page as usize) {
+            // Supplied between the fault and now: the supply already woke it; make sure.
+            if let Some(link) = self.link() {
+                let _ = link
+                    .faults
+                    .uffd()
+                    .wake(self.host_addr() + page * PAGE_SIZE, PAGE_SIZE);
+            }
+            return;
+        }
+        let id = match st.requests.covering(ZX_PAGER_VMO_READ, page) {
+            Some(id) => id,
+            None => self.new_request(&mut st, ZX_PAGER_VMO_READ, page..page + 1),
+        };
+        st.requests.add_fault_tid(id, tid, page);
+    }
+}
+
+/// A page-request packet for `[start, end)` pages (or COMPLETE with 0, 0).
+pub(super) fn request_packet(key: u64, command: u16, start: u64, end: u64) -> PortPacket {
+    PortPacket {
+        key,
+        packet_type: ZX_PKT_TYPE_PAGE_REQUEST,
+        status: ZX_OK,
+        page_request: PageRequest {
+            command,
+            offset: start * PAGE_SIZE,
+            length: (end - start) * PAGE_SIZE,
+            ..Default::default()
+        },
+    }
+}
