@@ -23,7 +23,7 @@ use kvmpager::hostmem::HostMemory;
 use kvmpager::uffd::{UffdEvent, Userfault};
 
 use super::report::Distribution;
-use super::{Figure, Finished, MAGIC, Options, Report, Target, guest_config, run_guest};
+use super::{Figure, Finished, MAGIC, Options, Report, Target, all_ok, guest_config, run_guest};
 
 pub(crate) const MODE_TOUCH: u64 = 1;
 pub(crate) const MODE_APERTURE: u64 = 2;
@@ -216,11 +216,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
             .into_iter()
             .flatten(),
     );
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
-    }
+    all_ok(errors)
 }
 
 /// The last `n` kernel fault-latency samples (the touch loop's faults come last).

@@ -335,6 +335,16 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
     quantile(v, 0.5)
 }
 
+/// A case's outcome from the errors of its runs: `Ok` if there are none, else all of them
+/// joined with `; `.
+pub(crate) fn all_ok(errors: Vec<String>) -> Result<(), String> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
 /// Human size: 4 KiB, 2 MiB, 1 GiB.
 pub(crate) fn size_name(b: u64) -> String {
     match b {

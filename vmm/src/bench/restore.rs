@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use kvmpager::abi::PAGE_SIZE;
 
 use super::faults::{GuestTouches, aperture_params, touch_params};
-use super::{Figure, Options, Report, guest_config, median, run_guest, size_name};
+use super::{Figure, Options, Report, all_ok, guest_config, median, run_guest, size_name};
 use crate::snapshot;
 
 const MEMORY: u64 = 256 << 20;
@@ -116,22 +116,10 @@ fn host_rows(opts: &Options, report: &mut Report) -> Result<(), String> {
         (HostMode::Prefetch, "host pager, working set prefetched"),
         (HostMode::Eager, "eager full copy into plain RAM"),
     ];
-    let mut rows = Vec::new();
     let mut errors = Vec::new();
-    for (mode, name) in modes {
-        let mut t = Vec::new();
-        let mut info = String::new();
-        for _ in 0..opts.reps {
-            match host_once(opts, &files, mode) {
-                Ok((ns, i)) => {
-                    t.push(ns);
-                    info = i;
-                }
-                Err(e) => errors.push(format!("{name}: {e}")),
-            }
-        }
-        rows.push((name, (!t.is_empty()).then(|| median(&mut t)), info));
-    }
+    let rows = median_rows(modes, opts.reps, &mut errors, |mode| {
+        host_once(opts, &files, mode)
+    });
     let eager = rows[3].1;
     let ws = working_set(opts);
     for (name, t, info) in rows {
@@ -150,11 +138,34 @@ fn host_rows(opts: &Options, report: &mut Report) -> Result<(), String> {
                 )),
         );
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
+    all_ok(errors)
+}
+
+/// A row per mode: its name, the median ns of the `reps` runs of `once(mode)` that worked
+/// (`None` if none did) and the last good run's description. Failed runs' errors go to
+/// `errors`, each after the mode's name.
+fn median_rows<M: Copy>(
+    modes: impl IntoIterator<Item = (M, &'static str)>,
+    reps: usize,
+    errors: &mut Vec<String>,
+    mut once: impl FnMut(M) -> Result<(f64, String), String>,
+) -> Vec<(&'static str, Option<f64>, String)> {
+    let mut rows = Vec::new();
+    for (mode, name) in modes {
+        let mut t = Vec::new();
+        let mut info = String::new();
+        for _ in 0..reps {
+            match once(mode) {
+                Ok((ns, i)) => {
+                    t.push(ns);
+                    info = i;
+                }
+                Err(e) => errors.push(format!("{name}: {e}")),
+            }
+        }
+        rows.push((name, (!t.is_empty()).then(|| median(&mut t)), info));
     }
+    rows
 }
 
 fn working_set(opts: &Options) -> u64 {
@@ -226,23 +237,10 @@ fn guest_rows(opts: &Options, report: &mut Report) -> Result<(), String> {
         (1, "guest pager, working set prefetched (batched)"),
         (2, "guest pager, eager full supply"),
     ];
-    let mut results = Vec::new();
     let mut errors = Vec::new();
-    for (mode, name) in modes {
-        let mut total = Vec::new();
-        let mut info = String::new();
-        for _ in 0..opts.reps {
-            match once(size, run, stride, mode) {
-                Ok((t, i)) => {
-                    total.push(t);
-                    info = i;
-                }
-                Err(e) => errors.push(format!("{name}: {e}")),
-            }
-        }
-        let t = (!total.is_empty()).then(|| median(&mut total));
-        results.push((name, t, info));
-    }
+    let results = median_rows(modes, opts.reps, &mut errors, |mode| {
+        once(size, run, stride, mode)
+    });
     let eager = results[2].1;
     for (name, t, info) in results {
         report.push(
@@ -262,11 +260,7 @@ fn guest_rows(opts: &Options, report: &mut Report) -> Result<(), String> {
                 )),
         );
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
-    }
+    all_ok(errors)
 }
 
 /// One restore: (ns from restore start to the last touch, a description of the run).

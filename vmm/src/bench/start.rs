@@ -4,7 +4,7 @@
 //! served on demand, so the time should not grow with RAM: the baseline is the smallest size,
 //! and the largest size's ratio to it is checked for flatness (≤ 1.5×).
 
-use super::{Figure, Options, Report, Target, guest_config, median, run_guest, size_name};
+use super::{Figure, Options, Report, Target, all_ok, guest_config, median, run_guest, size_name};
 
 /// Case 4 repeats each start this many times the usual repetitions.
 const START_REPS_FACTOR: usize = 3;
@@ -74,11 +74,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
         }
         report.push(fig);
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
-    }
+    all_ok(errors)
 }
 
 /// One start: (ns to the first instruction, ns in `Vm::new`).
