@@ -181,6 +181,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `changed.wait_timeout(guard, timeout)`'s guard, going on through poisoning like [`lock`].
+fn wait_timeout<'a, T>(
+    changed: &Condvar,
+    guard: MutexGuard<'a, T>,
+    timeout: Duration,
+) -> MutexGuard<'a, T> {
+    changed
+        .wait_timeout(guard, timeout)
+        .unwrap_or_else(|e| e.into_inner())
+        .0
+}
+
 /// What `Vm::new` learns from KVM before building anything.
 struct KvmSetup {
     fd: VmFd,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kvmpager::abi::Status;
 use kvmpager::abi::status::*;
 
-use super::{Vm, lock};
+use super::{Vm, lock, wait_timeout};
 use crate::snapshot::{self, VcpuState};
 
 /// vCPUs parked for a snapshot.
@@ -64,12 +64,7 @@ impl Vm {
         p.states.insert(index, state);
         self.pause.changed.notify_all();
         while self.pause_requested() && !self.stopping() {
-            p = self
-                .pause
-                .changed
-                .wait_timeout(p, Duration::from_millis(20))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            p = wait_timeout(&self.pause.changed, p, Duration::from_millis(20));
         }
         if p.requester == Some(index) {
             p.requester = None;
@@ -99,12 +94,7 @@ impl Vm {
             drop(p);
             kick();
             p = lock(&self.pause.inner);
-            p = self
-                .pause
-                .changed
-                .wait_timeout(p, Duration::from_millis(5))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            p = wait_timeout(&self.pause.changed, p, Duration::from_millis(5));
         }
         Some(p.states.values().cloned().collect())
     }

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Event, SNAPSHOT_SIGNAL, Vm, lock};
+use super::{Event, SNAPSHOT_SIGNAL, Vm, lock, wait_timeout};
 use crate::exit::StopReason;
 
 /// How long the runner sleeps between looks at [`SNAPSHOT_SIGNAL`].
@@ -32,12 +32,7 @@ impl Vm {
                 }
                 wait = wait.min(left);
             }
-            r = self
-                .stop
-                .changed
-                .wait_timeout(r, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            r = wait_timeout(&self.stop.changed, r, wait);
         }
     }
 
@@ -70,12 +65,7 @@ impl Vm {
                     if left.is_zero() {
                         return None;
                     }
-                    r = self
-                        .stop
-                        .changed
-                        .wait_timeout(r, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                    r = wait_timeout(&self.stop.changed, r, left);
                 }
             }
         }
