@@ -170,28 +170,43 @@ fn test_report(vm: &Vm, a: [u64; 8]) -> CallResult {
 }
 
 fn vmo_read(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64) -> CallResult {
-    vm.guest().vmo_prepare_io(vmo, offset, len, false)?;
-    vm.ram().check(buf, len)?;
-    let mut tmp = vec![0u8; len.min(COPY_CHUNK) as usize];
-    let mut done = 0;
-    while done < len {
-        let n = (len - done).min(COPY_CHUNK) as usize;
-        vm.guest().vmo_read(vmo, &mut tmp[..n], offset + done)?;
-        vm.ram().write(buf + done, &tmp[..n])?;
-        done += n as u64;
-    }
-    Ok(0)
+    vmo_copy(vm, vmo, buf, offset, len, Direction::VmoToRam)
 }
 
 fn vmo_write(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64) -> CallResult {
-    vm.guest().vmo_prepare_io(vmo, offset, len, true)?;
+    vmo_copy(vm, vmo, buf, offset, len, Direction::RamToVmo)
+}
+
+/// Which way `vmo_copy` copies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// `VmoRead`: from the VMO into guest RAM.
+    VmoToRam,
+    /// `VmoWrite`: from guest RAM into the VMO.
+    RamToVmo,
+}
+
+/// `VmoRead`/`VmoWrite`: checks the whole VMO range (and asks for its pages) and the RAM range
+/// first, then copies `len` bytes between `vmo[offset..]` and RAM at `buf` in pieces of at
+/// most [`COPY_CHUNK`].
+fn vmo_copy(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64, dir: Direction) -> CallResult {
+    vm.guest()
+        .vmo_prepare_io(vmo, offset, len, dir == Direction::RamToVmo)?;
     vm.ram().check(buf, len)?;
     let mut tmp = vec![0u8; len.min(COPY_CHUNK) as usize];
     let mut done = 0;
     while done < len {
         let n = (len - done).min(COPY_CHUNK) as usize;
-        vm.ram().read_into(buf + done, &mut tmp[..n])?;
-        vm.guest().vmo_write(vmo, &tmp[..n], offset + done)?;
+        match dir {
+            Direction::VmoToRam => {
+                vm.guest().vmo_read(vmo, &mut tmp[..n], offset + done)?;
+                vm.ram().write(buf + done, &tmp[..n])?;
+            }
+            Direction::RamToVmo => {
+                vm.ram().read_into(buf + done, &mut tmp[..n])?;
+                vm.guest().vmo_write(vmo, &tmp[..n], offset + done)?;
+            }
+        }
         done += n as u64;
     }
     Ok(0)
