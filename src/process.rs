@@ -344,13 +344,14 @@ impl Process {
         aux_vmo: Handle,
         aux_offset: u64,
     ) -> Result<()> {
-        check_aligned(offset, length)?;
-        if op == ZX_PAGER_SUPPLY_PAGES && aux_offset % PAGE_SIZE != 0 {
-            return Err(ZX_ERR_INVALID_ARGS);
+        if op == ZX_PAGER_SUPPLY_PAGES {
+            let supplied = self
+                .pager_supply_pages_counted(pager, pager_vmo, offset, length, aux_vmo, aux_offset);
+            return supplied.map(|_| ());
         }
+        check_aligned(offset, length)?;
         let vmo = self.owned_vmo(pager, ZX_RIGHT_MANAGE_VMO, pager_vmo)?;
         match op {
-            ZX_PAGER_SUPPLY_PAGES => self.supply(&vmo, offset, length, aux_vmo, aux_offset),
             ZX_PAGER_OP_FAIL
             | ZX_PAGER_OP_DIRTY
             | ZX_PAGER_OP_WRITEBACK_BEGIN
@@ -402,16 +403,26 @@ impl Process {
         }
     }
 
-    fn supply(
+    /// `zx_pager_supply_pages` that also says how many pages it newly inserted (pages already
+    /// present are skipped): for host pagers that count pages on demand vs prefetched
+    /// exactly even when two of them race.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pager_supply_pages_counted(
         &self,
-        vmo: &Arc<Vmo>,
+        pager: Handle,
+        pager_vmo: Handle,
         offset: u64,
         length: u64,
-        aux: Handle,
+        aux_vmo: Handle,
         aux_offset: u64,
-    ) -> Result<()> {
-        let (aux, _) = self.vmo(aux, ZX_RIGHT_READ | ZX_RIGHT_WRITE)?;
-        if Arc::ptr_eq(&aux, vmo) {
+    ) -> Result<u64> {
+        check_aligned(offset, length)?;
+        if aux_offset % PAGE_SIZE != 0 {
+            return Err(ZX_ERR_INVALID_ARGS);
+        }
+        let vmo = self.owned_vmo(pager, ZX_RIGHT_MANAGE_VMO, pager_vmo)?;
+        let (aux, _) = self.vmo(aux_vmo, ZX_RIGHT_READ | ZX_RIGHT_WRITE)?;
+        if Arc::ptr_eq(&aux, &vmo) {
             return Err(ZX_ERR_BAD_STATE);
         }
         vmo.supply(offset, length, &aux, aux_offset, self.strategy())

@@ -504,3 +504,24 @@ fn auto_strategy_picks_remap_for_small_page_chunks_and_move_otherwise() {
     }
     assert_eq!(s.bytes_copied, 0);
 }
+
+/// The counted variant returns exactly the pages it newly inserted and checks like the rest.
+#[test]
+fn counted_supply_reports_newly_inserted_pages() {
+    let f = Fixture::new(8);
+    f.supply(2, 2, 1).unwrap();
+    let aux = f.aux(8, 2);
+    let n =
+        f.p.pager_supply_pages_counted(f.pager, f.vmo, 0, 8 * P, aux, 0);
+    assert_eq!(n, Ok(6), "8 pages offered, 2 already present");
+    let aux = f.aux(8, 3);
+    assert_eq!(
+        f.p.pager_supply_pages_counted(f.pager, f.vmo, 0, 8 * P, aux, 0),
+        Ok(0)
+    );
+    assert_eq!(
+        f.p.pager_supply_pages_counted(f.pager, f.vmo, 0, 8 * P, aux, 1)
+            .err(),
+        Some(ZX_ERR_INVALID_ARGS)
+    );
+}

@@ -73,6 +73,22 @@ fn pattern_survives_snapshot_and_lazy_restore_then_prefetch_cuts_faults() {
     );
     assert!(pre.stats.demand_requests * 10 < plain.stats.demand_requests);
     assert!(pre.stats.prefetch_supplies * 10 < plain.stats.demand_requests);
+
+    // The same working set prefetched on a background thread while the guest runs: every
+    // byte still checks out, and the demand pager never works harder than without prefetch.
+    let mut bg = restore_config();
+    bg.prefetch = rc.prefetch.clone();
+    bg.readahead = 64 << 10;
+    bg.prefetch_while_running = true;
+    let during = kvmpager_vmm::restore(&snap_dir, &bg).unwrap();
+    show("restore --prefetch --prefetch-while-running", &during);
+    assert_eq!(during.exit_code, Some(0), "{}", during.console_text());
+    assert!(during.stats.faults <= plain.stats.faults);
+    assert_eq!(
+        during.stats.pages_on_demand + during.stats.pages_prefetched,
+        plain.stats.pages_on_demand,
+        "each pattern page supplied once, on demand or by the prefetcher"
+    );
 }
 
 #[test]

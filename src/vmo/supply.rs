@@ -62,7 +62,8 @@ struct Filled {
 }
 
 impl Vmo {
-    /// Supplies `aux[aux_offset, +len)` into this pager VMO at `offset`. The handle, rights,
+    /// Supplies `aux[aux_offset, +len)` into this pager VMO at `offset`; returns how many
+    /// pages were newly inserted (pages already present are skipped). The handle, rights,
     /// alignment and ownership checks are the caller's; everything from the aux kind on
     /// (Zircon's check order) is here.
     pub(crate) fn supply(
@@ -72,7 +73,7 @@ impl Vmo {
         aux: &Arc<Vmo>,
         aux_offset: u64,
         strategy: SupplyStrategy,
-    ) -> Result<(), Status> {
+    ) -> Result<u64, Status> {
         if !aux.is_created() {
             return Err(ZX_ERR_BAD_STATE);
         }
@@ -97,10 +98,10 @@ impl Vmo {
         src: &mut VmoState,
         aux_offset: u64,
         strategy: SupplyStrategy,
-    ) -> Result<(), Status> {
+    ) -> Result<u64, Status> {
         let pages = self.page_range(offset, len)?;
         if pages.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         if dst.detached {
             return Err(ZX_ERR_BAD_STATE);
@@ -110,18 +111,20 @@ impl Vmo {
         };
         let uffd = link.faults.uffd();
         let delta = aux_offset / PAGE_SIZE;
-        let mut result = Ok(());
+        let mut result = Ok(0);
         for (run, present) in runs(dst, pages.clone()) {
             if present {
                 Stats::add(&self.stats().pages_skipped, run.end - run.start);
                 continue;
             }
+            let run_pages = run.end - run.start;
             let src_run = run.start - pages.start + delta..run.end - pages.start + delta;
             match self.fill_run(dst, run.clone(), aux, src, src_run, uffd, strategy) {
                 Ok(f) => {
                     Stats::add(&self.stats().bytes_moved, f.moved);
                     Stats::add(&self.stats().bytes_copied, f.copied);
                     Stats::add(&self.stats().bytes_remapped, f.remapped);
+                    result = result.map(|n| n + run_pages);
                 }
                 Err(status) => {
                     result = Err(status);

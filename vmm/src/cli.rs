@@ -102,6 +102,10 @@ struct PagerArgs {
     /// `restore`: DIR/workingset.bin).
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = DEFAULT_FILE)]
     prefetch: Option<PathBuf>,
+    /// With --prefetch: supply the working set on a background thread while the guest runs
+    /// (it starts at once; faults on pages not yet prefetched are served on demand).
+    #[arg(long, requires = "prefetch")]
+    prefetch_while_running: bool,
     /// Widen each page request to an aligned window of this size (4K..16M, a power of two).
     #[arg(long, default_value = "2M", value_parser = parse_size_arg)]
     readahead: u64,
@@ -270,6 +274,7 @@ fn pager_config(
     };
     c.record = a.record.as_ref().map(default_file).transpose()?;
     c.prefetch = a.prefetch.as_ref().map(default_file).transpose()?;
+    c.prefetch_while_running = a.prefetch_while_running;
     c.snapshot = a.snapshot_dir.as_ref().map(|d| SnapshotConfig {
         dir: d.clone(),
         then: match a.snapshot_then {

@@ -94,6 +94,8 @@ pub struct VmConfig {
     pub record: Option<PathBuf>,
     /// Supply this recorded working set before the guest starts.
     pub prefetch: Option<PathBuf>,
+    /// Prefetch on a background thread while the guest runs instead of before it starts.
+    pub prefetch_while_running: bool,
     /// Print a progress line on stderr during long prefetches.
     pub progress: bool,
     /// How SUPPLY fills pager VMOs, for the host pager and guest pagers alike.
@@ -112,6 +114,7 @@ impl VmConfig {
             echo_console: false,
             image: None,
             demo_pattern: None,
+            prefetch_while_running: false,
             readahead: DEFAULT_READAHEAD,
             huge_pages: true,
             supply: kvmpager::vmo::SupplyStrategy::Auto,

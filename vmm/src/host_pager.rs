@@ -251,6 +251,21 @@ impl HostPager {
         })
     }
 
+    /// A second supplier for the same pager VMO, with aux VMOs of its own and the same
+    /// counters: a background prefetch runs on it beside the demand pager.
+    pub fn sibling(&self) -> HostPager {
+        HostPager {
+            process: self.process.clone(),
+            pager: self.pager,
+            port: self.port,
+            vmo: self.vmo,
+            ram: self.ram.clone(),
+            policy: self.policy,
+            counters: self.counters.clone(),
+            aux: [None, None],
+        }
+    }
+
     /// The pager VMO (guest RAM).
     pub fn vmo(&self) -> Handle {
         self.vmo
@@ -301,7 +316,7 @@ impl HostPager {
     }
 
     /// Fills and supplies RAM `[offset, offset + len)` (at most `MAX_SUPPLY`, all absent).
-    fn supply_run(&mut self, source: &dyn PageSource, offset: u64, len: u64) -> Result<()> {
+    fn supply_run(&mut self, source: &dyn PageSource, offset: u64, len: u64) -> Result<u64> {
         let (pager, ram_vmo) = (self.pager, self.vmo);
         let (handle, vmo) = self.aux_for(offset, len)?;
         let aux = Aux {
@@ -313,7 +328,7 @@ impl HostPager {
         let filled = source.fill(&aux, 0, offset, len);
         let r = filled.and_then(|_| {
             self.process
-                .pager_supply_pages(pager, ram_vmo, offset, len, handle, 0)
+                .pager_supply_pages_counted(pager, ram_vmo, offset, len, handle, 0)
                 .map_err(kernel("zx_pager_supply_pages"))
         });
         if r.is_err() {
@@ -329,7 +344,8 @@ impl HostPager {
     }
 
     /// Supplies every absent page of `range` (page aligned, inside RAM) from `source`, in runs
-    /// of at most `MAX_SUPPLY`; returns the pages supplied.
+    /// of at most `MAX_SUPPLY`; returns the pages this call inserted (exact even when another
+    /// supplier races it: the kernel counts).
     fn supply_absent(&mut self, source: &dyn PageSource, range: Range<u64>) -> Result<u64> {
         let mut supplied = 0;
         let mut page = range.start / PAGE_SIZE;
@@ -344,8 +360,7 @@ impl HostPager {
             while page < end && page - start < max_pages && !self.ram.is_present(page) {
                 page += 1;
             }
-            self.supply_run(source, start * PAGE_SIZE, (page - start) * PAGE_SIZE)?;
-            supplied += page - start;
+            supplied += self.supply_run(source, start * PAGE_SIZE, (page - start) * PAGE_SIZE)?;
         }
         Ok(supplied)
     }
@@ -359,8 +374,10 @@ impl HostPager {
     }
 
     /// Supplies the pages `pages` (page numbers, e.g. a recorded working set) widened to
-    /// read-ahead windows, sorted and merged into batches of up to 16 MiB, before the guest
-    /// runs. `progress` is called now and then with (bytes done, bytes total).
+    /// read-ahead windows, sorted and merged into batches of up to 16 MiB — before the guest
+    /// runs, or on a [`HostPager::sibling`] while it runs (pages already present are skipped,
+    /// so racing the demand pager is harmless). `progress` is called now and then with
+    /// (bytes done, bytes total).
     pub fn prefetch(
         &mut self,
         source: &dyn PageSource,

@@ -139,6 +139,8 @@ pub struct Vm {
     stop: StopState,
     pause: PauseState,
     pager_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The background prefetch (`prefetch_while_running`), if any.
+    prefetch_thread: Mutex<Option<JoinHandle<()>>>,
     /// The pager VMO behind RAM (lazy RAM only).
     ram_vmo: Option<Arc<Vmo>>,
     /// Where absent RAM pages come from (lazy RAM only).
@@ -344,8 +346,11 @@ impl Vm {
             let img = boot::boot_image(program, vcpus, memory, k.features.gib_pages);
             write_boot_image(&host, ram_vmo, pager.as_ref(), &img)?;
         }
+        let mut background = None;
         if let (Some(p), Some(src), Some(pages)) = (pager.as_mut(), &source, &prefetch) {
-            if cfg.progress {
+            if cfg.prefetch_while_running {
+                background = Some((p.sibling(), src.clone(), pages.clone()));
+            } else if cfg.progress {
                 p.prefetch(src.as_ref(), pages, progress_line("prefetch"))?;
             } else {
                 p.prefetch(src.as_ref(), pages, |_, _| {})?;
@@ -379,6 +384,7 @@ impl Vm {
             stop: StopState::default(),
             pause: PauseState::default(),
             pager_thread: Mutex::new(None),
+            prefetch_thread: Mutex::new(None),
             ram_vmo: pager.as_ref().map(|p| p.ram().clone()),
             source: source.clone(),
             counters,
@@ -396,6 +402,9 @@ impl Vm {
         vm.watch_fatal_faults();
         if let (Some(p), Some(src)) = (pager, source) {
             vm.start_pager(p, src)?;
+        }
+        if let Some((sibling, src, pages)) = background {
+            vm.start_prefetch(sibling, src, pages)?;
         }
         step("pager started");
         Ok(vm)
@@ -524,8 +533,31 @@ impl Vm {
     pub fn kill_processes(&self) {
         self.guest.kill();
         self.host.kill();
-        if let Some(t) = lock(&self.pager_thread).take() {
+        let threads = [
+            lock(&self.pager_thread).take(),
+            lock(&self.prefetch_thread).take(),
+        ];
+        for t in threads.into_iter().flatten() {
             let _ = t.join();
         }
+    }
+
+    /// Supplies the working set `pages` on a background thread while the guest runs.
+    fn start_prefetch(
+        &self,
+        mut pager: HostPager,
+        source: Arc<dyn PageSource>,
+        pages: Vec<u64>,
+    ) -> Result<()> {
+        let thread = std::thread::Builder::new()
+            .name("prefetch".into())
+            .spawn(move || {
+                if let Err(e) = pager.prefetch(source.as_ref(), &pages, |_, _| {}) {
+                    log::warn!("background prefetch stopped: {e}");
+                }
+            })
+            .map_err(|e| Error::HostPager(host_pager::Error::Spawn(e)))?;
+        *lock(&self.prefetch_thread) = Some(thread);
+        Ok(())
     }
 }
