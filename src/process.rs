@@ -6,7 +6,7 @@
 //! status the spec names; nothing a caller passes can panic the kernel.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
@@ -49,9 +49,29 @@ pub struct Shared {
     sink: RwLock<Option<FatalFaultSink>>,
     faults: Mutex<Option<Arc<FaultService>>>,
     strategy: AtomicU8,
+    /// Bytes of VMOs this process has created and not yet destroyed.
+    vmo_bytes: AtomicU64,
+    /// Most `vmo_bytes` may reach (`u64::MAX`: no limit).
+    vmo_limit: AtomicU64,
 }
 
 impl Shared {
+    /// Charges a new VMO of `bytes` against the process's limit: `ZX_ERR_NO_MEMORY` past it.
+    pub(crate) fn charge(&self, bytes: u64) -> std::result::Result<(), Status> {
+        let limit = self.vmo_limit.load(Ordering::Relaxed);
+        self.vmo_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&total| total <= limit)
+            })
+            .map(|_| ())
+            .map_err(|_| ZX_ERR_NO_MEMORY)
+    }
+
+    /// Returns a destroyed VMO's bytes to the process.
+    pub(crate) fn uncharge(&self, bytes: u64) {
+        self.vmo_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
     /// Hands a fatal fault to the sink (or logs it when there is none).
     pub(crate) fn report_fatal(&self, fault: FatalFault) {
         let sink = self.sink.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -98,6 +118,8 @@ impl Process {
                 sink: RwLock::new(None),
                 faults: Mutex::new(None),
                 strategy: AtomicU8::new(0),
+                vmo_bytes: AtomicU64::new(0),
+                vmo_limit: AtomicU64::new(u64::MAX),
             }),
         })
     }
@@ -110,6 +132,17 @@ impl Process {
     /// Where fatal faults on this process's pager VMOs go.
     pub fn set_fatal_fault_sink(&self, sink: FatalFaultSink) {
         *self.shared.sink.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+
+    /// Caps the total size of the VMOs this process may have alive at once (what a guest
+    /// could make the host commit): creating one past it gives `ZX_ERR_NO_MEMORY`.
+    pub fn set_vmo_memory_limit(&self, bytes: u64) {
+        self.shared.vmo_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Total size of this process's live VMOs.
+    pub fn vmo_memory(&self) -> u64 {
+        self.shared.vmo_bytes.load(Ordering::Acquire)
     }
 
     /// How this process's SUPPLY calls fill pages (default: [`SupplyStrategy::Auto`]).

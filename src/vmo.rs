@@ -166,8 +166,16 @@ impl Vmo {
         if size > MAX_VMO_SIZE {
             return Err(ZX_ERR_OUT_OF_RANGE);
         }
+        // Everything the VMO could ever commit is charged to its process up front.
+        owner.charge(size)?;
         // HostMemory needs a non-empty mapping; a 0-byte VMO keeps one unused page.
-        let mem = HostMemory::new(size.max(PAGE_SIZE), huge).map_err(|_| ZX_ERR_NO_MEMORY)?;
+        let mem = match HostMemory::new(size.max(PAGE_SIZE), huge) {
+            Ok(mem) => mem,
+            Err(_) => {
+                owner.uncharge(size);
+                return Err(ZX_ERR_NO_MEMORY);
+            }
+        };
         let pages = (size / PAGE_SIZE) as usize;
         let tracked = if matches!(origin, Origin::Pager(_)) {
             pages
@@ -452,6 +460,7 @@ impl Vmo {
 
 impl Drop for Vmo {
     fn drop(&mut self) {
+        self.owner.uncharge(self.size);
         match &self.origin {
             Origin::Child(parent) => {
                 let mut st = parent.lock();

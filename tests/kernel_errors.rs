@@ -589,3 +589,33 @@ fn handle_rights_only_shrink() {
         "pagers lack DUPLICATE"
     );
 }
+
+#[test]
+fn no_memory_past_the_process_vmo_limit() {
+    let p = kvmpager::Process::new();
+    p.set_vmo_memory_limit(8 * P);
+    let a = p.vmo_create(6 * P, 0).unwrap();
+    assert_eq!(p.vmo_create(3 * P, 0).err(), Some(ZX_ERR_NO_MEMORY));
+    let pager = p.pager_create(0).unwrap();
+    let port = p.port_create(0).unwrap();
+    assert_eq!(
+        p.pager_create_vmo(pager, 0, port, 1, 3 * P).err(),
+        Some(ZX_ERR_NO_MEMORY)
+    );
+    let b = p.pager_create_vmo(pager, 0, port, 1, 2 * P).unwrap();
+    assert_eq!(p.vmo_memory(), 8 * P);
+    assert_eq!(
+        p.vmo_create_child(a, kvmpager::abi::vmo_child::ZX_VMO_CHILD_SNAPSHOT, 0, P)
+            .err(),
+        Some(ZX_ERR_NO_MEMORY),
+        "clones count too"
+    );
+    p.handle_close(a).unwrap();
+    assert_eq!(
+        p.vmo_memory(),
+        2 * P,
+        "a destroyed VMO gives its bytes back"
+    );
+    p.vmo_create(6 * P, 0).unwrap();
+    p.handle_close(b).unwrap();
+}

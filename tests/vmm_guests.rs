@@ -166,3 +166,22 @@ fn ram_pieces_are_registered_on_first_touch() {
     assert_eq!(r.exit_code, Some(0), "stop: {}", r.stop);
     assert!(r.console_text().contains("4 pieces ok"));
 }
+
+/// A guest cannot make the host commit more than its VMO limit: past it `zx_vmo_create`
+/// gives `ZX_ERR_NO_MEMORY`, and the VMM stays intact.
+#[test]
+fn the_guest_vmo_limit_holds() {
+    if kvmpager_vmm::skip_without_kvm() {
+        return;
+    }
+    let mut c = config("vmo_limit");
+    c.guest_vmo_limit = 64 << 20;
+    let r = run(&c);
+    assert_eq!(r.exit_code, Some(0), "stop: {}", r.stop);
+    assert!(
+        r.console_text()
+            .contains("64 VMOs of 1 MiB, then ZX_ERR_NO_MEMORY"),
+        "{}",
+        r.console_text()
+    );
+}

@@ -117,6 +117,10 @@ struct PagerArgs {
     /// remap 2 MiB chunks of host memory (mremap), or copy (UFFDIO_COPY).
     #[arg(long, value_enum, default_value = "auto")]
     supply: Supply,
+    /// Most bytes of VMOs the guest may have alive at once (K/M/G suffixes); past it
+    /// `zx_vmo_create` and `zx_pager_create_vmo` give the guest ZX_ERR_NO_MEMORY.
+    #[arg(long, default_value = "4G", value_parser = parse_size_arg)]
+    guest_vmo_limit: u64,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -275,6 +279,7 @@ fn pager_config(
     c.record = a.record.as_ref().map(default_file).transpose()?;
     c.prefetch = a.prefetch.as_ref().map(default_file).transpose()?;
     c.prefetch_while_running = a.prefetch_while_running;
+    c.guest_vmo_limit = a.guest_vmo_limit;
     c.snapshot = a.snapshot_dir.as_ref().map(|d| SnapshotConfig {
         dir: d.clone(),
         then: match a.snapshot_then {

@@ -56,6 +56,8 @@ pub const MAX_VCPUS: u32 = 32;
 pub const DEFAULT_VCPUS: u32 = 2;
 /// Default guest RAM size (256 MiB).
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
+/// Default for [`VmConfig::guest_vmo_limit`]: 4 GiB.
+pub const DEFAULT_GUEST_VMO_LIMIT: u64 = 4 << 30;
 /// Smallest guest RAM (boot area + a 1 MiB program + stacks).
 pub const MIN_MEMORY: u64 = 4 << 20;
 /// Default read-ahead window of the host pager (one huge page).
@@ -96,6 +98,9 @@ pub struct VmConfig {
     pub prefetch: Option<PathBuf>,
     /// Prefetch on a background thread while the guest runs instead of before it starts.
     pub prefetch_while_running: bool,
+    /// Most bytes of VMOs the guest may have alive at once (its VMOs are host memory it can
+    /// commit); creating more gives the guest `ZX_ERR_NO_MEMORY`.
+    pub guest_vmo_limit: u64,
     /// Print a progress line on stderr during long prefetches.
     pub progress: bool,
     /// How SUPPLY fills pager VMOs, for the host pager and guest pagers alike.
@@ -115,6 +120,7 @@ impl VmConfig {
             image: None,
             demo_pattern: None,
             prefetch_while_running: false,
+            guest_vmo_limit: DEFAULT_GUEST_VMO_LIMIT,
             readahead: DEFAULT_READAHEAD,
             huge_pages: true,
             supply: kvmpager::vmo::SupplyStrategy::Auto,

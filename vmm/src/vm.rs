@@ -340,6 +340,7 @@ impl Vm {
         let (host, guest) = (Process::new(), Process::new());
         host.set_supply_strategy(cfg.supply);
         guest.set_supply_strategy(cfg.supply);
+        guest.set_vmo_memory_limit(cfg.guest_vmo_limit);
         let (ram_vmo, mut pager) = create_ram(&host, &cfg, memory, lazy)?;
         step("RAM VMO created");
         if let Some(program) = &program {
