@@ -310,7 +310,7 @@ impl Process {
             return Err(ZX_ERR_INVALID_ARGS);
         }
         vmo.page_range(vmo_offset, len)?;
-        Ok(Mapping::new(vmo, vmo_offset, len))
+        Ok(Mapping::new(vmo, vmo_offset, len, writable))
     }
 
     // ---- pagers --------------------------------------------------------------------------

@@ -76,6 +76,9 @@ pub(crate) struct VmoState {
     pub awaiting_clean: PageBits,
     /// Live guest mappings.
     pub mappings: u32,
+    /// The VMO has been mapped writable: pages may have been written through the mapping
+    /// without the kernel seeing it, so none of them is known to be clean.
+    pub mapped_writable: bool,
     /// Live children.
     pub children: u32,
     /// Pinned page ranges.
@@ -187,6 +190,7 @@ impl Vmo {
             dirty: PageBits::with_capacity(tracked),
             awaiting_clean: PageBits::with_capacity(tracked),
             mappings: 0,
+            mapped_writable: false,
             children: 0,
             pins: Vec::new(),
             detached: false,

@@ -525,3 +525,24 @@ fn counted_supply_reports_newly_inserted_pages() {
         Some(ZX_ERR_INVALID_ARGS)
     );
 }
+
+/// Detach evicts clean pages, but never pages a guest may have written through a writable
+/// mapping (those writes are not tracked): such a VMO keeps its bytes.
+#[test]
+fn detach_keeps_pages_of_a_vmo_mapped_writable() {
+    let f = Fixture::new(2);
+    f.supply(0, 2, 0x44).unwrap();
+    let m = f.p.vmar_map(f.vmo, 0, 2 * P, true).unwrap();
+    // SAFETY: page 1 of the mapping is present (supplied above) and the mapping is alive.
+    unsafe { std::ptr::write_volatile((m.host_addr() + P) as *mut u8, 0xee) };
+    drop(m);
+    f.p.pager_detach_vmo(f.pager, f.vmo).unwrap();
+    assert_eq!(f.committed(f.vmo), 2 * P, "nothing evicted");
+    assert_eq!(f.peek(1)[0], 0xee, "the write through the mapping survived");
+    // A VMO mapped read-only only has clean pages: they go.
+    let g = Fixture::new(2);
+    g.supply(0, 2, 0x45).unwrap();
+    drop(g.p.vmar_map(g.vmo, 0, 2 * P, false).unwrap());
+    g.p.pager_detach_vmo(g.pager, g.vmo).unwrap();
+    assert_eq!(g.committed(g.vmo), 0);
+}

@@ -12,8 +12,10 @@ use crate::abi::status::*;
 
 impl Vmo {
     /// Counts a new guest mapping.
-    pub(crate) fn mapped(&self) {
-        self.lock().mappings += 1;
+    pub(crate) fn mapped(&self, writable: bool) {
+        let mut st = self.lock();
+        st.mappings += 1;
+        st.mapped_writable |= writable;
     }
 
     /// A guest mapping went away: pages the guest touched through it are now committed.
@@ -62,8 +64,8 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    pub(crate) fn new(vmo: Arc<Vmo>, offset: u64, len: u64) -> Mapping {
-        vmo.mapped();
+    pub(crate) fn new(vmo: Arc<Vmo>, offset: u64, len: u64, writable: bool) -> Mapping {
+        vmo.mapped(writable);
         Mapping { vmo, offset, len }
     }
 

@@ -108,7 +108,13 @@ impl Vmo {
         }
     }
 
+    /// Frees the pages known to be clean. Writes through a writable mapping are not tracked
+    /// (no write-protect trapping), so a VMO ever mapped writable keeps every page: losing a
+    /// guest's writes would be worse than keeping clean pages.
     fn evict_clean(&self, st: &mut VmoState) {
+        if st.mapped_writable {
+            return;
+        }
         let dirty = st.dirty.clone();
         self.discard_committed(st, 0..self.pages(), |p| dirty.contains(p as usize));
     }
