@@ -5,7 +5,7 @@
 //! port at a time) and can withdraw them if the request is resolved before it is read.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,29 @@ pub struct PacketSource {
 /// Token of a VMO's COMPLETE packet.
 pub const COMPLETE_TOKEN: u64 = u64::MAX;
 
+/// One packet counted against its sender's budget of unread packets: the count goes up when
+/// the charge is made and down when it is dropped (the packet was read, withdrawn, or its port
+/// went away).
+pub struct PacketCharge(Arc<AtomicUsize>);
+
+impl PacketCharge {
+    /// Counts one more packet in `queued`.
+    pub fn new(queued: &Arc<AtomicUsize>) -> PacketCharge {
+        queued.fetch_add(1, Ordering::AcqRel);
+        PacketCharge(queued.clone())
+    }
+}
+
+impl Drop for PacketCharge {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 struct Queued {
     packet: PortPacket,
     source: Option<PacketSource>,
+    _charge: Option<PacketCharge>,
 }
 
 /// A port object.
@@ -54,7 +74,21 @@ impl Port {
 
     /// Appends a packet and wakes one waiter.
     pub fn queue(&self, packet: PortPacket, source: Option<PacketSource>) {
-        self.lock().push_back(Queued { packet, source });
+        self.queue_charged(packet, source, None);
+    }
+
+    /// [`Port::queue`] with the packet counted by `charge` while it sits in the port.
+    pub fn queue_charged(
+        &self,
+        packet: PortPacket,
+        source: Option<PacketSource>,
+        charge: Option<PacketCharge>,
+    ) {
+        self.lock().push_back(Queued {
+            packet,
+            source,
+            _charge: charge,
+        });
         self.ready.notify_one();
     }
 

@@ -6,7 +6,7 @@
 //! status the spec names; nothing a caller passes can panic the kernel.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ use crate::abi::{Handle, PAGE_SIZE, PortPacket, Rights, Status, VmoInfo};
 use crate::fault::FaultService;
 use crate::handle::{HandleTable, KernelObject};
 use crate::pager::Pager;
-use crate::port::Port;
+use crate::port::{PacketCharge, Port};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::vmo::{Mapping, PagerLink, Pin, SupplyStrategy, Vmo};
 
@@ -37,6 +37,13 @@ pub struct FatalFault {
     pub tid: u32,
 }
 
+/// Most packets a process's pager VMOs may have queued and unread before `zx_pager_create_vmo`
+/// gives `ZX_ERR_NO_MEMORY`. A pager VMO closed without a detach leaves its COMPLETE packet in
+/// the port until the pager reads it, so a process that creates and closes pager VMOs and never
+/// reads would otherwise grow host memory without bound. Live VMOs are bounded by the handle
+/// table, so at most this plus two packets per live VMO are ever queued.
+pub const MAX_UNREAD_PACKETS: usize = 1 << 16;
+
 /// Called with each [`FatalFault`]; the VMM stops the VM with an explanation.
 pub type FatalFaultSink = Arc<dyn Fn(FatalFault) + Send + Sync>;
 
@@ -53,6 +60,8 @@ pub struct Shared {
     vmo_bytes: AtomicU64,
     /// Most `vmo_bytes` may reach (`u64::MAX`: no limit).
     vmo_limit: AtomicU64,
+    /// Packets this process's pager VMOs have queued that are not yet read or withdrawn.
+    queued_packets: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -65,6 +74,11 @@ impl Shared {
             })
             .map(|_| ())
             .map_err(|_| ZX_ERR_NO_MEMORY)
+    }
+
+    /// Counts one packet a pager VMO of this process queues, until the packet leaves its port.
+    pub(crate) fn packet_charge(&self) -> PacketCharge {
+        PacketCharge::new(&self.queued_packets)
     }
 
     /// Returns a destroyed VMO's bytes to the process.
@@ -120,6 +134,7 @@ impl Process {
                 strategy: AtomicU8::new(0),
                 vmo_bytes: AtomicU64::new(0),
                 vmo_limit: AtomicU64::new(u64::MAX),
+                queued_packets: Arc::default(),
             }),
         })
     }
@@ -343,6 +358,9 @@ impl Process {
         }
         if pager.is_closed() {
             return Err(ZX_ERR_BAD_STATE);
+        }
+        if self.shared.queued_packets.load(Ordering::Acquire) >= MAX_UNREAD_PACKETS {
+            return Err(ZX_ERR_NO_MEMORY);
         }
         let link = PagerLink {
             pager_koid: pager.koid(),

@@ -473,8 +473,9 @@ impl Drop for Vmo {
             Origin::Pager(link) => {
                 let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
                 if !st.detached && !st.complete_sent {
-                    link.port
-                        .queue(request_packet(link.key, ZX_PAGER_VMO_COMPLETE, 0, 0), None);
+                    let packet = request_packet(link.key, ZX_PAGER_VMO_COMPLETE, 0, 0);
+                    let charge = Some(self.owner.packet_charge());
+                    link.port.queue_charged(packet, None, charge);
                 }
                 link.faults.unregister(self.mem.host_addr());
             }

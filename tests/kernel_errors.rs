@@ -619,3 +619,37 @@ fn no_memory_past_the_process_vmo_limit() {
     p.vmo_create(6 * P, 0).unwrap();
     p.handle_close(b).unwrap();
 }
+
+#[test]
+fn unread_packets_of_closed_pager_vmos_are_bounded() {
+    // Each pager VMO closed without a detach leaves a COMPLETE packet in its port until the
+    // pager reads it. A process that never reads must not grow host memory without bound:
+    // past a limit creating pager VMOs gives ZX_ERR_NO_MEMORY, and reading makes room again.
+    let p = kvmpager::Process::new();
+    let pager = p.pager_create(0).unwrap();
+    let port = p.port_create(0).unwrap();
+    let mut refused = None;
+    for i in 0..200_000u64 {
+        match p.pager_create_vmo(pager, 0, port, i, 0) {
+            Ok(vmo) => p.handle_close(vmo).unwrap(),
+            Err(status) => {
+                refused = Some((i, status));
+                break;
+            }
+        }
+    }
+    let (made, status) = refused.expect("pager VMO creation is refused at some point");
+    assert_eq!(status, ZX_ERR_NO_MEMORY);
+    assert!(made >= 1000, "refused after only {made} VMOs");
+    let packet = p.port_wait(port, Some(std::time::Instant::now())).unwrap();
+    assert_eq!(
+        packet.page_request.command,
+        kvmpager::abi::packet::ZX_PAGER_VMO_COMPLETE
+    );
+    let vmo = p.pager_create_vmo(pager, 0, port, 7, 0).unwrap();
+    p.handle_close(vmo).unwrap();
+    // Another process (another VM) has a budget of its own.
+    let q = kvmpager::Process::new();
+    let (qpager, qport) = (q.pager_create(0).unwrap(), q.port_create(0).unwrap());
+    q.pager_create_vmo(qpager, 0, qport, 1, 0).unwrap();
+}

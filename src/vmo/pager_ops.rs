@@ -95,7 +95,8 @@ impl Vmo {
                 vmo: self.this.clone(),
                 token: COMPLETE_TOKEN,
             };
-            link.port.queue(packet, Some(source));
+            let charge = Some(self.owner.packet_charge());
+            link.port.queue_charged(packet, Some(source), charge);
         }
         self.changed.notify_all();
     }

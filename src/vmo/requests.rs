@@ -106,7 +106,8 @@ impl Vmo {
                 vmo: self.this.clone(),
                 token: r.id,
             };
-            link.port.queue(packet, Some(source));
+            let charge = Some(self.owner.packet_charge());
+            link.port.queue_charged(packet, Some(source), charge);
         }
     }
 
