@@ -55,25 +55,32 @@ pub struct TestReport {
 /// Most bytes kept of a test report's name or message.
 pub const MAX_REPORT_TEXT: u64 = 4096;
 
-/// The test reports of one VM.
+/// The test reports of one VM, and the bytes of text they hold.
 #[derive(Debug, Default)]
-pub struct TestReports(Mutex<Vec<TestReport>>);
+pub struct TestReports(Mutex<(Vec<TestReport>, usize)>);
 
 /// Most reports kept per VM.
 pub const MAX_REPORTS: usize = 100_000;
+/// Most bytes of report text (names and messages) kept per VM, like [`MAX_CAPTURE`]: a report
+/// may carry up to 24 KiB (lossy decoding turns each invalid byte into 3), so the count limit
+/// alone would let a guest make the VMM hold gigabytes.
+pub const MAX_REPORT_BYTES: usize = MAX_CAPTURE;
 
 impl TestReports {
-    /// Records a report (dropped beyond [`MAX_REPORTS`]).
+    /// Records a report (dropped beyond [`MAX_REPORTS`] or [`MAX_REPORT_BYTES`]).
     pub fn push(&self, r: TestReport) {
-        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if v.len() < MAX_REPORTS {
-            v.push(r);
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (reports, bytes) = &mut *g;
+        let size = r.name.len() + r.message.len();
+        if reports.len() < MAX_REPORTS && *bytes + size <= MAX_REPORT_BYTES {
+            *bytes += size;
+            reports.push(r);
         }
     }
 
     /// All reports so far.
     pub fn all(&self) -> Vec<TestReport> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
     }
 }
 
@@ -89,5 +96,23 @@ mod tests {
         assert_eq!(c.contents(), b"hi there");
         c.write(&vec![b'x'; MAX_CAPTURE]);
         assert_eq!(c.contents().len(), MAX_CAPTURE);
+    }
+
+    #[test]
+    fn reports_keep_a_bounded_number_of_bytes() {
+        // The longest text a report can carry: MAX_REPORT_TEXT invalid bytes, each lossily
+        // decoded to U+FFFD (3 bytes).
+        let text = "\u{fffd}".repeat(MAX_REPORT_TEXT as usize);
+        let r = TestReports::default();
+        for i in 0..4000 {
+            r.push(TestReport {
+                name: text.clone(),
+                passed: i % 2 == 0,
+                message: text.clone(),
+            });
+        }
+        let kept: usize = r.all().iter().map(|t| t.name.len() + t.message.len()).sum();
+        assert!(kept <= MAX_CAPTURE, "{kept} bytes of report text kept");
+        assert!(!r.all().is_empty());
     }
 }
