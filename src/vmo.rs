@@ -147,14 +147,20 @@ impl Vmo {
             let src = offset
                 .checked_add(page * PAGE_SIZE)
                 .ok_or(ZX_ERR_OUT_OF_RANGE)?;
-            if src < self.size && st.committed.contains((src / PAGE_SIZE) as usize) {
-                self.mem.read(src, &mut buf).map_err(|_| ZX_ERR_INTERNAL)?;
-                child
-                    .mem
-                    .write(page * PAGE_SIZE, &buf)
-                    .map_err(|_| ZX_ERR_INTERNAL)?;
-                child.lock().committed.insert(page as usize);
+            // The parent bytes behind this child page (`offset` need not be page aligned, so
+            // they may straddle two parent pages, and may run past the parent's end).
+            let n = self.size.saturating_sub(src).min(PAGE_SIZE);
+            let pages = src / PAGE_SIZE..(src + n).div_ceil(PAGE_SIZE);
+            if n == 0 || !pages.clone().any(|p| self.is_committed(&st, p)) {
+                continue;
             }
+            buf.fill(0);
+            self.copy_out(&st, src, &mut buf[..n as usize])?;
+            child
+                .mem
+                .write(page * PAGE_SIZE, &buf)
+                .map_err(|_| ZX_ERR_INTERNAL)?;
+            child.lock().committed.insert(page as usize);
         }
         Ok(child)
     }

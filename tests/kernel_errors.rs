@@ -653,3 +653,22 @@ fn unread_packets_of_closed_pager_vmos_are_bounded() {
     let (qpager, qport) = (q.pager_create(0).unwrap(), q.port_create(0).unwrap());
     q.pager_create_vmo(qpager, 0, qport, 1, 0).unwrap();
 }
+
+#[test]
+fn snapshot_children_at_unaligned_offsets_copy_the_right_bytes() {
+    let p = kvmpager::Process::new();
+    let parent = p.vmo_create(2 * P, 0).unwrap();
+    p.vmo_write(parent, &[0x5a; 8], P).unwrap(); // page 1 committed, page 0 not
+    let snap = kvmpager::abi::vmo_child::ZX_VMO_CHILD_SNAPSHOT;
+    // Child page 0 is parent bytes [1, P + 1): its last byte comes from committed page 1.
+    let child = p.vmo_create_child(parent, snap, 1, P).unwrap();
+    let mut b = vec![0u8; P as usize];
+    p.vmo_read(child, &mut b, 0).unwrap();
+    assert_eq!(b[P as usize - 1], 0x5a);
+    assert!(b[..P as usize - 1].iter().all(|&x| x == 0));
+    // Child page 0 is parent bytes [P + 1, 2P + 1): runs past the parent's end, reads zero there.
+    let child = p.vmo_create_child(parent, snap, P + 1, P).unwrap();
+    p.vmo_read(child, &mut b, 0).unwrap();
+    assert_eq!(&b[..7], &[0x5a; 7]);
+    assert!(b[7..].iter().all(|&x| x == 0));
+}
