@@ -20,6 +20,16 @@ pub enum Error {
     /// The memory size is too small, too large or not page aligned.
     #[error("memory size {0:#x} must be page aligned and within {MIN_MEMORY:#x}..={MAX_MEMORY:#x}")]
     BadMemory(u64),
+    /// The demo pattern does not fit in RAM.
+    #[error(
+        "the demo pattern ends at {end:#x}, past the end of RAM ({ram:#x}); give more --memory"
+    )]
+    PatternTooLarge {
+        /// Where the pattern's data ends.
+        end: u64,
+        /// RAM size.
+        ram: u64,
+    },
     /// An option that needs pager-backed RAM was given with `lazy_ram` off.
     #[error("{0} needs lazy RAM (drop --no-lazy-ram)")]
     NeedsLazyRam(&'static str),
@@ -144,6 +154,15 @@ impl VmConfig {
         if !r.is_power_of_two() || !(PAGE_SIZE..=16 << 20).contains(&r) {
             return Err(Error::BadReadahead(r));
         }
+        if let Some(len) = self.demo_pattern {
+            let end = crate::demo::DATA_GPA.saturating_add(len);
+            if end > self.memory {
+                return Err(Error::PatternTooLarge {
+                    end,
+                    ram: self.memory,
+                });
+            }
+        }
         if !self.lazy_ram {
             for (set, what) in [
                 (self.image.is_some(), "a memory image"),
@@ -215,5 +234,20 @@ mod tests {
                 .to_string()
                 .contains("needs lazy RAM")
         );
+    }
+
+    #[test]
+    fn a_demo_pattern_must_fit_in_ram() {
+        let mut c = VmConfig::new(Vec::new());
+        c.demo_pattern = Some(crate::demo::DEFAULT_DATA_LEN);
+        c.memory = 64 << 20;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("past the end of RAM")
+        );
+        c.memory = 256 << 20;
+        c.validate().unwrap();
     }
 }

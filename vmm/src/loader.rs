@@ -42,7 +42,14 @@ pub enum Error {
     /// The entry point is not inside a loaded segment.
     #[error("entry point {0:#x} is not inside a loaded segment")]
     BadEntry(u64),
+    /// The segments' memory sizes add up to more than [`MAX_PROGRAM_MEMORY`].
+    #[error("the program needs {0:#x} bytes of memory; at most {MAX_PROGRAM_MEMORY:#x} are loaded")]
+    TooLarge(u64),
 }
+
+/// Most memory a program's segments (`.bss` included) may take: the VMM builds them in host
+/// memory before the guest starts.
+pub const MAX_PROGRAM_MEMORY: u64 = 256 << 20;
 
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -108,6 +115,12 @@ pub fn load(elf: &[u8], ram_size: u64) -> Result<Program> {
             check_placement(&seg, ram_size)?;
             segments.push(seg);
         }
+    }
+    let total = segments
+        .iter()
+        .fold(0u64, |t, s| t.saturating_add(s.mem_size));
+    if total > MAX_PROGRAM_MEMORY {
+        return Err(Error::TooLarge(total));
     }
     let entry = header.e_entry;
     let inside = |s: &Segment| s.addr <= entry && entry - s.addr < s.mem_size;
@@ -248,5 +261,13 @@ mod tests {
             let cut = (x as usize >> 8) % e.len();
             let _ = load(&e[..cut], 64 << 20);
         }
+    }
+
+    #[test]
+    fn a_huge_bss_is_refused_before_anything_is_built() {
+        let e = tiny_elf(0x10_0000, &[0xf4; 16], MAX_PROGRAM_MEMORY + 4096);
+        assert!(matches!(load(&e, 64 << 30), Err(Error::TooLarge(_))));
+        let ok = tiny_elf(0x10_0000, &[0xf4; 16], 1 << 20);
+        assert!(load(&ok, 64 << 30).is_ok());
     }
 }

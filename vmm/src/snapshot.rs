@@ -160,6 +160,12 @@ impl Meta {
                 format!("{} vCPUs with {} saved states", self.vcpus, self.cpus.len()),
             ));
         }
+        if self.clock_ns < 0 {
+            return Err(invalid(
+                path,
+                format!("guest clock {} ns is negative", self.clock_ns),
+            ));
+        }
         Ok(())
     }
 }
@@ -259,6 +265,10 @@ mod tests {
         let mut m = meta();
         m.version = 9;
         assert!(m.validate(p).unwrap_err().to_string().contains("version 9"));
+        let mut m = meta();
+        m.clock_ns = -1;
+        m.checksum = m.compute_checksum();
+        assert!(m.validate(p).unwrap_err().to_string().contains("negative"));
     }
 
     #[test]
