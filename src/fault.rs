@@ -85,9 +85,16 @@ impl FaultService {
         &self.uffd
     }
 
-    /// Registers `vmo`'s host memory `[addr, addr + len)` for MISSING faults.
-    pub fn register(&self, vmo: &Arc<Vmo>, addr: u64, len: u64) -> Result<(), FaultError> {
-        self.uffd.register_missing(addr, len)?;
+    /// Registers `vmo`'s host memory `[addr, addr + len)` for MISSING faults, and for writes
+    /// to write-protected pages when `wp` (TRAP_DIRTY VMOs).
+    pub fn register(
+        &self,
+        vmo: &Arc<Vmo>,
+        addr: u64,
+        len: u64,
+        wp: bool,
+    ) -> Result<(), FaultError> {
+        self.uffd.register(addr, len, wp)?;
         self.map().insert(addr, (addr + len, Arc::downgrade(vmo)));
         Ok(())
     }
@@ -126,7 +133,7 @@ struct FaultReader {
 }
 
 impl FaultReader {
-    fn dispatch(&self, addr: u64, tid: u32) {
+    fn dispatch(&self, addr: u64, tid: u32, wp: bool) {
         let vmo = {
             let map = self.vmos.read().unwrap_or_else(|e| e.into_inner());
             map.range(..=addr)
@@ -135,6 +142,7 @@ impl FaultReader {
                 .and_then(|(_, (_, vmo))| vmo.upgrade())
         };
         match vmo {
+            Some(vmo) if wp => vmo.on_write_fault(addr, tid),
             Some(vmo) => vmo.on_fault(addr, tid),
             None => log::warn!("userfaultfd fault at {addr:#x} outside every pager VMO"),
         }
@@ -151,7 +159,9 @@ impl MutEventSubscriber for FaultReader {
     fn process(&mut self, _events: Events, _ops: &mut EventOps) {
         loop {
             match self.uffd.read_event() {
-                Ok(Some(UffdEvent::PageFault { addr, tid, .. })) => self.dispatch(addr, tid),
+                Ok(Some(UffdEvent::PageFault { addr, tid, wp, .. })) => {
+                    self.dispatch(addr, tid, wp)
+                }
                 Ok(Some(UffdEvent::Other(kind))) => log::debug!("userfaultfd event {kind:#x}"),
                 Ok(None) => break,
                 Err(e) => {

@@ -118,10 +118,11 @@ impl Vmo {
         owner: Arc<Shared>,
     ) -> Result<Arc<Vmo>, Status> {
         let faults = link.faults.clone();
+        let wp = link.trap_dirty;
         let vmo = Self::build(size, false, Origin::Pager(link), owner)?;
         if vmo.size > 0 {
             faults
-                .register(&vmo, vmo.mem.host_addr(), vmo.size)
+                .register(&vmo, vmo.mem.host_addr(), vmo.size, wp)
                 .map_err(|e| {
                     log::error!("registering a pager VMO with userfaultfd: {e}");
                     ZX_ERR_NO_RESOURCES
@@ -257,6 +258,33 @@ impl Vmo {
         self.link().map(|l| l.pager_koid)
     }
 
+    /// Whether writes through mappings are trapped: a TRAP_DIRTY VMO on a host with
+    /// userfaultfd write-protect. Its clean pages are write-protected, and the first write to
+    /// one raises a DIRTY request.
+    pub(crate) fn traps_mapped_writes(&self) -> bool {
+        self.link()
+            .is_some_and(|l| l.trap_dirty && l.faults.uffd().supports_wp())
+    }
+
+    /// Write-protects (or unprotects, waking blocked writers) `pages` of a VMO that traps
+    /// mapped writes; a no-op for other VMOs.
+    pub(crate) fn protect(&self, pages: Range<u64>, protect: bool) {
+        if pages.is_empty() || !self.traps_mapped_writes() {
+            return;
+        }
+        let Some(link) = self.link() else { return };
+        let (addr, len) = (
+            self.host_addr() + pages.start * PAGE_SIZE,
+            (pages.end - pages.start) * PAGE_SIZE,
+        );
+        if let Err(e) = link.faults.uffd().write_protect(addr, len, protect) {
+            log::error!(
+                "write-protect ({protect}) of VMO {} pages {pages:?}: {e}",
+                self.koid
+            );
+        }
+    }
+
     fn link(&self) -> Option<&PagerLink> {
         match &self.origin {
             Origin::Pager(link) => Some(link),
@@ -302,6 +330,9 @@ impl Vmo {
         let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
         if self.link().is_some_and(|l| l.trap_dirty) {
             st = self.ensure(st, ZX_PAGER_VMO_DIRTY, pages.clone(), killed)?;
+            // Pages under writeback are write-protected again; this write must not fault
+            // (the fault service would wait for the lock held here).
+            self.protect(pages.clone(), false);
         }
         self.mem
             .write(offset, buf)

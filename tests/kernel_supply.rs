@@ -546,3 +546,136 @@ fn detach_keeps_pages_of_a_vmo_mapped_writable() {
     g.p.pager_detach_vmo(g.pager, g.vmo).unwrap();
     assert_eq!(g.committed(g.vmo), 0);
 }
+
+/// A TRAP_DIRTY pager VMO with write-trapping: `p` (the process), pager, port, VMO of `pages`.
+fn trap_dirty_fixture(pages: u64) -> Fixture {
+    let p = kvmpager::Process::new();
+    let pager = p.pager_create(0).unwrap();
+    let port = p.port_create(0).unwrap();
+    let key = 0xd1e7;
+    let options = kvmpager::abi::vmo_options::ZX_VMO_TRAP_DIRTY;
+    let vmo = p
+        .pager_create_vmo(pager, options, port, key, pages * P)
+        .unwrap();
+    Fixture {
+        p,
+        pager,
+        port,
+        vmo,
+        key,
+    }
+}
+
+/// Writes one byte through `addr` on another thread; the receiver gets () when it is done.
+fn write_on_thread(addr: u64, value: u8) -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: the caller keeps the mapping alive until the write is reported done.
+        unsafe { std::ptr::write_volatile(addr as *mut u8, value) };
+        let _ = tx.send(());
+    });
+    rx
+}
+
+/// SimpleTrapDirty through a mapping: reads never trap; the first write to a clean page
+/// raises exactly one DIRTY request and waits; `op_range(DIRTY)` lets it through; after
+/// writeback the page is clean again and the next write traps again.
+#[test]
+fn trap_dirty_writes_through_a_mapping_raise_dirty_requests() {
+    use kvmpager::abi::pager_op::{
+        ZX_PAGER_OP_DIRTY, ZX_PAGER_OP_WRITEBACK_BEGIN, ZX_PAGER_OP_WRITEBACK_END,
+    };
+    use std::time::Duration;
+    let f = trap_dirty_fixture(2);
+    f.supply(0, 2, 0x70).unwrap();
+    let m = f.p.vmar_map(f.vmo, 0, 2 * P, true).unwrap();
+    // SAFETY: page 0 is present and the mapping lives until the end of the test.
+    let v = unsafe { std::ptr::read_volatile(m.host_addr() as *const u8) };
+    assert_eq!(v, pattern(0x70, 0)[0]);
+    f.no_packet();
+    for round in 0..2 {
+        let done = write_on_thread(m.host_addr() + P + 5, 0xab);
+        let pkt = f.packet();
+        assert_eq!(
+            pkt.page_request.command, ZX_PAGER_VMO_DIRTY,
+            "round {round}"
+        );
+        assert_eq!((pkt.page_request.offset, pkt.page_request.length), (P, P));
+        assert!(
+            done.recv_timeout(Duration::from_millis(100)).is_err(),
+            "write waited"
+        );
+        f.p.pager_op_range(f.pager, ZX_PAGER_OP_DIRTY, f.vmo, P, P, 0)
+            .unwrap();
+        done.recv_timeout(Duration::from_secs(5))
+            .expect("write went through");
+        assert_eq!(f.peek(1)[5], 0xab);
+        f.no_packet();
+        // Writeback cleans the page; the next round's write traps again.
+        f.p.pager_op_range(f.pager, ZX_PAGER_OP_WRITEBACK_BEGIN, f.vmo, P, P, 0)
+            .unwrap();
+        f.p.pager_op_range(f.pager, ZX_PAGER_OP_WRITEBACK_END, f.vmo, P, P, 0)
+            .unwrap();
+    }
+    // A write during writeback keeps the page dirty: no request, and WRITEBACK_END does not
+    // clean it, so the following write needs no request either.
+    let done = write_on_thread(m.host_addr() + P, 1);
+    f.packet();
+    f.p.pager_op_range(f.pager, ZX_PAGER_OP_DIRTY, f.vmo, P, P, 0)
+        .unwrap();
+    done.recv_timeout(Duration::from_secs(5)).unwrap();
+    f.p.pager_op_range(f.pager, ZX_PAGER_OP_WRITEBACK_BEGIN, f.vmo, P, P, 0)
+        .unwrap();
+    write_on_thread(m.host_addr() + P, 2)
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap();
+    f.p.pager_op_range(f.pager, ZX_PAGER_OP_WRITEBACK_END, f.vmo, P, P, 0)
+        .unwrap();
+    write_on_thread(m.host_addr() + P, 3)
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap();
+    f.no_packet();
+    assert_eq!(f.peek(1)[0], 3);
+    drop(m);
+}
+
+/// Without TRAP_DIRTY a write through a mapping raises nothing; with it, a FAIL of the DIRTY
+/// request reports the blocked writer as a fatal fault.
+#[test]
+fn trap_dirty_fail_reports_the_blocked_writer() {
+    use kvmpager::abi::pager_op::{ZX_PAGER_OP_DIRTY, ZX_PAGER_OP_FAIL};
+    use std::time::Duration;
+    let plain = Fixture::new(1);
+    plain.supply(0, 1, 1).unwrap();
+    let pm = plain.p.vmar_map(plain.vmo, 0, P, true).unwrap();
+    write_on_thread(pm.host_addr(), 9)
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap();
+    plain.no_packet();
+
+    let f = trap_dirty_fixture(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    f.p.set_fatal_fault_sink(std::sync::Arc::new(move |ff| {
+        let _ = tx.send(ff);
+    }));
+    f.supply(0, 1, 2).unwrap();
+    let m = f.p.vmar_map(f.vmo, 0, P, true).unwrap();
+    let done = write_on_thread(m.host_addr() + 7, 0x55);
+    assert_eq!(f.packet().page_request.command, ZX_PAGER_VMO_DIRTY);
+    let io = ZX_ERR_IO as i64 as u64;
+    f.p.pager_op_range(f.pager, ZX_PAGER_OP_FAIL, f.vmo, 0, P, io)
+        .unwrap();
+    let ff = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("fatal fault reported");
+    assert_eq!((ff.status, ff.vmo_offset), (ZX_ERR_IO, 0));
+    assert!(
+        done.recv_timeout(Duration::from_millis(100)).is_err(),
+        "writer still blocked"
+    );
+    // Dirtying the page releases it, so the test ends.
+    f.p.pager_op_range(f.pager, ZX_PAGER_OP_DIRTY, f.vmo, 0, P, 0)
+        .unwrap();
+    done.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(f.peek(0)[7], 0x55);
+}

@@ -38,6 +38,8 @@ impl Vmo {
         if !gap {
             st.dirty.insert_range(range.clone());
             st.awaiting_clean.remove_range(range);
+            // Dirty pages take writes freely; unprotecting wakes writers blocked on them.
+            self.protect(pages.clone(), false);
         }
         let finished = if gap {
             st.requests
@@ -59,6 +61,8 @@ impl Vmo {
         for p in pages.start as usize..pages.end as usize {
             if st.dirty.contains(p) {
                 st.awaiting_clean.insert(p);
+                // A write during writeback must be seen (it keeps the page dirty).
+                self.protect(p as u64..p as u64 + 1, true);
             }
         }
         Ok(())
@@ -109,11 +113,11 @@ impl Vmo {
         }
     }
 
-    /// Frees the pages known to be clean. Writes through a writable mapping are not tracked
-    /// (no write-protect trapping), so a VMO ever mapped writable keeps every page: losing a
-    /// guest's writes would be worse than keeping clean pages.
+    /// Frees the pages known to be clean. Only a VMO that traps mapped writes knows which of
+    /// its pages a mapping wrote; any other VMO ever mapped writable keeps every page: losing
+    /// a guest's writes would be worse than keeping clean pages.
     fn evict_clean(&self, st: &mut VmoState) {
-        if st.mapped_writable {
+        if st.mapped_writable && !self.traps_mapped_writes() {
             return;
         }
         let dirty = st.dirty.clone();

@@ -158,6 +158,38 @@ impl Vmo {
         }
     }
 
+    /// A thread `tid` wrote to the write-protected (present, clean) page at host address
+    /// `addr` of a VMO that traps mapped writes: the write waits for a DIRTY request.
+    pub(crate) fn on_write_fault(&self, addr: u64, tid: u32) {
+        let page = (addr - self.host_addr()) / PAGE_SIZE;
+        Stats::add(&self.stats().faults, 1);
+        let mut st = self.lock();
+        if page >= self.pages() || st.detached {
+            drop(st);
+            self.report_fatal(&[(tid, page)], ZX_ERR_BAD_STATE);
+            return;
+        }
+        if !st.committed.contains(page as usize) {
+            // Not present after all (evicted meanwhile): an ordinary missing-page fault.
+            drop(st);
+            self.on_fault(addr, tid);
+            return;
+        }
+        if st.dirty.contains(page as usize) {
+            // Already dirty (protected for writeback, or marked dirty since the fault): the
+            // write goes through, and a writeback in progress no longer cleans the page.
+            st.awaiting_clean.set(page as usize, false);
+            drop(st);
+            self.protect(page..page + 1, false);
+            return;
+        }
+        let id = match st.requests.covering(ZX_PAGER_VMO_DIRTY, page) {
+            Some(id) => id,
+            None => self.new_request(&mut st, ZX_PAGER_VMO_DIRTY, page..page + 1),
+        };
+        st.requests.add_fault_tid(id, tid, page);
+    }
+
     /// A thread `tid` faulted on host address `addr` of this (pager) VMO.
     pub(crate) fn on_fault(&self, addr: u64, tid: u32) {
         let page = (addr - self.host_addr()) / PAGE_SIZE;

@@ -156,6 +156,10 @@ impl Vmo {
     ) -> Result<Filled, Status> {
         let mut filled = Filled::default();
         let total = run.end - run.start;
+        // A VMO that traps mapped writes gets its new (clean) pages write-protected before
+        // any faulting thread is woken, so no write slips past the DIRTY request.
+        let trap = self.traps_mapped_writes();
+        let wake = !trap;
         let mut done = 0;
         while done < total {
             let dst_addr = self.host_addr() + (run.start + done) * PAGE_SIZE;
@@ -163,23 +167,28 @@ impl Vmo {
             let bytes = (total - done) * PAGE_SIZE;
             let remap = remap_len(dst_addr, src_addr, bytes);
             let gone_before = filled.moved + filled.remapped;
-            let remap_here = match strategy {
-                SupplyStrategy::Remap => remap > 0,
-                SupplyStrategy::Auto => remap > 0 && !aux.is_huge(),
-                _ => false,
-            };
+            let remap_here = !trap
+                && match strategy {
+                    SupplyStrategy::Remap => remap > 0,
+                    SupplyStrategy::Auto => remap > 0 && !aux.is_huge(),
+                    _ => false,
+                };
             let n = match strategy {
                 _ if remap_here => {
                     match remap_chunks(uffd, dst_addr, src_addr, remap, &mut filled) {
                         Some(n) => n,
-                        None => self.move_some(uffd, dst_addr, src_addr, bytes, &mut filled)?,
+                        None => {
+                            self.move_some(uffd, dst_addr, src_addr, bytes, wake, &mut filled)?
+                        }
                     }
                 }
-                SupplyStrategy::Copy => copy_pages(uffd, dst_addr, src_addr, bytes, &mut filled)?,
-                _ if uffd.supports_move() => {
-                    self.move_some(uffd, dst_addr, src_addr, bytes, &mut filled)?
+                SupplyStrategy::Copy => {
+                    copy_pages(uffd, dst_addr, src_addr, bytes, wake, &mut filled)?
                 }
-                _ => copy_pages(uffd, dst_addr, src_addr, bytes, &mut filled)?,
+                _ if uffd.supports_move() => {
+                    self.move_some(uffd, dst_addr, src_addr, bytes, wake, &mut filled)?
+                }
+                _ => copy_pages(uffd, dst_addr, src_addr, bytes, wake, &mut filled)?,
             };
             let pages = n.div_ceil(PAGE_SIZE).max(1);
             dst.committed
@@ -190,6 +199,10 @@ impl Vmo {
                 src.committed.remove_range(
                     (src_run.start + done) as usize..(src_run.start + done + pages) as usize,
                 );
+            }
+            if trap {
+                self.protect(run.start + done..run.start + done + pages, true);
+                let _ = uffd.wake(dst_addr, pages * PAGE_SIZE);
             }
             Stats::add(&self.stats().pages_supplied, pages);
             done += pages;
@@ -205,10 +218,11 @@ impl Vmo {
         dst_addr: u64,
         src_addr: u64,
         bytes: u64,
+        wake: bool,
         filled: &mut Filled,
     ) -> Result<u64, Status> {
         Stats::add(&self.stats().move_ioctls, 1);
-        let err = match uffd.move_pages(dst_addr, src_addr, bytes) {
+        let err = match uffd.move_pages_mode(dst_addr, src_addr, bytes, wake) {
             Ok(n) => {
                 filled.moved += n;
                 return Ok(n);
@@ -226,7 +240,7 @@ impl Vmo {
             errno => {
                 log::debug!("UFFDIO_MOVE at {dst_addr:#x} failed ({errno:?}); copying the page");
                 Stats::add(&self.stats().copy_fallbacks, 1);
-                copy_pages(uffd, dst_addr, src_addr, PAGE_SIZE, filled)
+                copy_pages(uffd, dst_addr, src_addr, PAGE_SIZE, wake, filled)
             }
         }
     }
@@ -288,9 +302,10 @@ fn copy_pages(
     dst_addr: u64,
     src_addr: u64,
     bytes: u64,
+    wake: bool,
     filled: &mut Filled,
 ) -> Result<u64, Status> {
-    match uffd.copy(dst_addr, src_addr, bytes) {
+    match uffd.copy_mode(dst_addr, src_addr, bytes, wake) {
         Ok(n) => {
             filled.copied += n;
             Ok(n)

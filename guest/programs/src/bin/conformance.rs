@@ -25,8 +25,10 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use rt::abi::packet::{ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST};
-use rt::abi::pager_op::{ZX_PAGER_OP_FAIL, ZX_PAGER_SUPPLY_PAGES};
+use rt::abi::packet::{
+    ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST,
+};
+use rt::abi::pager_op::{ZX_PAGER_OP_DIRTY, ZX_PAGER_OP_FAIL, ZX_PAGER_SUPPLY_PAGES};
 use rt::abi::rights::{
     ZX_DEFAULT_PAGER_RIGHTS, ZX_DEFAULT_PORT_RIGHTS, ZX_DEFAULT_VMO_RIGHTS, ZX_RIGHT_ATTACH_VMO,
     ZX_RIGHT_MANAGE_VMO, ZX_RIGHT_READ, ZX_RIGHT_SAME_RIGHTS, ZX_RIGHT_WRITE,
@@ -35,6 +37,7 @@ use rt::abi::status::*;
 use rt::abi::vm_options::{ZX_VM_PERM_READ, ZX_VM_PERM_WRITE};
 use rt::abi::vmo_child::ZX_VMO_CHILD_SNAPSHOT;
 use rt::abi::vmo_op::{ZX_VMO_OP_COMMIT, ZX_VMO_OP_DECOMMIT};
+use rt::abi::vmo_options::ZX_VMO_TRAP_DIRTY;
 use rt::abi::{Call, PAGE_SIZE, VMO_INFO_FLAG_DETACHED, VMO_INFO_FLAG_PAGER_BACKED, layout};
 use rt::harness::{TestCtx, TestResult};
 use rt::sync::SpinLock;
@@ -113,6 +116,7 @@ fn main(vcpu: usize, _ncpus: usize, _ram: u64) -> i64 {
         single_page_vmo_read_aux_filled_through_mapping,
         sequential_multipage_vmo_read,
         zero_length_vmo_read_and_write_check_the_handle,
+        trap_dirty_write_through_mapping,
         present_page_splits_range,
         concurrent_overlapping_access,
         early_supply_withdraws_packet,
@@ -1914,6 +1918,51 @@ fn vmo_read_case(job: Job) -> TestResult {
     check_ok!(r);
     check_page(&buf, fx.seed, 3, "VmoRead")?;
     check_eq!(committed(fx.vmo.handle())?, PAGE);
+    expect_no_packet(fx.port.handle())
+}
+
+/// Pager job for [`trap_dirty_write_through_mapping`]: exactly one DIRTY request for page
+/// `SH.off` while vCPU 0's write waits, acknowledged with `ZX_PAGER_OP_DIRTY`.
+fn job_ack_dirty(_cpu: usize) -> TestResult {
+    let (p, v, port, key) = (sh_pager(), sh_vmo(), sh_port(), sh_key());
+    let off = SH.off.load(Ordering::Acquire);
+    let r = expect_packet(port, key, ZX_PAGER_VMO_DIRTY, off, PAGE);
+    // Acknowledge in any case, so the writer never stays blocked.
+    let d = sys::pager_op_range(p, ZX_PAGER_OP_DIRTY, v, off, PAGE, 0)
+        .map_err(|s| format!("op_range(DIRTY): {s:?}"));
+    r.and(d)
+}
+
+/// SimpleTrapDirty through a mapping: with `ZX_VMO_TRAP_DIRTY`, reading a supplied page raises
+/// nothing; the first write to it blocks vCPU 0 inside KVM until vCPU 1 answers the DIRTY
+/// request; the write then lands.
+fn trap_dirty_write_through_mapping(_t: &mut TestCtx) -> TestResult {
+    let pager = check_ok!(Pager::create(0));
+    let port = check_ok!(Port::create(0));
+    let key = NEXT_KEY.fetch_add(0x1_0000, Ordering::Relaxed);
+    let vmo = check_ok!(pager.create_vmo(ZX_VMO_TRAP_DIRTY, &port, key, 2 * PAGE));
+    let fx = Fx {
+        pager,
+        port,
+        vmo,
+        key,
+        seed: key << 8,
+    };
+    supply_fresh(fx.pager.handle(), fx.vmo.handle(), 0, 2 * PAGE, fx.seed)?;
+    let m = map(fx.vmo.handle(), 0, 2 * PAGE)?;
+    let before = read_mapped_page(m.gpa + PAGE);
+    check_page(&before, fx.seed, 1, "page read through the mapping")?;
+    expect_no_packet(fx.port.handle())?;
+    publish(&fx, PAGE, PAGE);
+    spawn(1, job_ack_dirty)?;
+    // SAFETY: page 1 of a live, writable aperture mapping (identity mapped); the write blocks
+    // in KVM until the pager acknowledges the DIRTY request.
+    unsafe { core::ptr::write_volatile((m.gpa + PAGE) as *mut u64, 0xfeed_f00d) };
+    join_as(1, "pager")?;
+    let mut word = [0u8; 8];
+    check_ok!(fx.vmo.read(&mut word, PAGE));
+    check_eq!(u64::from_le_bytes(word), 0xfeed_f00d);
+    check_ok!(m.unmap());
     expect_no_packet(fx.port.handle())
 }
 
