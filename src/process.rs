@@ -400,15 +400,15 @@ impl Process {
                 .pager_supply_pages_counted(pager, pager_vmo, offset, length, aux_vmo, aux_offset);
             return supplied.map(|_| ());
         }
-        check_aligned(offset, length)?;
-        let vmo = self.owned_vmo(pager, ZX_RIGHT_MANAGE_VMO, pager_vmo)?;
-        match op {
-            ZX_PAGER_OP_FAIL
-            | ZX_PAGER_OP_DIRTY
-            | ZX_PAGER_OP_WRITEBACK_BEGIN
-            | ZX_PAGER_OP_WRITEBACK_END => range_op(&vmo, op, offset, length, aux_offset),
-            _ => Err(ZX_ERR_INVALID_ARGS),
-        }
+        self.checked_range_op(
+            pager,
+            op,
+            pager_vmo,
+            offset,
+            length,
+            aux_offset,
+            ZX_ERR_INVALID_ARGS,
+        )
     }
 
     /// `zx_pager_supply_pages` in current Fuchsia's argument order.
@@ -443,6 +443,31 @@ impl Process {
         length: u64,
         data: u64,
     ) -> Result<()> {
+        self.checked_range_op(
+            pager,
+            op,
+            pager_vmo,
+            offset,
+            length,
+            data,
+            ZX_ERR_NOT_SUPPORTED,
+        )
+    }
+
+    /// The checks both range-op calls share — alignment, the pager (MANAGE_VMO), the VMO
+    /// (WRITE), ownership — then FAIL, DIRTY or WRITEBACK_BEGIN/END; an unknown op gives
+    /// `unknown` (the two calls differ there).
+    #[allow(clippy::too_many_arguments)]
+    fn checked_range_op(
+        &self,
+        pager: Handle,
+        op: u32,
+        pager_vmo: Handle,
+        offset: u64,
+        length: u64,
+        data: u64,
+        unknown: Status,
+    ) -> Result<()> {
         check_aligned(offset, length)?;
         let vmo = self.owned_vmo(pager, ZX_RIGHT_MANAGE_VMO, pager_vmo)?;
         match op {
@@ -450,7 +475,7 @@ impl Process {
             | ZX_PAGER_OP_DIRTY
             | ZX_PAGER_OP_WRITEBACK_BEGIN
             | ZX_PAGER_OP_WRITEBACK_END => range_op(&vmo, op, offset, length, data),
-            _ => Err(ZX_ERR_NOT_SUPPORTED),
+            _ => Err(unknown),
         }
     }
 

@@ -161,19 +161,12 @@ impl Vmo {
     /// A thread `tid` wrote to the write-protected (present, clean) page at host address
     /// `addr` of a VMO that traps mapped writes: the write waits for a DIRTY request.
     pub(crate) fn on_write_fault(&self, addr: u64, tid: u32) {
-        let page = (addr - self.host_addr()) / PAGE_SIZE;
-        Stats::add(&self.stats().faults, 1);
-        let mut st = self.lock();
-        if page >= self.pages() || st.detached {
-            drop(st);
-            self.report_fatal(&[(tid, page)], ZX_ERR_BAD_STATE);
+        let Some((page, mut st)) = self.begin_fault(addr, tid) else {
             return;
-        }
+        };
         if !st.committed.contains(page as usize) {
             // Not present after all (evicted meanwhile): an ordinary missing-page fault.
-            drop(st);
-            self.on_fault(addr, tid);
-            return;
+            return self.missing_page_fault(st, page, tid);
         }
         if st.dirty.contains(page as usize) {
             // Already dirty (protected for writeback, or marked dirty since the fault): the
@@ -183,23 +176,33 @@ impl Vmo {
             self.protect(page..page + 1, false);
             return;
         }
-        let id = match st.requests.covering(ZX_PAGER_VMO_DIRTY, page) {
-            Some(id) => id,
-            None => self.new_request(&mut st, ZX_PAGER_VMO_DIRTY, page..page + 1),
-        };
-        st.requests.add_fault_tid(id, tid, page);
+        self.join_or_request(&mut st, ZX_PAGER_VMO_DIRTY, page, tid);
     }
 
     /// A thread `tid` faulted on host address `addr` of this (pager) VMO.
     pub(crate) fn on_fault(&self, addr: u64, tid: u32) {
+        if let Some((page, st)) = self.begin_fault(addr, tid) {
+            self.missing_page_fault(st, page, tid);
+        }
+    }
+
+    /// Counts a fault at `addr` and locks the VMO; a fault past the end or on a detached VMO
+    /// is reported as fatal (`None`).
+    fn begin_fault(&self, addr: u64, tid: u32) -> Option<(u64, MutexGuard<'_, VmoState>)> {
         let page = (addr - self.host_addr()) / PAGE_SIZE;
         Stats::add(&self.stats().faults, 1);
-        let mut st = self.lock();
+        let st = self.lock();
         if page >= self.pages() || st.detached {
             drop(st);
             self.report_fatal(&[(tid, page)], ZX_ERR_BAD_STATE);
-            return;
+            return None;
         }
+        Some((page, st))
+    }
+
+    /// Thread `tid` waits for absent page `page`: it joins the READ request covering it or
+    /// gets a one-page request (mapping faults ask for one page at a time, as in Zircon).
+    fn missing_page_fault(&self, mut st: MutexGuard<'_, VmoState>, page: u64, tid: u32) {
         if st.committed.contains(page as usize) {
             // Supplied between the fault and now: the supply already woke it; make sure.
             if let Some(link) = self.link() {
@@ -210,9 +213,15 @@ impl Vmo {
             }
             return;
         }
-        let id = match st.requests.covering(ZX_PAGER_VMO_READ, page) {
+        self.join_or_request(&mut st, ZX_PAGER_VMO_READ, page, tid);
+    }
+
+    /// Records `tid` on the outstanding `command` request covering `page`, making a
+    /// one-page request if there is none.
+    fn join_or_request(&self, st: &mut VmoState, command: u16, page: u64, tid: u32) {
+        let id = match st.requests.covering(command, page) {
             Some(id) => id,
-            None => self.new_request(&mut st, ZX_PAGER_VMO_READ, page..page + 1),
+            None => self.new_request(st, command, page..page + 1),
         };
         st.requests.add_fault_tid(id, tid, page);
     }
