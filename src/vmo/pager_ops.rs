@@ -45,8 +45,10 @@ impl Vmo {
             st.requests
                 .finish_overlapping(pages, Some(ZX_PAGER_VMO_DIRTY), ZX_OK)
         } else {
-            let dirty = st.dirty.clone();
-            st.requests.resolve(ZX_PAGER_VMO_DIRTY, pages, |r| {
+            let VmoState {
+                requests, dirty, ..
+            } = &mut *st;
+            requests.resolve(ZX_PAGER_VMO_DIRTY, pages, |r| {
                 (r.start..r.end).all(|p| dirty.contains(p as usize))
             })
         };
@@ -120,8 +122,10 @@ impl Vmo {
         if st.mapped_writable && !self.traps_mapped_writes() {
             return;
         }
-        let dirty = st.dirty.clone();
+        // Borrowed out for the walk (discarding never touches the dirty bits), not copied.
+        let dirty = std::mem::take(&mut st.dirty);
         self.discard_committed(st, 0..self.pages(), |p| dirty.contains(p as usize));
+        st.dirty = dirty;
     }
 
     /// Frees the committed pages of `pages` except those `keep` names, one `madvise` per run,
