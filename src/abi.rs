@@ -17,9 +17,19 @@
 //! | `rax` | call number in; status (or value, where documented) out, sign-extended to 64 bits |
 //! | `rdi, rsi, rdx, r10, r8, r9, r12, r13` | arguments 1–8 |
 //!
-//! All other registers are preserved. Guest pointers are guest-physical addresses; every
-//! pointer/length pair is bounds-checked by the VMM (`ZX_ERR_INVALID_ARGS` when outside guest
-//! RAM or when it overflows). An unknown call number returns `ZX_ERR_BAD_SYSCALL`.
+//! All other registers are preserved. An unknown call number returns `ZX_ERR_BAD_SYSCALL`.
+//!
+//! # Guest pointers
+//! Guest pointers are guest-physical addresses into guest RAM. Every pointer/length pair is
+//! checked by the VMM before the call has any effect, and gives `ZX_ERR_INVALID_ARGS` when it
+//! - touches the null page (`0..PAGE_SIZE`), so a null pointer with a non-zero length fails;
+//! - reaches past the end of RAM (straddling it included);
+//! - lies in a hole: anything that is not RAM, the VMO aperture included (map a VMO to touch
+//!   it, but pass RAM buffers to calls);
+//! - overflows (`pointer + length` wraps).
+//!
+//! A zero-length buffer is never dereferenced and is always accepted. Pointers need no
+//! alignment: out-values are stored byte-wise at whatever address is given.
 
 /// Version of this ABI; bump on any incompatible change.
 pub const ABI_VERSION: u32 = 1;

@@ -2,8 +2,9 @@
 //!
 //! RAM is a kernel [`Mapping`] of the VM's RAM VMO; [`GuestRam`] wraps its host address in a
 //! vm-memory `GuestMemoryMmap` so every access goes through `Bytes` (volatile copies, no
-//! references into guest memory). Guest pointers are guest-physical; any range that leaves RAM
-//! or overflows is `ZX_ERR_INVALID_ARGS`, never a host fault.
+//! references into guest memory). Guest pointers are guest-physical; any range that leaves RAM,
+//! overflows or touches the null page (guest-physical `0..4096`, see [`NULL_PAGE_END`]) is
+//! `ZX_ERR_INVALID_ARGS`, never a host fault. Empty ranges are always accepted.
 
 use kvmpager::abi::Status;
 use kvmpager::abi::status::ZX_ERR_INVALID_ARGS;
@@ -21,6 +22,11 @@ pub enum Error {
 
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// End of the null page: no guest pointer may reach below this address, so a null pointer
+/// with a non-zero length is always `ZX_ERR_INVALID_ARGS` (the page holds nothing; see
+/// `layout.rs`).
+pub const NULL_PAGE_END: u64 = kvmpager::abi::PAGE_SIZE;
 
 /// Guest RAM (guest-physical `0..size`) backed by a live kernel mapping.
 pub struct GuestRam {
@@ -56,10 +62,11 @@ impl GuestRam {
         self.mapping.host_addr()
     }
 
-    /// Checks that `gpa..gpa+len` lies inside RAM.
+    /// Checks that `gpa..gpa+len` is empty or lies inside RAM above the null page.
     pub fn check(&self, gpa: u64, len: u64) -> std::result::Result<(), Status> {
         match gpa.checked_add(len) {
-            Some(end) if end <= self.size() => Ok(()),
+            Some(_) if len == 0 => Ok(()),
+            Some(end) if gpa >= NULL_PAGE_END && end <= self.size() => Ok(()),
             _ => Err(ZX_ERR_INVALID_ARGS),
         }
     }
@@ -119,5 +126,8 @@ mod tests {
         assert_eq!(r.read(u64::MAX, 2), Err(ZX_ERR_INVALID_ARGS));
         assert_eq!(r.write(0x4000, b"x"), Err(ZX_ERR_INVALID_ARGS));
         assert!(r.read(0x4000, 0).is_ok());
+        assert_eq!(r.read(0, 1), Err(ZX_ERR_INVALID_ARGS), "null page");
+        assert_eq!(r.write_obj(0xffc, 7u64), Err(ZX_ERR_INVALID_ARGS), "into the null page");
+        assert!(r.read(0, 0).is_ok(), "an empty range is never dereferenced");
     }
 }
