@@ -13,11 +13,13 @@ use std::thread::JoinHandle;
 
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::uffd::{UffdEvent, Userfault};
 use crate::vmo::Vmo;
 
-/// How long the service loop sleeps in epoll before checking for shutdown (ms).
+/// How long the service loop sleeps in epoll before checking for shutdown (ms); shutdown
+/// also wakes it at once through an eventfd, so this is only a backstop.
 const POLL_MS: i32 = 100;
 
 type VmoMap = RwLock<BTreeMap<u64, (u64, Weak<Vmo>)>>;
@@ -27,6 +29,8 @@ pub struct FaultService {
     uffd: Arc<Userfault>,
     vmos: Arc<VmoMap>,
     stop: Arc<AtomicBool>,
+    /// Written on shutdown so the service loop leaves epoll at once.
+    wake: Arc<EventFd>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -39,6 +43,9 @@ pub enum FaultError {
     /// The epoll loop could not be created.
     #[error("event manager: {0:?}")]
     EventManager(event_manager::Error),
+    /// The shutdown eventfd could not be created.
+    #[error("eventfd: {0}")]
+    EventFd(std::io::Error),
     /// The service thread could not be spawned.
     #[error("spawning the fault thread: {0}")]
     Spawn(std::io::Error),
@@ -60,6 +67,8 @@ impl FaultService {
             uffd: uffd.clone(),
             vmos: vmos.clone(),
         })));
+        let wake = Arc::new(EventFd::new(libc::EFD_NONBLOCK).map_err(FaultError::EventFd)?);
+        manager.add_subscriber(Arc::new(Mutex::new(WakeReader(wake.clone()))));
         let thread_stop = stop.clone();
         let thread = std::thread::Builder::new()
             .name("kvmpager-faults".into())
@@ -76,6 +85,7 @@ impl FaultService {
             uffd,
             vmos,
             stop,
+            wake,
             thread: Mutex::new(Some(thread)),
         }))
     }
@@ -99,6 +109,12 @@ impl FaultService {
         Ok(())
     }
 
+    /// Every live VMO registered with this service.
+    pub fn vmos(&self) -> Vec<Arc<Vmo>> {
+        let map = self.vmos.read().unwrap_or_else(|e| e.into_inner());
+        map.values().filter_map(|(_, vmo)| vmo.upgrade()).collect()
+    }
+
     /// Forgets the VMO whose memory starts at `addr` (its memory is about to be unmapped).
     pub fn unregister(&self, addr: u64) {
         let removed = self.map().remove(&addr);
@@ -117,11 +133,35 @@ impl FaultService {
 impl Drop for FaultService {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        if let Err(e) = self.wake.write(1) {
+            log::debug!("waking the fault thread: {e}");
+        }
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(t) = thread
             && t.thread().id() != std::thread::current().id()
         {
             let _ = t.join();
+        }
+    }
+}
+
+/// The event-manager subscriber of the shutdown eventfd: its only job is to end the epoll wait.
+struct WakeReader(Arc<EventFd>);
+
+impl AsRawFd for WakeReader {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl MutEventSubscriber for WakeReader {
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        let _ = self.0.read();
+    }
+
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(self, EventSet::IN)) {
+            log::error!("watching the shutdown eventfd: {e:?}");
         }
     }
 }

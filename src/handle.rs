@@ -18,7 +18,7 @@ use crate::pager::Pager;
 use crate::port::Port;
 use crate::vmo::Vmo;
 
-/// Most handles one table may hold.
+/// Most handles one table may hold unless [`HandleTable::set_max`] says fewer.
 pub const MAX_HANDLES: usize = 1 << 20;
 
 const GEN_BITS: u32 = 8;
@@ -50,7 +50,7 @@ impl KernelObject {
         match self {
             KernelObject::Vmo(v) => v.handle_added(),
             KernelObject::Pager(p) => p.handle_added(),
-            KernelObject::Port(_) => {}
+            KernelObject::Port(p) => p.handle_added(),
         }
     }
 
@@ -58,7 +58,7 @@ impl KernelObject {
         match self {
             KernelObject::Vmo(v) => v.handle_removed(),
             KernelObject::Pager(p) => p.handle_removed(),
-            KernelObject::Port(_) => {}
+            KernelObject::Port(p) => p.handle_removed(),
         }
     }
 }
@@ -83,6 +83,7 @@ pub struct HandleTable {
     free: VecDeque<u32>,
     secret: u32,
     live: usize,
+    max: usize,
 }
 
 impl Default for HandleTable {
@@ -102,7 +103,14 @@ impl HandleTable {
             free: VecDeque::new(),
             secret,
             live: 0,
+            max: MAX_HANDLES,
         }
+    }
+
+    /// Caps the live handles at `max` (at most [`MAX_HANDLES`]): past it `insert` gives
+    /// `ZX_ERR_NO_RESOURCES`, as Zircon does when a process's handle table is full.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max.min(MAX_HANDLES);
     }
 
     /// Number of live handles.
@@ -117,13 +125,13 @@ impl HandleTable {
 
     /// Adds a handle for `object` with `rights`.
     pub fn insert(&mut self, object: KernelObject, rights: Rights) -> Result<Handle, Status> {
-        if self.live >= MAX_HANDLES {
+        if self.live >= self.max {
             return Err(ZX_ERR_NO_RESOURCES);
         }
         // Reuse a freed slot only once enough others are free, so a just-closed value is not
         // handed out again at once.
         let index = match self.free.front() {
-            Some(_) if self.free.len() > 16 || self.slots.len() >= MAX_HANDLES => {
+            Some(_) if self.free.len() > 16 || self.slots.len() >= self.max => {
                 self.free.pop_front().unwrap_or(0)
             }
             _ => {

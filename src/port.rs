@@ -58,9 +58,19 @@ struct Queued {
 }
 
 /// A port object.
+///
+/// When its last handle is closed nobody can read it any more: its packets are dropped, and
+/// the page requests outstanding at that moment on the pager VMOs bound to it fail with
+/// `ZX_ERR_BAD_STATE`, so the threads blocked on them wake instead of waiting forever for a
+/// packet nobody will read (a vCPU blocked in a fault stops the VM, naming the page). The VMOs
+/// stay attached: as in Zircon (`ClosePortTest`), requests made later wait in the dead port
+/// until the pager supplies the pages anyway or detaches the VMO.
 pub struct Port {
     queue: Mutex<VecDeque<Queued>>,
     ready: Condvar,
+    vmos: Mutex<Vec<Weak<Vmo>>>,
+    handles: AtomicUsize,
+    closed: AtomicBool,
 }
 
 impl Port {
@@ -69,7 +79,45 @@ impl Port {
         Arc::new(Port {
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
+            vmos: Mutex::new(Vec::new()),
+            handles: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Records a pager VMO that sends its packets here.
+    pub(crate) fn add_vmo(&self, vmo: &Arc<Vmo>) {
+        let mut vmos = self.vmos.lock().unwrap_or_else(|e| e.into_inner());
+        vmos.retain(|v| v.strong_count() > 0);
+        vmos.push(Arc::downgrade(vmo));
+    }
+
+    /// Whether the port's last handle has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn handle_added(&self) {
+        self.handles.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn handle_removed(&self) {
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
+
+    /// The last handle is gone: drop the packets and fail the requests outstanding now.
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let dropped = std::mem::take(&mut *self.lock());
+        drop(dropped);
+        let vmos = std::mem::take(&mut *self.vmos.lock().unwrap_or_else(|e| e.into_inner()));
+        for vmo in vmos.iter().filter_map(Weak::upgrade) {
+            vmo.port_closed();
+        }
     }
 
     /// Appends a packet and wakes one waiter.
@@ -84,11 +132,16 @@ impl Port {
         source: Option<PacketSource>,
         charge: Option<PacketCharge>,
     ) {
-        self.lock().push_back(Queued {
+        let mut queue = self.lock();
+        if self.is_closed() {
+            return;
+        }
+        queue.push_back(Queued {
             packet,
             source,
             _charge: charge,
         });
+        drop(queue);
         self.ready.notify_one();
     }
 

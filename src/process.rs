@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::abi::pager_op::*;
 use crate::abi::rights::*;
@@ -27,6 +27,8 @@ use crate::vmo::{Mapping, PagerLink, Pin, SupplyStrategy, Vmo};
 /// was failed, or the VMO was detached or its pager closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FatalFault {
+    /// Koid of the pager VMO.
+    pub vmo_koid: u64,
     /// Host address of the page.
     pub host_addr: u64,
     /// Offset of the page in its VMO.
@@ -37,12 +39,60 @@ pub struct FatalFault {
     pub tid: u32,
 }
 
-/// Most packets a process's pager VMOs may have queued and unread before `zx_pager_create_vmo`
-/// gives `ZX_ERR_NO_MEMORY`. A pager VMO closed without a detach leaves its COMPLETE packet in
-/// the port until the pager reads it, so a process that creates and closes pager VMOs and never
-/// reads would otherwise grow host memory without bound. Live VMOs are bounded by the handle
-/// table, so at most this plus two packets per live VMO are ever queued.
+/// Default of [`Limits::queued_packets`].
 pub const MAX_UNREAD_PACKETS: usize = 1 << 16;
+
+/// What one process may hold at once. Going over a limit fails the call that would have,
+/// with the status Zircon gives when it runs out of that resource; nothing else changes.
+/// The defaults bound nothing a well-behaved program meets; the VMM sets tighter ones for
+/// guests (`VmConfig::limits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Live handles: one more gives `ZX_ERR_NO_RESOURCES` (a full handle table).
+    pub handles: usize,
+    /// Live VMOs the process created (pager VMOs and children included): one more gives
+    /// `ZX_ERR_NO_RESOURCES`. Each VMO is a host mapping, and the host's mapping count is
+    /// finite.
+    pub vmos: usize,
+    /// Total bytes of those VMOs, which the process can make the host commit: a VMO past it
+    /// gives `ZX_ERR_NO_MEMORY`.
+    pub vmo_bytes: u64,
+    /// Packets the process's pager VMOs have queued and nobody has read yet: at the limit
+    /// `zx_pager_create_vmo` gives `ZX_ERR_NO_MEMORY`. (A pager VMO closed without a detach
+    /// leaves its COMPLETE packet in the port until the pager reads it, so a process that
+    /// creates and closes pager VMOs and never reads would otherwise grow host memory without
+    /// bound; live VMOs add at most two packets each.)
+    pub queued_packets: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handles: crate::handle::MAX_HANDLES,
+            vmos: 1 << 20,
+            vmo_bytes: u64::MAX,
+            queued_packets: MAX_UNREAD_PACKETS,
+        }
+    }
+}
+
+/// A page request of one of a process's pager VMOs that has waited for its pager too long
+/// (see [`Process::overdue_request`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverdueRequest {
+    /// Koid of the pager VMO.
+    pub vmo_koid: u64,
+    /// Offset of the first page asked for.
+    pub offset: u64,
+    /// Bytes asked for.
+    pub len: u64,
+    /// `ZX_PAGER_VMO_READ` or `ZX_PAGER_VMO_DIRTY`.
+    pub command: u16,
+    /// How long it has waited.
+    pub waited: Duration,
+    /// Whether a thread (a vCPU) is blocked in a fault on it, not only in a kernel call.
+    pub faulting: bool,
+}
 
 /// Called with each [`FatalFault`]; the VMM stops the VM with an explanation.
 pub type FatalFaultSink = Arc<dyn Fn(FatalFault) + Send + Sync>;
@@ -58,22 +108,48 @@ pub struct Shared {
     strategy: AtomicU8,
     /// Bytes of VMOs this process has created and not yet destroyed.
     vmo_bytes: AtomicU64,
-    /// Most `vmo_bytes` may reach (`u64::MAX`: no limit).
-    vmo_limit: AtomicU64,
+    /// Number of those VMOs.
+    vmo_count: AtomicUsize,
+    /// The limits (handles are enforced by the table).
+    limits: RwLock<Limits>,
     /// Packets this process's pager VMOs have queued that are not yet read or withdrawn.
     queued_packets: Arc<AtomicUsize>,
+    /// Longest a blocking call may wait, in nanoseconds (0: no limit).
+    wait_limit_ns: AtomicU64,
 }
 
 impl Shared {
-    /// Charges a new VMO of `bytes` against the process's limit: `ZX_ERR_NO_MEMORY` past it.
+    fn limits(&self) -> Limits {
+        *self.limits.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Charges a new VMO of `bytes` against the process's limits: `ZX_ERR_NO_RESOURCES` past
+    /// the VMO count, `ZX_ERR_NO_MEMORY` past the bytes.
     pub(crate) fn charge(&self, bytes: u64) -> std::result::Result<(), Status> {
-        let limit = self.vmo_limit.load(Ordering::Relaxed);
-        self.vmo_bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&total| total <= limit)
+        let limits = self.limits();
+        self.vmo_count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limits.vmos).then_some(n + 1)
             })
-            .map(|_| ())
-            .map_err(|_| ZX_ERR_NO_MEMORY)
+            .map_err(|_| ZX_ERR_NO_RESOURCES)?;
+        let charged = self
+            .vmo_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&t| t <= limits.vmo_bytes)
+            });
+        if charged.is_err() {
+            self.vmo_count.fetch_sub(1, Ordering::AcqRel);
+            return Err(ZX_ERR_NO_MEMORY);
+        }
+        Ok(())
+    }
+
+    /// The wait limit set by [`Process::set_wait_limit`], if any.
+    pub(crate) fn wait_limit(&self) -> Option<Duration> {
+        match self.wait_limit_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
     }
 
     /// Counts one packet a pager VMO of this process queues, until the packet leaves its port.
@@ -81,9 +157,10 @@ impl Shared {
         PacketCharge::new(&self.queued_packets)
     }
 
-    /// Returns a destroyed VMO's bytes to the process.
+    /// Returns a destroyed VMO (of `bytes`) to the process.
     pub(crate) fn uncharge(&self, bytes: u64) {
         self.vmo_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.vmo_count.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Hands a fatal fault to the sink (or logs it when there is none).
@@ -133,8 +210,10 @@ impl Process {
                 faults: Mutex::new(None),
                 strategy: AtomicU8::new(0),
                 vmo_bytes: AtomicU64::new(0),
-                vmo_limit: AtomicU64::new(u64::MAX),
+                vmo_count: AtomicUsize::new(0),
+                limits: RwLock::new(Limits::default()),
                 queued_packets: Arc::default(),
+                wait_limit_ns: AtomicU64::new(0),
             }),
         })
     }
@@ -149,10 +228,61 @@ impl Process {
         *self.shared.sink.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
     }
 
+    /// Sets what this process may hold at once (see [`Limits`]); set it before the process
+    /// makes anything.
+    pub fn set_limits(&self, limits: Limits) {
+        *self
+            .shared
+            .limits
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = limits;
+        self.table().set_max(limits.handles);
+    }
+
     /// Caps the total size of the VMOs this process may have alive at once (what a guest
     /// could make the host commit): creating one past it gives `ZX_ERR_NO_MEMORY`.
     pub fn set_vmo_memory_limit(&self, bytes: u64) {
-        self.shared.vmo_limit.store(bytes, Ordering::Relaxed);
+        let limits = self.shared.limits();
+        self.set_limits(Limits {
+            vmo_bytes: bytes,
+            ..limits
+        });
+    }
+
+    /// Number of this process's live VMOs.
+    pub fn vmo_count(&self) -> usize {
+        self.shared.vmo_count.load(Ordering::Acquire)
+    }
+
+    /// Packets this process's pager VMOs have queued that nobody has read yet.
+    pub fn queued_packets(&self) -> usize {
+        self.shared.queued_packets.load(Ordering::Acquire)
+    }
+
+    /// Caps every blocking call of this process — port waits, and calls waiting for pages of
+    /// its pager VMOs — at `limit`: past it the call gives `ZX_ERR_TIMED_OUT` (the page
+    /// request stays outstanding). `None` (the default) waits as long as Zircon would. For
+    /// harnesses where no pager may ever answer, such as the hypercall fuzzer.
+    pub fn set_wait_limit(&self, limit: Option<Duration>) {
+        let ns = limit.map_or(0, |d| d.as_nanos().clamp(1, u64::MAX as u128) as u64);
+        self.shared.wait_limit_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// The oldest page request of this process's pager VMOs that has waited at least `age`
+    /// for its pager, if any: the VMM's `--fault-timeout` watchdog stops the VM over it.
+    pub fn overdue_request(&self, age: Duration) -> Option<OverdueRequest> {
+        let faults = self
+            .shared
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        faults
+            .vmos()
+            .iter()
+            .filter_map(|vmo| vmo.oldest_request())
+            .filter(|r| r.waited >= age)
+            .max_by_key(|r| r.waited)
     }
 
     /// Total size of this process's live VMOs.
@@ -359,18 +489,19 @@ impl Process {
         if pager.is_closed() {
             return Err(ZX_ERR_BAD_STATE);
         }
-        if self.shared.queued_packets.load(Ordering::Acquire) >= MAX_UNREAD_PACKETS {
+        if self.queued_packets() >= self.shared.limits().queued_packets {
             return Err(ZX_ERR_NO_MEMORY);
         }
         let link = PagerLink {
             pager_koid: pager.koid(),
-            port,
+            port: port.clone(),
             key,
             trap_dirty: options & ZX_VMO_TRAP_DIRTY != 0,
             faults: self.shared.fault_service()?,
         };
         let vmo = Vmo::create_paged(size, link, self.shared.clone())?;
         pager.add_vmo(&vmo);
+        port.add_vmo(&vmo);
         self.install(KernelObject::Vmo(vmo), vmo_rights(options))
     }
 
@@ -518,6 +649,13 @@ impl Process {
     /// (`None`: wait forever), or `ZX_ERR_CANCELED` once the process is killed.
     pub fn port_wait(&self, port: Handle, deadline: Option<Instant>) -> Result<PortPacket> {
         let port = self.port(port, ZX_RIGHT_READ)?;
+        let deadline = match self.shared.wait_limit() {
+            Some(limit) => {
+                let cap = Instant::now() + limit;
+                Some(deadline.map_or(cap, |d| d.min(cap)))
+            }
+            None => deadline,
+        };
         port.wait(deadline, &self.shared.killed)
     }
 

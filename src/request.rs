@@ -187,6 +187,11 @@ impl RequestTracker {
         self.finish_overlapping(0..u64::MAX, None, status)
     }
 
+    /// The outstanding request made first, if any.
+    pub fn oldest(&self) -> Option<&Request> {
+        self.outstanding.iter().min_by_key(|r| r.created)
+    }
+
     /// Number of outstanding requests.
     pub fn outstanding(&self) -> usize {
         self.outstanding.len()

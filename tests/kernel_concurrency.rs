@@ -495,6 +495,7 @@ fn fail_of_a_mapped_fault_reports_a_fatal_fault_and_supply_still_releases_it() {
     assert_eq!(
         f,
         FatalFault {
+            vmo_koid: mapping.vmo().koid(),
             host_addr: mapping.host_addr() + 3 * PAGE_SIZE,
             vmo_offset: 3 * PAGE_SIZE,
             status: ZX_ERR_IO,
@@ -548,6 +549,7 @@ fn fail_reports_the_page_a_mapped_thread_faulted_on_inside_a_larger_request() {
     assert_eq!(
         f,
         FatalFault {
+            vmo_koid: mapping.vmo().koid(),
             host_addr: mapping.host_addr() + 2 * PAGE_SIZE,
             vmo_offset: 2 * PAGE_SIZE,
             status: ZX_ERR_NO_SPACE,

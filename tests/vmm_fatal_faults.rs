@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use kvmpager::abi::layout::APERTURE_START;
 use kvmpager::abi::status::{self, ZX_ERR_BAD_STATE, ZX_ERR_IO};
 use kvmpager::abi::{HUGE_PAGE_SIZE, PAGE_SIZE};
 use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests, skip_without_kvm};
@@ -53,7 +54,7 @@ fn stops_with_fatal_fault(name: &str, action: &str, want: i32) {
     assert!(
         console.contains(&format!(
             "{name}: vCPU 0 reads gpa {:#x} (page {PAGE})",
-            kvmpager::abi::layout::APERTURE_START + PAGE * PAGE_SIZE
+            APERTURE_START + PAGE * PAGE_SIZE
         )),
         "{console}"
     );
@@ -66,6 +67,9 @@ fn stops_with_fatal_fault(name: &str, action: &str, want: i32) {
     );
     assert!(!console.contains("not fatal"), "{console}");
     let StopReason::FatalFault {
+        vmo_koid,
+        vmo_offset,
+        guest_physical,
         host_addr,
         status: got,
         tid,
@@ -73,6 +77,12 @@ fn stops_with_fatal_fault(name: &str, action: &str, want: i32) {
     else {
         panic!("{name}: stop {:?}, expected a fatal fault", r.stop);
     };
+    assert_eq!(vmo_offset, PAGE * PAGE_SIZE, "{name}: offset in the VMO");
+    assert_eq!(
+        guest_physical,
+        Some(APERTURE_START + PAGE * PAGE_SIZE),
+        "{name}: the stop names where the page is mapped"
+    );
     assert_eq!(
         got,
         want,
@@ -90,6 +100,11 @@ fn stops_with_fatal_fault(name: &str, action: &str, want: i32) {
     let text = r.stop.to_string();
     assert!(text.contains(status::name(want)), "{text}");
     assert!(text.contains(&format!("{host_addr:#x}")), "{text}");
+    assert!(text.contains(&format!("VMO koid {vmo_koid}")), "{text}");
+    assert!(
+        text.contains(&format!("offset {:#x}", PAGE * PAGE_SIZE)),
+        "{text}"
+    );
     assert!(
         took < PROMPT,
         "{name}: took {took:?} to stop (time limit {TIMEOUT:?})"
@@ -133,4 +148,63 @@ fn closing_the_pager_while_a_vcpu_is_blocked_in_a_fault_stops_the_vm_with_bad_st
         "closing the pager handle",
         ZX_ERR_BAD_STATE,
     );
+}
+
+/// The pager closes its port: nobody can read the VMO's requests any more, so its VMOs are
+/// detached as if the pager had closed.
+#[test]
+fn closing_the_port_while_a_vcpu_is_blocked_in_a_fault_stops_the_vm_with_bad_state() {
+    if skip_without_kvm() {
+        return;
+    }
+    stops_with_fatal_fault(
+        "fatal_port_closed",
+        "closing the port handle",
+        ZX_ERR_BAD_STATE,
+    );
+}
+
+/// The pager reads the request and never answers: with a fault timeout the VM stops with a
+/// report naming the VMO, the offset and where the page is mapped; the VMM then runs another
+/// guest.
+#[test]
+fn a_pager_that_never_answers_stops_the_vm_at_the_fault_timeout() {
+    if skip_without_kvm() {
+        return;
+    }
+    let limit = Duration::from_millis(500);
+    let mut c = config("fatal_silent");
+    c.fault_timeout = Some(limit);
+    let (r, took) = run(&c);
+    let StopReason::FaultTimeout {
+        offset,
+        len,
+        guest_physical,
+        command,
+        waited_ms,
+        host_pager,
+        ..
+    } = r.stop
+    else {
+        panic!("stop {:?}, expected a fault timeout", r.stop);
+    };
+    assert_eq!((offset, len), (PAGE * PAGE_SIZE, PAGE_SIZE));
+    assert_eq!(guest_physical, Some(APERTURE_START + PAGE * PAGE_SIZE));
+    assert_eq!(command, kvmpager::abi::packet::ZX_PAGER_VMO_READ);
+    assert!(
+        !host_pager,
+        "the guest's pager is the one that did not answer"
+    );
+    assert!(
+        waited_ms >= 500,
+        "stopped after {waited_ms} ms, before the limit"
+    );
+    assert!(took < PROMPT, "took {took:?}");
+    let text = r.stop.to_string();
+    assert!(
+        text.contains("unanswered") && text.contains("guest pager"),
+        "{text}"
+    );
+    let (after, _) = run(&config("hello"));
+    assert_eq!(after.exit_code, Some(0), "hello after: {}", after.stop);
 }

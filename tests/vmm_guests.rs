@@ -175,7 +175,7 @@ fn the_guest_vmo_limit_holds() {
         return;
     }
     let mut c = config("vmo_limit");
-    c.guest_vmo_limit = 64 << 20;
+    c.limits.vmo_bytes = 64 << 20;
     let r = run(&c);
     assert_eq!(r.exit_code, Some(0), "stop: {}", r.stop);
     assert!(

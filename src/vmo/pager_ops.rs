@@ -107,6 +107,17 @@ impl Vmo {
         self.changed.notify_all();
     }
 
+    /// The port's last handle closed: the requests outstanding now can never be read, so they
+    /// fail with `ZX_ERR_BAD_STATE` (waiters wake, blocked faults are reported as fatal). The
+    /// VMO stays attached; later requests wait for a supply or a detach (see [`Port`]).
+    ///
+    /// [`Port`]: crate::port::Port
+    pub(crate) fn port_closed(&self) {
+        let mut st = self.lock();
+        let finished = st.requests.finish_all(ZX_ERR_BAD_STATE);
+        self.settle(&mut st, finished, ZX_ERR_BAD_STATE);
+    }
+
     /// The pager is gone: detach without COMPLETE and withdraw a queued COMPLETE.
     pub(crate) fn pager_closed(&self) {
         self.detach(false);

@@ -5,13 +5,14 @@
 use std::ops::Range;
 use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use super::{Vmo, VmoState};
 use crate::abi::packet::{ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST};
 use crate::abi::status::*;
 use crate::abi::{PAGE_SIZE, PageRequest, PortPacket, Status};
 use crate::port::{COMPLETE_TOKEN, KILL_POLL, PacketSource};
-use crate::process::FatalFault;
+use crate::process::{FatalFault, OverdueRequest};
 use crate::request::{Finished, RequestId};
 use crate::stats::Stats;
 
@@ -76,12 +77,15 @@ impl Vmo {
         id
     }
 
+    /// Waits for request `id` to finish; gives up with `ZX_ERR_CANCELED` once `killed`, or
+    /// `ZX_ERR_TIMED_OUT` past the owner's wait limit (the request stays outstanding).
     fn wait_outcome<'a>(
         &'a self,
         mut st: MutexGuard<'a, VmoState>,
         id: RequestId,
         killed: &AtomicBool,
     ) -> Result<MutexGuard<'a, VmoState>, Status> {
+        let give_up = self.owner.wait_limit().map(|d| Instant::now() + d);
         loop {
             if let Some(status) = st.requests.take_outcome(id) {
                 return if status == ZX_OK { Ok(st) } else { Err(status) };
@@ -90,11 +94,34 @@ impl Vmo {
                 st.requests.drop_waiter(id);
                 return Err(ZX_ERR_CANCELED);
             }
-            st = match self.changed.wait_timeout(st, KILL_POLL) {
+            let mut slice = KILL_POLL;
+            if let Some(t) = give_up {
+                let left = t.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    st.requests.drop_waiter(id);
+                    return Err(ZX_ERR_TIMED_OUT);
+                }
+                slice = slice.min(left);
+            }
+            st = match self.changed.wait_timeout(st, slice) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
+    }
+
+    /// The oldest outstanding page request, as the fault-timeout watchdog sees it.
+    pub(crate) fn oldest_request(&self) -> Option<OverdueRequest> {
+        let st = self.lock();
+        let r = st.requests.oldest()?;
+        Some(OverdueRequest {
+            vmo_koid: self.koid(),
+            offset: r.start * PAGE_SIZE,
+            len: (r.end - r.start) * PAGE_SIZE,
+            command: r.command,
+            waited: r.created.elapsed(),
+            faulting: !r.fault_tids.is_empty(),
+        })
     }
 
     /// Queues the next request's packet if the VMO's packet slot is free.
@@ -150,6 +177,7 @@ impl Vmo {
     pub(super) fn report_fatal(&self, faults: &[(u32, u64)], status: Status) {
         for &(tid, page) in faults {
             self.owner.report_fatal(FatalFault {
+                vmo_koid: self.koid(),
                 host_addr: self.host_addr() + page * PAGE_SIZE,
                 vmo_offset: page * PAGE_SIZE,
                 status,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kvmpager::vmo::SupplyStrategy;
-use kvmpager_vmm::config::{DEFAULT_VCPUS, SnapshotConfig, SnapshotThen, parse_size};
+use kvmpager_vmm::config::{DEFAULT_VCPUS, GuestLimits, SnapshotConfig, SnapshotThen, parse_size};
 use kvmpager_vmm::{RunResult, StopReason, VmConfig, demo, guests, snapshot};
 
 /// kvmpager: a KVM micro-VMM whose guests get Zircon's user-pager model.
@@ -121,6 +121,26 @@ struct PagerArgs {
     /// `zx_vmo_create` and `zx_pager_create_vmo` give the guest ZX_ERR_NO_MEMORY.
     #[arg(long, default_value = "4G", value_parser = parse_size_arg)]
     guest_vmo_limit: u64,
+    /// Most handles the guest may hold at once; past it calls give ZX_ERR_NO_RESOURCES.
+    #[arg(long, value_name = "N", default_value_t = GuestLimits::default().handles)]
+    max_handles: usize,
+    /// Most VMOs (pager VMOs and children included) the guest may have alive at once; past it
+    /// ZX_ERR_NO_RESOURCES.
+    #[arg(long, value_name = "N", default_value_t = GuestLimits::default().vmos)]
+    max_vmos: usize,
+    /// Most page-request/COMPLETE packets the guest's pagers may leave unread; at it
+    /// zx_pager_create_vmo gives ZX_ERR_NO_MEMORY.
+    #[arg(long, value_name = "N", default_value_t = GuestLimits::default().queued_packets)]
+    max_queued_packets: usize,
+    /// Most VMOs the guest may have mapped with VmarMap at once (each is a KVM memslot); past
+    /// it ZX_ERR_NO_RESOURCES.
+    #[arg(long, value_name = "N", default_value_t = GuestLimits::default().mappings)]
+    max_mappings: u32,
+    /// Stop the VM, naming the VMO and offset, when a page request (of the host pager or a
+    /// guest pager) has gone unanswered this many seconds; by default it waits forever, as
+    /// in Zircon.
+    #[arg(long, value_name = "SECONDS")]
+    fault_timeout: Option<f64>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -169,6 +189,15 @@ struct RunArgs {
     /// Back guest RAM with a plain VMO instead.
     #[arg(long)]
     no_lazy_ram: bool,
+}
+
+/// A positive number of seconds as a duration.
+fn seconds(s: Option<f64>, what: &str) -> Result<Option<Duration>, String> {
+    match s {
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(format!("invalid {what} {s}")),
+        None => Ok(None),
+    }
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
@@ -256,11 +285,8 @@ fn pager_config(
 ) -> Result<(), String> {
     c.echo_console = !a.json;
     c.progress = true;
-    c.timeout = match a.timeout {
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(s) => return Err(format!("invalid timeout {s}")),
-        None => None,
-    };
+    c.timeout = seconds(a.timeout, "timeout")?;
+    c.fault_timeout = seconds(a.fault_timeout, "fault timeout")?;
     c.readahead = a.readahead;
     c.huge_pages = !a.no_huge_pages;
     c.supply = match a.supply {
@@ -279,7 +305,14 @@ fn pager_config(
     c.record = a.record.as_ref().map(default_file).transpose()?;
     c.prefetch = a.prefetch.as_ref().map(default_file).transpose()?;
     c.prefetch_while_running = a.prefetch_while_running;
-    c.guest_vmo_limit = a.guest_vmo_limit;
+    c.limits = GuestLimits {
+        handles: a.max_handles,
+        vmos: a.max_vmos,
+        vmo_bytes: a.guest_vmo_limit,
+        queued_packets: a.max_queued_packets,
+        mappings: a.max_mappings,
+    };
+
     c.snapshot = a.snapshot_dir.as_ref().map(|d| SnapshotConfig {
         dir: d.clone(),
         then: match a.snapshot_then {

@@ -66,8 +66,51 @@ pub const MAX_VCPUS: u32 = 32;
 pub const DEFAULT_VCPUS: u32 = 2;
 /// Default guest RAM size (256 MiB).
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
-/// Default for [`VmConfig::guest_vmo_limit`]: 4 GiB.
+/// Default for [`GuestLimits::vmo_bytes`]: 4 GiB.
 pub const DEFAULT_GUEST_VMO_LIMIT: u64 = 4 << 30;
+
+/// What a guest may hold at once. Going over a limit fails only the guest's call, with the
+/// status Zircon gives for that resource; the VM and the VMM go on. They bound the host
+/// memory, mappings and memslots a hostile guest can make the VMM use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestLimits {
+    /// Live handles (`ZX_ERR_NO_RESOURCES` past it).
+    pub handles: usize,
+    /// Live VMOs, pager VMOs and children included (`ZX_ERR_NO_RESOURCES`).
+    pub vmos: usize,
+    /// Total bytes of live VMOs (`ZX_ERR_NO_MEMORY`).
+    pub vmo_bytes: u64,
+    /// Page-request and COMPLETE packets queued for the guest's pagers and not yet read
+    /// (`zx_pager_create_vmo` gives `ZX_ERR_NO_MEMORY` at the limit).
+    pub queued_packets: usize,
+    /// Live `VmarMap` mappings, each a KVM memslot (`ZX_ERR_NO_RESOURCES`; fewer if KVM has
+    /// fewer memslots).
+    pub mappings: u32,
+}
+
+impl Default for GuestLimits {
+    fn default() -> Self {
+        GuestLimits {
+            handles: 1 << 16,
+            vmos: 1 << 14,
+            vmo_bytes: DEFAULT_GUEST_VMO_LIMIT,
+            queued_packets: kvmpager::process::MAX_UNREAD_PACKETS,
+            mappings: 256,
+        }
+    }
+}
+
+impl GuestLimits {
+    /// The kernel's share of these limits.
+    pub fn kernel(&self) -> kvmpager::process::Limits {
+        kvmpager::process::Limits {
+            handles: self.handles,
+            vmos: self.vmos,
+            vmo_bytes: self.vmo_bytes,
+            queued_packets: self.queued_packets,
+        }
+    }
+}
 /// Smallest guest RAM (boot area + a 1 MiB program + stacks).
 pub const MIN_MEMORY: u64 = 4 << 20;
 /// Default read-ahead window of the host pager (one huge page).
@@ -108,9 +151,11 @@ pub struct VmConfig {
     pub prefetch: Option<PathBuf>,
     /// Prefetch on a background thread while the guest runs instead of before it starts.
     pub prefetch_while_running: bool,
-    /// Most bytes of VMOs the guest may have alive at once (its VMOs are host memory it can
-    /// commit); creating more gives the guest `ZX_ERR_NO_MEMORY`.
-    pub guest_vmo_limit: u64,
+    /// What the guest may hold at once (handles, VMOs, VMO bytes, queued packets, mappings).
+    pub limits: GuestLimits,
+    /// Stop the VM when a page request (of the host pager or a guest pager) has waited this
+    /// long, naming the VMO and offset. `None`: wait as long as Zircon would (forever).
+    pub fault_timeout: Option<Duration>,
     /// Print a progress line on stderr during long prefetches.
     pub progress: bool,
     /// How SUPPLY fills pager VMOs, for the host pager and guest pagers alike.
@@ -130,7 +175,8 @@ impl VmConfig {
             image: None,
             demo_pattern: None,
             prefetch_while_running: false,
-            guest_vmo_limit: DEFAULT_GUEST_VMO_LIMIT,
+            limits: GuestLimits::default(),
+            fault_timeout: None,
             readahead: DEFAULT_READAHEAD,
             huge_pages: true,
             supply: kvmpager::vmo::SupplyStrategy::Auto,

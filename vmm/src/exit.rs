@@ -97,16 +97,45 @@ pub enum StopReason {
         /// The error, as text.
         error: String,
     },
-    /// A fault on a pager-backed page could not be resolved.
-    #[error("unresolvable page fault at host address {host_addr:#x} (thread {tid}): {}",
-        kvmpager::abi::status::name(*.status))]
+    /// A fault on a pager-backed page could not be resolved (its request was failed, or the
+    /// VMO was detached or its pager closed).
+    #[error("unresolvable page fault on VMO koid {vmo_koid} at offset {vmo_offset:#x}{} (host address {host_addr:#x}, thread {tid}): {}",
+        at_gpa(*.guest_physical), kvmpager::abi::status::name(*.status))]
     FatalFault {
+        /// Koid of the pager VMO.
+        vmo_koid: u64,
+        /// Offset of the page in the VMO.
+        vmo_offset: u64,
+        /// Where the page is in guest-physical memory (RAM or a `VmarMap` mapping), if mapped.
+        guest_physical: Option<u64>,
         /// Host address of the faulting access.
         host_addr: u64,
         /// Status the page request failed with.
         status: i32,
         /// Host thread id.
         tid: u32,
+    },
+    /// A page request went unanswered for longer than `--fault-timeout`.
+    #[error("{} page request of {len:#x} bytes on VMO koid {vmo_koid} at offset {offset:#x}{} unanswered for {waited_ms} ms (fault timeout {limit_ms} ms); the {} pager never answered",
+        if *.command == kvmpager::abi::packet::ZX_PAGER_VMO_DIRTY { "DIRTY" } else { "READ" },
+        at_gpa(*.guest_physical), if *.host_pager { "host" } else { "guest" })]
+    FaultTimeout {
+        /// Koid of the pager VMO.
+        vmo_koid: u64,
+        /// Offset of the first page asked for.
+        offset: u64,
+        /// Bytes asked for.
+        len: u64,
+        /// Where `offset` is in guest-physical memory, if mapped.
+        guest_physical: Option<u64>,
+        /// `ZX_PAGER_VMO_READ` or `ZX_PAGER_VMO_DIRTY`.
+        command: u16,
+        /// How long it had waited.
+        waited_ms: u64,
+        /// The limit.
+        limit_ms: u64,
+        /// Whether the VMO is guest RAM served by the VMM's host pager (else a guest pager's).
+        host_pager: bool,
     },
     /// The host pager could not serve guest RAM.
     #[error("host pager failed: {0}")]
@@ -124,6 +153,11 @@ impl StopReason {
     pub fn is_exit(&self) -> bool {
         matches!(self, StopReason::Exit(_))
     }
+}
+
+/// `" (guest-physical 0x…)"`, or nothing when the page is not mapped in the guest.
+fn at_gpa(gpa: Option<u64>) -> String {
+    gpa.map_or(String::new(), |g| format!(" (guest-physical {g:#x})"))
 }
 
 /// Mnemonic of an exception vector.

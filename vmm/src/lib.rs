@@ -10,6 +10,7 @@
 //! - [`vm`]: one VM (KVM VM, RAM VMO, processes, stop state); [`host_pager`] serves lazy RAM.
 //! - [`vcpu`]: vCPU threads; [`exit`]: what an exit means; [`hypercall`]: the guest ABI.
 //! - [`kvm_check`]: whether `/dev/kvm` can be opened.
+//! - [`fuzz`]: the hypercall fuzzer's harness (`fuzz/`, `tests/fuzz_hypercalls.rs`).
 //! - [`console`]: console output and test reports; [`stats`]: the run summary.
 //! - [`snapshot`]: snapshot files and working sets; [`demo`]: images for the built-in guests.
 //!
@@ -26,6 +27,7 @@ pub mod conformance;
 pub mod console;
 pub mod demo;
 pub mod exit;
+pub mod fuzz;
 pub mod guests;
 pub mod host_pager;
 pub mod hypercall;
@@ -158,10 +160,20 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
     let deadline = config.timeout.map(|t| Instant::now() + t);
     let (mut snapshots, mut warnings) = (Vec::new(), Vec::new());
     loop {
-        match vm.wait_event(deadline) {
-            None => {
+        let watch = config
+            .fault_timeout
+            .map(|t| Instant::now() + watchdog_period(t));
+        let wake = [deadline, watch].into_iter().flatten().min();
+        match vm.wait_event(wake) {
+            None if deadline.is_some_and(|d| Instant::now() >= d) => {
                 vm.request_stop(StopReason::Timeout);
                 break;
+            }
+            None => {
+                let overdue = config.fault_timeout.and_then(|t| vm.overdue_fault(t));
+                if let Some(reason) = overdue {
+                    vm.request_stop(reason);
+                }
             }
             Some(vm::Event::Stop(_)) => break,
             Some(vm::Event::Snapshot) => match take_snapshot(&vm, &handles) {
@@ -186,6 +198,12 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
     r.snapshots = snapshots;
     r.warnings = warnings;
     Ok(r)
+}
+
+/// How often the fault-timeout watchdog looks for overdue page requests: a tenth of the
+/// limit, within 10 ms..=250 ms, so a request is reported at most ~10% late.
+fn watchdog_period(limit: Duration) -> Duration {
+    (limit / 10).clamp(Duration::from_millis(10), Duration::from_millis(250))
 }
 
 /// Pauses every vCPU, writes the snapshot, then stops the VM or lets it go on.

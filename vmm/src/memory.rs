@@ -127,7 +127,11 @@ mod tests {
         assert_eq!(r.write(0x4000, b"x"), Err(ZX_ERR_INVALID_ARGS));
         assert!(r.read(0x4000, 0).is_ok());
         assert_eq!(r.read(0, 1), Err(ZX_ERR_INVALID_ARGS), "null page");
-        assert_eq!(r.write_obj(0xffc, 7u64), Err(ZX_ERR_INVALID_ARGS), "into the null page");
+        assert_eq!(
+            r.write_obj(0xffc, 7u64),
+            Err(ZX_ERR_INVALID_ARGS),
+            "into the null page"
+        );
         assert!(r.read(0, 0).is_ok(), "an empty range is never dereferenced");
     }
 }

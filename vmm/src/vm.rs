@@ -6,7 +6,8 @@
 //! VM can name another VM's objects.
 //!
 //! Submodules, by job: `memslots` (RAM pieces, aperture mappings, the slot gate), `pause`
-//! (snapshot pauses) and `stop` (stopping and waking the runner).
+//! (snapshot pauses), `stop` (stopping and waking the runner) and `faults` (fatal faults and
+//! the fault-timeout watchdog).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -27,7 +28,7 @@ use crate::exit::StopReason;
 use crate::host_pager::{
     self, HostPager, ImageSource, PageSource, PagerCounters, PatternSource, SupplyPolicy, ZeroFill,
 };
-use crate::kernel::{FatalFault, Process};
+use crate::kernel::Process;
 use crate::layout;
 use crate::loader;
 use crate::memory::{self, GuestRam};
@@ -35,6 +36,7 @@ use crate::slot_gate::SlotGate;
 use crate::snapshot::{self, Snapshot, VcpuState};
 use kvmpager::vmo::Vmo;
 
+mod faults;
 mod memslots;
 mod pause;
 mod stop;
@@ -227,6 +229,12 @@ fn open_kvm() -> Result<KvmSetup> {
     })
 }
 
+/// The aperture's book-keeping: memslots above the RAM pieces', at most `mappings` of them.
+fn aperture(memory: u64, max_slots: u32, mappings: u32) -> Aperture {
+    let first = memory.div_ceil(RAM_CHUNK) as u32;
+    Aperture::new(first, max_slots.min(first.saturating_add(mappings)))
+}
+
 /// The features the boot state depends on, from KVM's supported CPUID.
 fn cpu_features(cpuid: &CpuId) -> CpuFeatures {
     let ext = cpuid.as_slice().iter().find(|e| e.function == 0x8000_0001);
@@ -340,7 +348,7 @@ impl Vm {
         let (host, guest) = (Process::new(), Process::new());
         host.set_supply_strategy(cfg.supply);
         guest.set_supply_strategy(cfg.supply);
-        guest.set_vmo_memory_limit(cfg.guest_vmo_limit);
+        guest.set_limits(cfg.limits.kernel());
         let (ram_vmo, mut pager) = create_ram(&host, &cfg, memory, lazy)?;
         step("RAM VMO created");
         if let Some(program) = &program {
@@ -374,7 +382,7 @@ impl Vm {
             guest,
             ram,
             aperture: Mutex::new(ApertureState {
-                ranges: Aperture::new(memory.div_ceil(RAM_CHUNK) as u32, k.max_slots),
+                ranges: aperture(memory, k.max_slots, cfg.limits.mappings),
                 mappings: BTreeMap::new(),
             }),
             vcpus,
@@ -409,22 +417,6 @@ impl Vm {
         }
         step("pager started");
         Ok(vm)
-    }
-
-    fn watch_fatal_faults(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        let sink = Arc::new(move |f: FatalFault| {
-            if let Some(vm) = weak.upgrade() {
-                let (host_addr, status, tid) = (f.host_addr, f.status, f.tid);
-                vm.request_stop(StopReason::FatalFault {
-                    host_addr,
-                    status,
-                    tid,
-                });
-            }
-        });
-        self.host.set_fatal_fault_sink(sink.clone());
-        self.guest.set_fatal_fault_sink(sink);
     }
 
     fn start_pager(self: &Arc<Self>, pager: HostPager, source: Arc<dyn PageSource>) -> Result<()> {

@@ -1,7 +1,9 @@
-//! The fatal-fault guests (`fatal_fail`, `fatal_detach`, `fatal_pager_closed`): vCPU 0 maps a
+//! The fatal-fault guests (`fatal_fail`, `fatal_detach`, `fatal_pager_closed`,
+//! `fatal_port_closed`, `fatal_silent`): vCPU 0 maps a
 //! pager VMO and reads one of its pages through the aperture, blocking inside KVM; vCPU 1, the
 //! pager, checks the READ packet and then makes the page unresolvable in the way its [`Mode`]
-//! says. The VM must stop with `StopReason::FatalFault` naming the page's address
+//! says. The VM must stop with `StopReason::FatalFault` (`FaultTimeout` for `fatal_silent`,
+//! run with a fault timeout) naming the page's address
 //! (`tests/vmm_fatal_faults.rs`). The programs never exit by themselves: exit code 1 means the
 //! read returned, 2 fewer than 2 vCPUs, 3 a wrong or missing packet, 4 a failed action.
 
@@ -36,6 +38,10 @@ pub enum Mode {
     Detach,
     /// Closing the (only) pager handle.
     PagerClosed,
+    /// Closing the (only) port handle.
+    PortClosed,
+    /// Nothing: the pager never answers (the VMM's fault timeout must stop the VM).
+    Silent,
 }
 
 impl Mode {
@@ -45,6 +51,8 @@ impl Mode {
             Mode::Fail => "fatal_fail",
             Mode::Detach => "fatal_detach",
             Mode::PagerClosed => "fatal_pager_closed",
+            Mode::PortClosed => "fatal_port_closed",
+            Mode::Silent => "fatal_silent",
         }
     }
 
@@ -54,11 +62,13 @@ impl Mode {
             Mode::Fail => "failing it with ZX_ERR_IO",
             Mode::Detach => "detaching the VMO",
             Mode::PagerClosed => "closing the pager handle",
+            Mode::PortClosed => "closing the port handle",
+            Mode::Silent => "never answering",
         }
     }
 
-    /// Makes page `PAGE` of VMO `v` (paged by `p`) unresolvable.
-    fn act(self, p: Handle, v: Handle) -> rt::Result<()> {
+    /// Makes page `PAGE` of VMO `v` (paged by `p`, requests on `port`) unresolvable.
+    fn act(self, p: Handle, v: Handle, port: Handle) -> rt::Result<()> {
         match self {
             Mode::Fail => sys::pager_vmo_op(
                 p,
@@ -71,6 +81,8 @@ impl Mode {
             ),
             Mode::Detach => sys::pager_detach_vmo(p, v),
             Mode::PagerClosed => sys::handle_close(p),
+            Mode::PortClosed => sys::handle_close(port),
+            Mode::Silent => Ok(()),
         }
     }
 }
@@ -138,7 +150,7 @@ fn pager(mode: Mode) -> ! {
         want.page_request.offset, want.page_request.length
     );
     // Nothing is printed after this: the VM stops as soon as the fault is fatal.
-    if let Err(s) = mode.act(p, v) {
+    if let Err(s) = mode.act(p, v, port) {
         println!("{name}: vCPU 1: {action} failed: {s:?}");
         sys::exit(4)
     }

@@ -1,0 +1,18 @@
+//! Fatal fault by port close: vCPU 0 maps a pager VMO and reads one of its pages through the
+//! aperture, blocking inside KVM; vCPU 1, the pager, checks the READ packet and closes its only
+//! port handle. Nobody can read the request any more, so kvmpager fails it and the
+//! VM must stop with `StopReason::FatalFault` naming `ZX_ERR_BAD_STATE` and the page
+//! (`tests/vmm_fatal_faults.rs`). It never exits by itself: exit code 1 means the read
+//! returned, 3 a wrong or missing packet, 4 a failed close.
+//!
+//! The code is shared: `src/fatal.rs`.
+#![no_std]
+#![no_main]
+
+use kvmpager_guest_programs::fatal::{self, Mode};
+
+rt::entry!(main);
+
+fn main(vcpu: usize, ncpus: usize, ram: u64) -> i64 {
+    fatal::main(Mode::PortClosed, vcpu, ncpus, ram)
+}

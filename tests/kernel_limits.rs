@@ -1,0 +1,197 @@
+//! A process's limits and its defences against pagers that fail: going over each [`Limits`]
+//! field gives Zircon's status for that resource and changes nothing else; the wait limit
+//! turns a wait for a pager that never answers into `ZX_ERR_TIMED_OUT`; the fault-timeout
+//! scan (`overdue_request`) names the VMO and offset; closing the port fails the requests
+//! outstanding at that moment, while later ones still wait for a supply as in Zircon.
+
+mod kernel_util;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kernel_util::{Fixture, PS, pattern};
+use kvmpager::Process;
+use kvmpager::abi::PAGE_SIZE;
+use kvmpager::abi::packet::ZX_PAGER_VMO_READ;
+use kvmpager::abi::status::*;
+use kvmpager::process::Limits;
+
+const P: u64 = PAGE_SIZE;
+
+fn limited(limits: Limits) -> std::sync::Arc<Process> {
+    let p = Process::new();
+    p.set_limits(limits);
+    p
+}
+
+#[test]
+fn the_handle_limit_gives_no_resources_and_frees_with_close() {
+    let p = limited(Limits {
+        handles: 3,
+        ..Limits::default()
+    });
+    let a = p.vmo_create(P, 0).unwrap();
+    let b = p
+        .handle_duplicate(a, kvmpager::abi::rights::ZX_RIGHT_SAME_RIGHTS)
+        .unwrap();
+    let port = p.port_create(0).unwrap();
+    assert_eq!(p.port_create(0).err(), Some(ZX_ERR_NO_RESOURCES));
+    assert_eq!(
+        p.handle_duplicate(a, kvmpager::abi::rights::ZX_RIGHT_SAME_RIGHTS)
+            .err(),
+        Some(ZX_ERR_NO_RESOURCES)
+    );
+    assert_eq!(p.vmo_create(P, 0).err(), Some(ZX_ERR_NO_RESOURCES));
+    assert_eq!(p.handle_count(), 3);
+    assert_eq!(p.vmo_count(), 1, "the refused VMO was not kept");
+    assert_eq!(p.vmo_memory(), P);
+    p.handle_close(b).unwrap();
+    let c = p.vmo_create(P, 0).unwrap();
+    for h in [a, c, port] {
+        p.handle_close(h).unwrap();
+    }
+    assert_eq!((p.handle_count(), p.vmo_count(), p.vmo_memory()), (0, 0, 0));
+}
+
+#[test]
+fn the_vmo_count_limit_covers_pager_vmos_and_children() {
+    let p = limited(Limits {
+        vmos: 2,
+        ..Limits::default()
+    });
+    let pager = p.pager_create(0).unwrap();
+    let port = p.port_create(0).unwrap();
+    let a = p.vmo_create(P, 0).unwrap();
+    let pv = p.pager_create_vmo(pager, 0, port, 1, P).unwrap();
+    assert_eq!(p.vmo_create(P, 0).err(), Some(ZX_ERR_NO_RESOURCES));
+    assert_eq!(
+        p.pager_create_vmo(pager, 0, port, 2, P).err(),
+        Some(ZX_ERR_NO_RESOURCES)
+    );
+    assert_eq!(
+        p.vmo_create_child(a, kvmpager::abi::vmo_child::ZX_VMO_CHILD_SNAPSHOT, 0, P)
+            .err(),
+        Some(ZX_ERR_NO_RESOURCES)
+    );
+    assert_eq!(p.vmo_count(), 2);
+    assert_eq!(p.vmo_memory(), 2 * P, "refused VMOs charge no bytes");
+    p.handle_close(pv).unwrap();
+    p.vmo_create_child(a, kvmpager::abi::vmo_child::ZX_VMO_CHILD_SNAPSHOT, 0, P)
+        .expect("a slot is free again");
+}
+
+#[test]
+fn the_queued_packet_limit_refuses_new_pager_vmos_until_the_pager_reads() {
+    let p = limited(Limits {
+        queued_packets: 4,
+        ..Limits::default()
+    });
+    let pager = p.pager_create(0).unwrap();
+    let port = p.port_create(0).unwrap();
+    // Each pager VMO closed without a detach leaves a COMPLETE packet.
+    for key in 0..4 {
+        let v = p.pager_create_vmo(pager, 0, port, key, P).unwrap();
+        p.handle_close(v).unwrap();
+    }
+    assert_eq!(p.queued_packets(), 4);
+    assert_eq!(
+        p.pager_create_vmo(pager, 0, port, 9, P).err(),
+        Some(ZX_ERR_NO_MEMORY)
+    );
+    p.port_wait(port, Some(Instant::now())).expect("a COMPLETE");
+    assert_eq!(p.queued_packets(), 3);
+    p.pager_create_vmo(pager, 0, port, 9, P)
+        .expect("room after a read");
+}
+
+#[test]
+fn the_wait_limit_times_out_a_read_the_pager_never_answers() {
+    let f = Fixture::new(4);
+    f.p.set_wait_limit(Some(Duration::from_millis(30)));
+    let mut buf = vec![0u8; PS];
+    let t0 = Instant::now();
+    assert_eq!(
+        f.p.vmo_read(f.vmo, &mut buf, 0).err(),
+        Some(ZX_ERR_TIMED_OUT)
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    // The request is still outstanding: its packet is there, and a supply still works.
+    let pkt = f.packet();
+    assert_eq!(pkt.page_request.command, ZX_PAGER_VMO_READ);
+    f.supply(0, 1, 3).unwrap();
+    f.p.vmo_read(f.vmo, &mut buf, 0).unwrap();
+    assert!(buf == pattern(3, 0));
+    // Port waits are capped too.
+    let t0 = Instant::now();
+    assert_eq!(f.p.port_wait(f.port, None).err(), Some(ZX_ERR_TIMED_OUT));
+    assert!(t0.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn overdue_requests_name_the_vmo_and_offset() {
+    let f = Fixture::new(8);
+    assert!(
+        f.p.overdue_request(Duration::ZERO).is_none(),
+        "no request yet"
+    );
+    let (tx, rx) = mpsc::channel();
+    let (p, vmo) = (f.p.clone(), f.vmo);
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 2 * PS];
+        tx.send(p.vmo_read(vmo, &mut buf, 5 * P)).unwrap();
+    });
+    let pkt = f.packet();
+    thread::sleep(Duration::from_millis(50));
+    let r =
+        f.p.overdue_request(Duration::from_millis(40))
+            .expect("the read's request is overdue");
+    assert_eq!(r.vmo_koid, f.p.vmo_object(f.vmo).unwrap().koid());
+    assert_eq!((r.offset, r.len), (5 * P, 2 * P));
+    assert_eq!(
+        (pkt.page_request.offset, pkt.page_request.length),
+        (5 * P, 2 * P)
+    );
+    assert_eq!(r.command, ZX_PAGER_VMO_READ);
+    assert!(!r.faulting, "a kernel call waits, not a fault");
+    assert!(r.waited >= Duration::from_millis(50));
+    assert!(f.p.overdue_request(Duration::from_secs(60)).is_none());
+    f.supply(5, 2, 1).unwrap();
+    rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    assert!(f.p.overdue_request(Duration::ZERO).is_none(), "answered");
+}
+
+#[test]
+fn closing_the_port_fails_outstanding_requests_but_later_ones_wait_for_a_supply() {
+    let f = Fixture::new(4);
+    let (tx, rx) = mpsc::channel();
+    let (p, vmo) = (f.p.clone(), f.vmo);
+    let reader = move |page: u64, tx: mpsc::Sender<_>| {
+        let p = p.clone();
+        thread::spawn(move || {
+            let mut buf = vec![0u8; PS];
+            let r = p.vmo_read(vmo, &mut buf, page * P);
+            tx.send((r, buf)).unwrap();
+        });
+    };
+    reader(0, tx.clone());
+    f.packet();
+    f.p.handle_close(f.port).unwrap();
+    let (r, _) = rx.recv_timeout(Duration::from_secs(5)).expect("woken");
+    assert_eq!(
+        r.err(),
+        Some(ZX_ERR_BAD_STATE),
+        "outstanding when the port died"
+    );
+    // The VMO stays attached: a later reader waits in the dead port, and a supply made
+    // without reading any packet releases it (Zircon's ClosePortTest).
+    reader(1, tx);
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "it waits"
+    );
+    f.supply(1, 1, 7).unwrap();
+    let (r, buf) = rx.recv_timeout(Duration::from_secs(5)).expect("released");
+    r.unwrap();
+    assert!(buf == pattern(7, 0), "the aux page supplied");
+}

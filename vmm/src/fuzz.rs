@@ -1,0 +1,228 @@
+//! The hypercall fuzzer's harness: turns arbitrary bytes into a sequence of hypercalls with
+//! hostile registers and guest-memory contents, runs them through the real handlers
+//! ([`hypercall::handle`]) on a real VM (no vCPU runs; the harness plays the guest), and
+//! checks after every call that the VMM is still sound.
+//!
+//! Used by the libFuzzer target in `fuzz/` (`cargo +nightly fuzz run hypercalls`), by
+//! `tests/fuzz_hypercalls.rs` (the saved crashing inputs in `fuzz/regressions/`, then random
+//! inputs) and by nothing else. README "Fuzzing" says how to run it.
+//!
+//! An input is a list of steps, each chosen by the bytes: a hypercall whose number and eight
+//! arguments are drawn from values likely to matter (handles the guest was given, page
+//! multiples, pointers at the edges of RAM and holes, option bits, wrapping lengths, and raw
+//! 64-bit values), or a write of arbitrary bytes into guest RAM. Handles returned through
+//! out-pointers join the pool later arguments draw from, so deep call sequences (pager, port,
+//! pager VMO, supply, map, detach, ...) are reached. The VM runs under small [`GuestLimits`]
+//! so the limits are hit, and with a short wait limit so a call that waits for a pager that
+//! is the harness itself returns `ZX_ERR_TIMED_OUT` instead of hanging.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arbitrary::Unstructured;
+use kvmpager::abi::layout::{APERTURE_SIZE, APERTURE_START};
+use kvmpager::abi::status::ZX_OK;
+use kvmpager::abi::{Call, PAGE_SIZE};
+
+use crate::config::{GuestLimits, VmConfig};
+use crate::hypercall::{self, Hypercall, Outcome};
+use crate::vm::Vm;
+
+/// Guest RAM of a fuzzed VM.
+pub const RAM: u64 = 4 << 20;
+/// Most steps of one input.
+pub const MAX_STEPS: usize = 64;
+/// Where the harness points out-parameters (handles are read back from here).
+const OUT: u64 = 0x30_0000;
+/// Guest buffers the harness points at (RAM that holds nothing the harness needs).
+const SCRATCH: u64 = 0x20_0000;
+/// How long any call may wait: the only pager is the harness, which never answers while a
+/// call runs.
+const WAIT_LIMIT: Duration = Duration::from_millis(1);
+
+/// The limits of a fuzzed guest: small, so the fuzzer reaches them.
+pub fn limits() -> GuestLimits {
+    GuestLimits {
+        handles: 48,
+        vmos: 24,
+        vmo_bytes: 64 << 20,
+        queued_packets: 32,
+        mappings: 6,
+    }
+}
+
+/// What one input did (for the tests' statistics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaseStats {
+    /// Hypercalls made.
+    pub calls: u64,
+    /// Of those, how many returned `ZX_OK`.
+    pub ok: u64,
+    /// Whether the VM asked to stop (the `Exit` call).
+    pub stopped: bool,
+}
+
+/// Builds a fuzzing VM (`None` when KVM is unavailable), runs the steps `data` encodes, checks
+/// the invariants after each, and tears the VM down. Panics when an invariant breaks: that is
+/// what the fuzzer looks for, along with crashes and hangs.
+pub fn run_case(data: &[u8]) -> Option<CaseStats> {
+    let vm = fuzz_vm(data.first().is_some_and(|b| b & 0x80 != 0))?;
+    let mut case = Case::new(&vm);
+    let mut u = Unstructured::new(data.get(1..).unwrap_or_default());
+    for _ in 0..MAX_STEPS {
+        if u.is_empty() || case.step(&mut u).is_err() || case.stats.stopped {
+            break;
+        }
+        case.check_invariants();
+    }
+    let stats = case.stats;
+    vm.kill_processes();
+    Some(stats)
+}
+
+/// A VM for one input: no vCPU ever runs; lazy (pager-backed) RAM when `lazy`.
+fn fuzz_vm(lazy: bool) -> Option<Arc<Vm>> {
+    let mut cfg = VmConfig::new(crate::guests::HELLO.elf.to_vec());
+    cfg.vcpus = 1;
+    cfg.memory = RAM;
+    cfg.lazy_ram = lazy;
+    cfg.limits = limits();
+    match Vm::new(&cfg) {
+        Ok(vm) => {
+            vm.guest().set_wait_limit(Some(WAIT_LIMIT));
+            Some(vm)
+        }
+        Err(e) => {
+            log::warn!("no fuzzing VM: {e}");
+            None
+        }
+    }
+}
+
+/// The state of one input's run.
+struct Case<'a> {
+    vm: &'a Vm,
+    /// Handle values the guest was given (and some it made up).
+    handles: Vec<u64>,
+    stats: CaseStats,
+}
+
+type Step = arbitrary::Result<()>;
+
+impl<'a> Case<'a> {
+    fn new(vm: &'a Vm) -> Self {
+        Case {
+            vm,
+            handles: Vec::new(),
+            stats: CaseStats::default(),
+        }
+    }
+
+    /// One step: mostly hypercalls, sometimes a write into guest RAM.
+    fn step(&mut self, u: &mut Unstructured) -> Step {
+        if u.ratio(1, 8)? {
+            return self.write_ram(u);
+        }
+        let nr = self.call_number(u)?;
+        let mut args = [0u64; 8];
+        for a in &mut args {
+            *a = self.arg(u)?;
+        }
+        self.call(Hypercall { nr, args });
+        Ok(())
+    }
+
+    /// A call number: almost always a real call, sometimes any value.
+    fn call_number(&self, u: &mut Unstructured) -> arbitrary::Result<u64> {
+        if u.ratio(1, 32)? {
+            return u.arbitrary();
+        }
+        Ok(*u.choose(&Call::ALL)? as u64)
+    }
+
+    /// One argument register.
+    fn arg(&self, u: &mut Unstructured) -> arbitrary::Result<u64> {
+        Ok(match u.int_in_range(0..=9u8)? {
+            0 | 1 => match u.choose(&self.handles) {
+                Ok(&h) => h,
+                Err(_) => u.arbitrary::<u32>()?.into(),
+            },
+            2 => u.int_in_range(0..=16)?,
+            3 => u.int_in_range(0..=1024u64)? * PAGE_SIZE,
+            4 => OUT,
+            5 => SCRATCH + u.int_in_range(0..=2 * PAGE_SIZE)?,
+            6 => edge_address(u)?,
+            7 => 1 << u.int_in_range(0..=63)?,
+            8 => u64::MAX - u.int_in_range(0..=PAGE_SIZE)?,
+            _ => u.arbitrary()?,
+        })
+    }
+
+    /// Makes the call and learns the handle it returned, if any.
+    fn call(&mut self, hc: Hypercall) {
+        let _ = self.vm.ram().write_obj(OUT, 0u32);
+        self.stats.calls += 1;
+        match hypercall::handle(self.vm, 0, hc) {
+            Outcome::Return(r) if r == ZX_OK as i64 => {
+                self.stats.ok += 1;
+                if let Ok(b) = self.vm.ram().read(OUT, 4) {
+                    let h = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    if h != 0 && self.handles.len() < 256 {
+                        self.handles.push(h.into());
+                    }
+                }
+            }
+            Outcome::Return(_) => {}
+            Outcome::Stop(_) => self.stats.stopped = true,
+        }
+    }
+
+    /// Writes arbitrary bytes at an arbitrary place in RAM above the null page.
+    fn write_ram(&mut self, u: &mut Unstructured) -> Step {
+        let len = u.int_in_range(1..=256u64)?;
+        let gpa = u.int_in_range(PAGE_SIZE..=RAM - len)?;
+        let bytes = u.bytes(len as usize)?;
+        self.vm
+            .ram()
+            .write(gpa, bytes)
+            .expect("a write inside RAM succeeds");
+        Ok(())
+    }
+
+    /// What must hold after every call, whatever the guest did.
+    fn check_invariants(&self) {
+        let (g, l) = (self.vm.guest(), limits());
+        assert!(g.handle_count() <= l.handles, "handle limit broken");
+        assert!(g.vmo_count() <= l.vmos, "VMO limit broken");
+        assert!(g.vmo_memory() <= l.vmo_bytes, "VMO byte limit broken");
+        assert!(
+            g.queued_packets() <= l.queued_packets + 2 * l.vmos,
+            "unread packets beyond their bound: {}",
+            g.queued_packets()
+        );
+        assert!(
+            self.vm.console().contents().len() <= 64 * crate::console::MAX_WRITE as usize,
+            "console grew beyond what the calls could write"
+        );
+    }
+}
+
+/// An address at an edge: the null page, the end of RAM, the hole above it, the aperture
+/// and its end, or the top of the address space.
+fn edge_address(u: &mut Unstructured) -> arbitrary::Result<u64> {
+    let base = *u.choose(&[
+        0,
+        PAGE_SIZE,
+        RAM,
+        RAM + PAGE_SIZE,
+        APERTURE_START,
+        APERTURE_START + APERTURE_SIZE,
+        u64::MAX,
+    ])?;
+    let delta = u.int_in_range(0..=64u64)?;
+    Ok(if u.arbitrary()? {
+        base.wrapping_add(delta)
+    } else {
+        base.wrapping_sub(delta)
+    })
+}
