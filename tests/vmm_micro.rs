@@ -206,6 +206,80 @@ fn two_vms_cannot_name_each_others_handles() {
     assert_eq!(a.guest().vmo_get_size(handle), Ok(0x1000));
 }
 
+/// Handle values are not guessable: two VMs that make the same objects in the same order get
+/// different values (each table mixes in its own random secret), none of one VM's values
+/// works in the other through the hypercall path, and random guesses at a table holding a
+/// handle miss (a hit has odds of about 1 in 2^30 per guess).
+#[test]
+fn handle_values_differ_between_vms_and_are_not_guessable() {
+    use kvmpager::abi::Call;
+    use kvmpager_vmm::hypercall::{Hypercall, Outcome, handle};
+    if skip_without_kvm() {
+        return;
+    }
+    let cfg = config(&EXIT, false, Duration::from_secs(1));
+    let (a, b) = (
+        kvmpager_vmm::vm::Vm::new(&cfg).unwrap(),
+        kvmpager_vmm::vm::Vm::new(&cfg).unwrap(),
+    );
+    let make = |vm: &kvmpager_vmm::vm::Vm| -> Vec<u32> {
+        let g = vm.guest();
+        (0..8)
+            .flat_map(|_| {
+                [
+                    g.vmo_create(0x1000, 0).unwrap(),
+                    g.port_create(0).unwrap(),
+                    g.pager_create(0).unwrap(),
+                ]
+            })
+            .collect()
+    };
+    let (ha, hb) = (make(&a), make(&b));
+    let size_in = |vm: &kvmpager_vmm::vm::Vm, h: u32| {
+        let hc = Hypercall {
+            nr: Call::VmoGetSize as u64,
+            args: [h.into(), 0x20_0000, 0, 0, 0, 0, 0, 0],
+        };
+        handle(vm, 0, hc)
+    };
+    for (&x, &y) in ha.iter().zip(&hb) {
+        assert_ne!(x, y, "the same object in the same slot got the same value");
+    }
+    for &h in &ha {
+        let expect = if hb.contains(&h) {
+            None
+        } else {
+            Some(ZX_ERR_BAD_HANDLE)
+        };
+        if let Some(e) = expect {
+            assert_eq!(size_in(&b, h), Outcome::Return(e.into()), "A's {h:#x} in B");
+        }
+    }
+    assert_eq!(
+        size_in(&a, ha[0]),
+        Outcome::Return(0),
+        "A's own handle works in A"
+    );
+    // Random guesses at B's table: only B's own values are accepted, and guessing one of them
+    // takes ~2^30 / 24 tries (two hits in 20,000 have odds below 1e-7).
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut hits = 0;
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let guess = (x as u32) | 3;
+        if b.guest().vmo_get_size(guess) != Err(ZX_ERR_BAD_HANDLE) {
+            assert!(
+                hb.contains(&guess),
+                "{guess:#x} accepted but never handed out"
+            );
+            hits += 1;
+        }
+    }
+    assert!(hits <= 1, "{hits} random guesses named live handles");
+}
+
 const APERTURE: u64 = kvmpager::abi::layout::APERTURE_START;
 
 /// Creates a VMO, maps it read-write at the aperture start, stores 0x5a through the mapping,

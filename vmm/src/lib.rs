@@ -117,9 +117,9 @@ pub fn run(config: &VmConfig) -> Result<RunResult> {
 
 /// Resumes the snapshot in `dir` with RAM served lazily from its `ram.img`, runs it until it
 /// stops, and reports the outcome. The snapshot is validated before anything is built. From
-/// `config` only the pager (`readahead`, `huge_pages`), `snapshot`, `record`, `prefetch`,
-/// `timeout`, `echo_console` and `progress` settings are used; vCPUs and RAM come from the
-/// snapshot.
+/// `config` only the pager (`readahead`, `huge_pages`, `supply`), `snapshot`, `record`,
+/// `prefetch`, `timeout`, `fault_timeout`, `limits`, `echo_console` and `progress` settings
+/// are used; vCPUs and RAM come from the snapshot.
 pub fn restore(dir: &Path, config: &VmConfig) -> Result<RunResult> {
     let t0 = Instant::now();
     let snap = snapshot::Snapshot::open(dir)?;
