@@ -360,7 +360,11 @@ pub struct VmoInfo {
     pub rights: u32,
     /// Reserved, 0.
     pub reserved: u32,
+    /// The VMO's kernel object id: what the VMM's stop reports name a VMO by.
+    pub koid: u64,
 }
+
+const _: () = assert!(core::mem::size_of::<VmoInfo>() == 48);
 
 /// [`VmoInfo::flags`]: the VMO is pager-backed (Zircon's `ZX_INFO_VMO_PAGER_BACKED`).
 pub const VMO_INFO_FLAG_PAGER_BACKED: u32 = 1 << 5;

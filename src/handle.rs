@@ -113,6 +113,14 @@ impl HandleTable {
         self.max = max.min(MAX_HANDLES);
     }
 
+    /// The objects of every live handle (once per handle).
+    pub fn objects(&self) -> Vec<KernelObject> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref().map(|e| e.object.clone()))
+            .collect()
+    }
+
     /// Number of live handles.
     pub fn len(&self) -> usize {
         self.live

@@ -156,6 +156,12 @@ impl Port {
         found.map(|i| queue.remove(i)).is_some()
     }
 
+    /// Wakes every waiter so it looks at its kill flag now.
+    pub(crate) fn wake_all(&self) {
+        let _queue = self.lock();
+        self.ready.notify_all();
+    }
+
     /// Number of queued packets.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -182,7 +188,8 @@ impl Port {
     }
 
     fn dequeue(&self, deadline: Option<Instant>, killed: &AtomicBool) -> Result<Queued, Status> {
-        if let Some(q) = self.spin_for_packet() {
+        let poll = deadline.is_some_and(|d| d <= Instant::now());
+        if !poll && let Some(q) = self.spin_for_packet() {
             return Ok(q);
         }
         let mut queue = self.lock();

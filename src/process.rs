@@ -221,6 +221,16 @@ impl Process {
     /// Makes every blocking call of this process return `ZX_ERR_CANCELED` (VM stop).
     pub fn kill(&self) {
         self.shared.killed.store(true, Ordering::Release);
+        // Wake the waiters on this process's ports and VMOs now rather than at their next
+        // poll (VM teardown waits for them).
+        let objects = self.table().objects();
+        for object in objects {
+            match object {
+                KernelObject::Port(port) => port.wake_all(),
+                KernelObject::Vmo(vmo) => vmo.wake_waiters(),
+                KernelObject::Pager(_) => {}
+            }
+        }
     }
 
     /// Where fatal faults on this process's pager VMOs go.

@@ -469,6 +469,7 @@ impl Vmo {
             pinned_pages: st.pins.iter().map(|p| (p.end - p.start) as u32).sum(),
             rights,
             reserved: 0,
+            koid: self.koid,
         }
     }
 

@@ -18,8 +18,9 @@
 //! packet still there for the next good `PortWait`; and that a successful call changed exactly
 //! the bytes it should, with the right value, at whatever alignment.
 //!
-//! Rows where the VMM is known to disagree with the ABI doc keep the doc's expectation and are
-//! marked by [`known_contradiction`], whose note is added to their failure message.
+//! Written against the ABI doc first, these rows found three places where the VMM disagreed
+//! (short strings checked only up to their cut-off, `VmoRead`/`VmoWrite` asking the pager for
+//! pages before checking the buffer, `VmoInfo` 40 bytes instead of 48); all three are fixed.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -261,32 +262,6 @@ fn buffer_cases() -> Vec<Ptr> {
     v
 }
 
-/// Rows where the VMM contradicts the ABI doc: the row keeps the doc's expectation and a
-/// failure carries this note.
-fn known_contradiction(call: Call, p: &Ptr) -> Option<&'static str> {
-    let in_ram = p.ptr >= PAGE && p.ptr < RAM;
-    let past_ram = p.ptr.checked_add(p.len).is_none_or(|e| e > RAM);
-    match call {
-        // `console_write`/`read_text` in hypercall.rs cut the length to MAX_WRITE /
-        // MAX_REPORT_TEXT *before* `GuestRam::read` checks the range.
-        Call::ConsoleWrite | Call::TestReport if in_ram && past_ram => Some(
-            "the VMM cuts the length to MAX_WRITE/MAX_REPORT_TEXT before the check, \
-             so only that prefix of the buffer is checked",
-        ),
-        // `vmo_copy` in hypercall.rs calls `vmo_prepare_io` (VMO range) before checking RAM.
-        Call::VmoRead | Call::VmoWrite if p.len > IO_VMO_SIZE => {
-            Some("the VMM checks the VMO range (OUT_OF_RANGE) before the buffer")
-        }
-        // The doc says `VmoInfo` is 48 bytes; the struct (and what the VMM checks and stores)
-        // is 40.
-        Call::VmoGetInfo if in_ram && past_ram => Some(
-            "abi::VmoInfo is documented as 48 bytes but is 40 (size_of), so the VMM checks \
-             and stores only 40",
-        ),
-        _ => None,
-    }
-}
-
 // ================================================================================================
 // Rows and their checks
 // ================================================================================================
@@ -296,12 +271,9 @@ fn known_contradiction(call: Call, p: &Ptr) -> Option<&'static str> {
 struct Failures(Vec<String>);
 
 impl Failures {
-    fn check(&mut self, row: String, note: Option<&str>, r: Result<(), String>) {
+    fn check(&mut self, row: String, r: Result<(), String>) {
         if let Err(e) = r {
-            let note = note.map_or(String::new(), |n| {
-                format!(" [KNOWN CONTRADICTION OF THE ABI DOC: {n}]")
-            });
-            self.0.push(format!("{row}: {e}{note}"));
+            self.0.push(format!("{row}: {e}"));
         }
     }
 
@@ -535,12 +507,12 @@ fn out_calls() -> Vec<OutCall> {
             call: Call::VmoGetInfo,
             arg: "*out: VmoInfo",
             index: 1,
-            // As documented (`abi::VmoInfo`: "48 bytes"); see `known_contradiction`.
-            size: 48,
+            size: std::mem::size_of::<kvmpager::abi::VmoInfo>() as u64,
             setup: one_vmo,
             stored: |_, _, b| {
                 expect("VmoInfo.size", u64_at(b, 0), VMO_SIZE)?;
-                expect("VmoInfo.rights", u32_at(b, 32), ZX_DEFAULT_VMO_RIGHTS)
+                expect("VmoInfo.rights", u32_at(b, 32), ZX_DEFAULT_VMO_RIGHTS)?;
+                expect("VmoInfo.koid is set", u64_at(b, 40) != 0, true)
             },
             untouched: vmo_still_valid,
         },
@@ -624,7 +596,7 @@ fn run_out_rows(vm: &Vm, lazy: bool, f: &mut Failures) -> usize {
             for h in handles {
                 let _ = vm.guest().handle_close(h);
             }
-            f.check(row, known_contradiction(oc.call, &p), r);
+            f.check(row, r);
         }
     }
     rows
@@ -703,8 +675,7 @@ fn run_buffer_rows(vm: &Vm, lazy: bool, f: &mut Failures) -> usize {
         for p in buffer_cases() {
             rows += 1;
             let row = row_name(b.call(), b.arg(), &p, lazy);
-            let note = known_contradiction(b.call(), &p);
-            f.check(row, note, buffer_row(vm, b, &p, io_vmo));
+            f.check(row, buffer_row(vm, b, &p, io_vmo));
         }
     }
     vm.guest().handle_close(io_vmo).unwrap();
@@ -930,9 +901,7 @@ fn a_bad_buffer_sends_no_page_request() {
             for h in [vmo, port, pager] {
                 let _ = g.handle_close(h);
             }
-            let note = "the VMM asks the pager for the VMO's pages (`vmo_prepare_io`) before \
-                        checking the buffer";
-            f.check(row, Some(note), r);
+            f.check(row, r);
         }
     }
     vm.kill_processes();
@@ -1054,12 +1023,11 @@ fn vmar_gpas_give_the_aperture_statuses() {
                 let after = (g.vmo_get_info(vmo).unwrap().mappings, g.handle_count());
                 res = res.and(expect("(VMO mappings, handles)", after, before));
             }
-            f.check(row, None, res);
+            f.check(row, res);
         }
         // Every mapping the rows made was unmapped again; the setup's one too.
         f.check(
             format!("aperture after the rows (lazy RAM {lazy})"),
-            None,
             expect("live mappings", maps, 0),
         );
         g.handle_close(vmo).unwrap();

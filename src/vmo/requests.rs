@@ -124,6 +124,12 @@ impl Vmo {
         })
     }
 
+    /// Wakes every thread waiting on this VMO's requests so it looks at its kill flag now.
+    pub(crate) fn wake_waiters(&self) {
+        let _st = self.lock();
+        self.changed.notify_all();
+    }
+
     /// Queues the next request's packet if the VMO's packet slot is free.
     pub(super) fn post_next(&self, st: &mut VmoState) {
         let Some(link) = self.link() else { return };

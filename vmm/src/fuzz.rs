@@ -45,7 +45,7 @@ pub fn limits() -> GuestLimits {
     GuestLimits {
         handles: 48,
         vmos: 24,
-        vmo_bytes: 64 << 20,
+        vmo_bytes: 8 << 20,
         queued_packets: 32,
         mappings: 6,
     }

@@ -49,7 +49,8 @@ const COPY_CHUNK: u64 = 64 << 10;
 #[derive(Clone, Copy, Default)]
 #[repr(transparent)]
 struct Plain<T>(T);
-// SAFETY: `VmoInfo` is `repr(C)` with only integer fields and no padding (48 bytes).
+// SAFETY: `VmoInfo` is `repr(C)` with only integer fields and no padding (48 bytes, asserted
+// in `abi.rs`).
 unsafe impl ByteValued for Plain<kvmpager::abi::VmoInfo> {}
 
 fn h(v: u64) -> Handle {
@@ -147,18 +148,24 @@ fn out_u64(vm: &Vm, out: u64, f: impl FnOnce() -> Result<u64, Status>) -> CallRe
     Ok(0)
 }
 
+/// `ConsoleWrite`: the whole buffer must be valid; at most [`MAX_WRITE`] bytes of it are kept.
 fn console_write(vm: &Vm, buf: u64, len: u64) -> CallResult {
+    vm.ram().check(buf, len)?;
     let data = vm.ram().read(buf, len.min(MAX_WRITE))?;
     vm.console().write(&data);
     Ok(0)
 }
 
+/// A `TestReport` string: the whole buffer must be valid; at most [`MAX_REPORT_TEXT`] bytes
+/// of it are kept.
 fn read_text(vm: &Vm, gpa: u64, len: u64) -> Result<String, Status> {
+    vm.ram().check(gpa, len)?;
     let bytes = vm.ram().read(gpa, len.min(MAX_REPORT_TEXT))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn test_report(vm: &Vm, a: [u64; 8]) -> CallResult {
+    vm.ram().check(a[3], a[4])?;
     let name = read_text(vm, a[0], a[1])?;
     let message = read_text(vm, a[3], a[4])?;
     vm.reports().push(TestReport {
@@ -186,13 +193,13 @@ enum Direction {
     RamToVmo,
 }
 
-/// `VmoRead`/`VmoWrite`: checks the whole VMO range (and asks for its pages) and the RAM range
-/// first, then copies `len` bytes between `vmo[offset..]` and RAM at `buf` in pieces of at
+/// `VmoRead`/`VmoWrite`: checks the RAM range, then the whole VMO range (asking for its pages),
+/// then copies `len` bytes between `vmo[offset..]` and RAM at `buf` in pieces of at
 /// most [`COPY_CHUNK`].
 fn vmo_copy(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64, dir: Direction) -> CallResult {
+    vm.ram().check(buf, len)?;
     vm.guest()
         .vmo_prepare_io(vmo, offset, len, dir == Direction::RamToVmo)?;
-    vm.ram().check(buf, len)?;
     let mut tmp = vec![0u8; len.min(COPY_CHUNK) as usize];
     let mut done = 0;
     while done < len {
