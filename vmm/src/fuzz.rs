@@ -162,7 +162,17 @@ impl<'a> Case<'a> {
     fn call(&mut self, hc: Hypercall) {
         let _ = self.vm.ram().write_obj(OUT, 0u32);
         self.stats.calls += 1;
-        match hypercall::handle(self.vm, 0, hc) {
+        let handles_before = self.vm.guest().handle_count();
+        let outcome = hypercall::handle(self.vm, 0, hc);
+        if let Outcome::Return(r) = outcome
+            && r != ZX_OK as i64
+        {
+            assert!(
+                self.vm.guest().handle_count() <= handles_before,
+                "{hc:x?} failed with {r} but left a new handle"
+            );
+        }
+        match outcome {
             Outcome::Return(r) if r == ZX_OK as i64 => {
                 self.stats.ok += 1;
                 if let Ok(b) = self.vm.ram().read(OUT, 4) {
