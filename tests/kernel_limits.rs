@@ -2,7 +2,8 @@
 //! field gives Zircon's status for that resource and changes nothing else; the wait limit
 //! turns a wait for a pager that never answers into `ZX_ERR_TIMED_OUT`; the fault-timeout
 //! scan (`overdue_request`) names the VMO and offset; closing the port fails the requests
-//! outstanding at that moment, while later ones still wait for a supply as in Zircon.
+//! outstanding at that moment, while later ones still wait for a supply as in Zircon; and a
+//! detach racing a supplying pager and waiting readers leaves every party consistent.
 
 mod kernel_util;
 
@@ -194,4 +195,94 @@ fn closing_the_port_fails_outstanding_requests_but_later_ones_wait_for_a_supply(
     let (r, buf) = rx.recv_timeout(Duration::from_secs(5)).expect("released");
     r.unwrap();
     assert!(buf == pattern(7, 0), "the aux page supplied");
+}
+
+/// Detach races a pager that supplies the whole VMO chunk by chunk while readers wait on
+/// pages, 40 rounds with the detach at a different moment each time. Every party ends
+/// consistently: each supply succeeds or gives `ZX_ERR_BAD_STATE` (and once one has, all later
+/// ones do), its aux range is decommitted either way; each reader gets the supplied bytes or
+/// `ZX_ERR_BAD_STATE`, never a hang; afterwards the VMO is detached with no page left.
+#[test]
+fn detach_racing_supply_leaves_every_party_consistent() {
+    const PAGES: u64 = 64;
+    const CHUNK: u64 = 8;
+    let mut refused_at = Vec::new();
+    for round in 0..40u64 {
+        let f = std::sync::Arc::new(Fixture::new(PAGES));
+        let (tx, rx) = mpsc::channel();
+        for r in 0..4u64 {
+            let (f, tx) = (f.clone(), tx.clone());
+            thread::spawn(move || {
+                let page = r * 16 + 2;
+                let mut buf = vec![0u8; 4 * PS];
+                let res = f.p.vmo_read(f.vmo, &mut buf, page * P);
+                tx.send(("reader", page, res, buf)).unwrap();
+            });
+        }
+        let supplier = {
+            let f = f.clone();
+            thread::spawn(move || {
+                let mut results = Vec::new();
+                for chunk in 0..PAGES / CHUNK {
+                    let aux = f.aux(CHUNK, chunk as u8);
+                    let r = f.p.pager_supply_pages(
+                        f.pager,
+                        f.vmo,
+                        chunk * CHUNK * P,
+                        CHUNK * P,
+                        aux,
+                        0,
+                    );
+                    let left = f.committed(aux);
+                    f.p.handle_close(aux).unwrap();
+                    results.push((r, left));
+                }
+                results
+            })
+        };
+        thread::sleep(Duration::from_micros(round * 3));
+        f.p.pager_detach_vmo(f.pager, f.vmo).unwrap();
+        let results = supplier.join().expect("the supplier");
+        let mut detached = false;
+        for (chunk, (r, left)) in results.iter().enumerate() {
+            assert_eq!(
+                *left, 0,
+                "round {round} chunk {chunk}: aux range left committed"
+            );
+            match r {
+                Ok(()) => assert!(!detached, "round {round}: a supply after a refused one"),
+                Err(s) => {
+                    assert_eq!(*s, ZX_ERR_BAD_STATE, "round {round} chunk {chunk}");
+                    detached = true;
+                }
+            }
+        }
+        for _ in 0..4 {
+            let (_, page, res, buf) = rx
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("round {round}: a reader hangs"));
+            match res {
+                Ok(()) => {
+                    for i in 0..4 {
+                        let p = page + i;
+                        let want = pattern((p / CHUNK) as u8, p % CHUNK);
+                        assert!(
+                            buf[i as usize * PS..][..PS] == want[..],
+                            "round {round}: page {p} has the wrong bytes"
+                        );
+                    }
+                }
+                Err(s) => assert_eq!(s, ZX_ERR_BAD_STATE, "round {round}: reader at {page}"),
+            }
+        }
+        let info = f.p.vmo_get_info(f.vmo).unwrap();
+        assert_ne!(info.flags & kvmpager::abi::VMO_INFO_FLAG_DETACHED, 0);
+        assert_eq!(info.committed_bytes, 0, "round {round}: clean pages kept");
+        refused_at.push(results.iter().filter(|(r, _)| r.is_ok()).count());
+    }
+    eprintln!("supplies done before the detach, per round: {refused_at:?}");
+    assert!(
+        refused_at.iter().any(|&n| n < (PAGES / CHUNK) as usize),
+        "the detach never came before the last supply: no race was tested"
+    );
 }
