@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use arbitrary::Unstructured;
 use kvmpager::abi::layout::{APERTURE_SIZE, APERTURE_START};
-use kvmpager::abi::status::ZX_OK;
+use kvmpager::abi::status::{ZX_ERR_INVALID_ARGS, ZX_OK};
 use kvmpager::abi::{Call, PAGE_SIZE};
 
 use crate::config::{GuestLimits, VmConfig};
@@ -158,18 +158,32 @@ impl<'a> Case<'a> {
         })
     }
 
-    /// Makes the call and learns the handle it returned, if any.
+    /// Makes the call, checks what the ABI promises about its result, and learns the handle
+    /// it returned, if any.
     fn call(&mut self, hc: Hypercall) {
         let _ = self.vm.ram().write_obj(OUT, 0u32);
         self.stats.calls += 1;
-        let handles_before = self.vm.guest().handle_count();
+        let g = self.vm.guest();
+        let (handles_before, requests_before) = (g.handle_count(), g.stats().requests);
         let outcome = hypercall::handle(self.vm, 0, hc);
         if let Outcome::Return(r) = outcome
             && r != ZX_OK as i64
         {
             assert!(
-                self.vm.guest().handle_count() <= handles_before,
+                g.handle_count() <= handles_before,
                 "{hc:x?} failed with {r} but left a new handle"
+            );
+        }
+        if let Some((ptr, len)) = self.bad_pointer(&hc) {
+            assert_eq!(
+                outcome,
+                Outcome::Return(ZX_ERR_INVALID_ARGS.into()),
+                "{hc:x?}: bad pointer {ptr:#x} (+{len:#x}) must give ZX_ERR_INVALID_ARGS"
+            );
+            assert_eq!(
+                g.stats().requests,
+                requests_before,
+                "{hc:x?}: a call with a bad pointer asked a pager for pages"
             );
         }
         match outcome {
@@ -185,6 +199,18 @@ impl<'a> Case<'a> {
             Outcome::Return(_) => {}
             Outcome::Stop(_) => self.stats.stopped = true,
         }
+    }
+
+    /// The first guest buffer of `hc` that breaks the ABI's pointer rules (`abi.rs`, "Guest
+    /// pointers"), if any: such a call must fail with `ZX_ERR_INVALID_ARGS` before anything
+    /// else happens.
+    fn bad_pointer(&self, hc: &Hypercall) -> Option<(u64, u64)> {
+        let Some(call) = Call::from_nr(hc.nr) else {
+            return None;
+        };
+        guest_buffers(call, &hc.args)
+            .into_iter()
+            .find(|&(ptr, len)| self.vm.ram().check(ptr, len).is_err())
     }
 
     /// Writes arbitrary bytes at an arbitrary place in RAM above the null page.
@@ -214,6 +240,40 @@ impl<'a> Case<'a> {
             self.vm.console().contents().len() <= 64 * crate::console::MAX_WRITE as usize,
             "console grew beyond what the calls could write"
         );
+    }
+}
+
+/// The guest buffers (pointer, length) a call reads or writes, from the ABI's argument lists
+/// (`abi::Call`).
+fn guest_buffers(call: Call, a: &[u64; 8]) -> Vec<(u64, u64)> {
+    const HANDLE: u64 = 4;
+    const U64: u64 = 8;
+    const INFO: u64 = std::mem::size_of::<kvmpager::abi::VmoInfo>() as u64;
+    const PACKET: u64 = 48;
+    match call {
+        Call::ConsoleWrite => vec![(a[0], a[1])],
+        Call::TestReport => vec![(a[0], a[1]), (a[3], a[4])],
+        Call::HandleDuplicate | Call::HandleReplace | Call::VmoCreate => vec![(a[2], HANDLE)],
+        Call::VmoRead | Call::VmoWrite => vec![(a[1], a[3])],
+        Call::VmoGetSize => vec![(a[1], U64)],
+        Call::VmoCreateChild => vec![(a[4], HANDLE)],
+        Call::VmoGetInfo => vec![(a[1], INFO)],
+        Call::PagerCreate | Call::PortCreate => vec![(a[1], HANDLE)],
+        Call::PagerCreateVmo => vec![(a[5], HANDLE)],
+        Call::PortWait => vec![(a[2], PACKET)],
+        Call::Null
+        | Call::Exit
+        | Call::ClockGetMonotonic
+        | Call::HandleClose
+        | Call::VmoOpRange
+        | Call::PagerDetachVmo
+        | Call::PagerVmoOp
+        | Call::PagerSupplyPages
+        | Call::PagerOpRange
+        | Call::VmarMap
+        | Call::VmarUnmap
+        | Call::VcpuCount
+        | Call::Snapshot => Vec::new(),
     }
 }
 
