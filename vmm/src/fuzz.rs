@@ -205,9 +205,7 @@ impl<'a> Case<'a> {
     /// pointers"), if any: such a call must fail with `ZX_ERR_INVALID_ARGS` before anything
     /// else happens.
     fn bad_pointer(&self, hc: &Hypercall) -> Option<(u64, u64)> {
-        let Some(call) = Call::from_nr(hc.nr) else {
-            return None;
-        };
+        let call = Call::from_nr(hc.nr)?;
         guest_buffers(call, &hc.args)
             .into_iter()
             .find(|&(ptr, len)| self.vm.ram().check(ptr, len).is_err())
