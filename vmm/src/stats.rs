@@ -101,14 +101,14 @@ impl Stats {
         let us = |ns: u64| ns as f64 / 1000.0;
         format!(
             "time to first guest instruction: {:.2} ms\n\
-             faults: {} ({} page requests)\n\
+             faults: {} (page requests: {})\n\
              pages supplied: {} ({} on demand, {} prefetched in {} supplies, {:.1} ms)\n\
              bytes moved: {} ({:.1} MiB), bytes remapped: {} ({:.1} MiB), bytes copied: {} ({:.1} MiB)\n\
              from files: {:.1} MiB read into aux VMOs; {:.1} MiB of holes zero-filled; {} huge-page supplies\n\
              fault latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
             self.time_to_first_instruction_ns as f64 / 1e6,
             self.faults,
-            self.demand_requests,
+            self.requests,
             self.pages_supplied,
             self.pages_on_demand,
             self.pages_prefetched,

@@ -142,3 +142,67 @@ fn bad_arguments_are_reported() {
     let out = kvmpager(&["run", "--vcpus", "0"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A pager that never answers: `--fault-timeout` stops the VM with exit code 1 and a line that
+/// names the VMO, the offset and where it is mapped.
+#[test]
+fn fault_timeout_names_the_page_nobody_supplies() {
+    if skip_without_kvm() {
+        return;
+    }
+    let out = kvmpager(&[
+        "run",
+        "--guest",
+        "embedded:fatal_silent",
+        "--vcpus",
+        "2",
+        "--fault-timeout",
+        "0.3",
+        "--timeout",
+        "30",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("VM stopped: READ page request of 0x1000 bytes on VMO koid")
+            && err.contains("at offset 0x5000 (guest-physical 0x1000005000) unanswered")
+            && err.contains("the guest pager never answered"),
+        "{err}"
+    );
+}
+
+/// The limit flags reach the guest: each limit gives its status at the count given.
+#[test]
+fn limit_flags_set_the_guests_limits() {
+    if skip_without_kvm() {
+        return;
+    }
+    let out = kvmpager(&[
+        "run",
+        "--guest",
+        "embedded:limits",
+        "--vcpus",
+        "1",
+        "--max-handles",
+        "100",
+        "--max-vmos",
+        "20",
+        "--guest-vmo-limit",
+        "64M",
+        "--max-queued-packets",
+        "10",
+        "--max-mappings",
+        "4",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for line in [
+        "handles (duplicates of one): 99 then ZX_ERR_NO_RESOURCES",
+        "vmos: 20 then ZX_ERR_NO_RESOURCES",
+        "unread packets: 10 then ZX_ERR_NO_MEMORY",
+        "mappings: 4 then ZX_ERR_NO_RESOURCES",
+        "committed MiB in 8 MiB VMOs: 7 then ZX_ERR_NO_MEMORY",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?}:\n{stdout}");
+    }
+}
