@@ -10,7 +10,8 @@
 //! with `zx_vmo_read`, checks every byte, checks everything again in a final pass, unmaps; vCPU 0
 //! closes the VMOs and must get one COMPLETE packet each. The guest stops after 60 s of guest
 //! clock or 100,000 rounds and prints a summary line; any wrong byte, unexpected status or
-//! packet, or 10 s without progress (a lost wakeup) makes it exit non-zero.
+//! packet, or 10 s without progress (a lost wakeup) makes it exit non-zero; a page request
+//! unanswered for 10 s stops the VM (`fault_timeout`), naming the VMO and offset.
 //!
 //! Here: the VM (2 vCPUs, default lazy RAM) must exit 0 well within a wall-clock limit, the
 //! summary's figures must add up (`bytes_verified == pages * 4096`, one COMPLETE per VMO, …),
@@ -66,6 +67,9 @@ fn two_vcpus_soak_many_pager_vmos_for_a_minute() {
     let mut c = VmConfig::new(guests::SOAK.elf.to_vec());
     c.vcpus = 2;
     c.timeout = Some(TIMEOUT);
+    // A page request nobody answers (a lost packet, or both vCPUs stuck inside calls) stops
+    // the VM with the VMO and offset instead of waiting for the time limit.
+    c.fault_timeout = Some(Duration::from_secs(10));
     c.echo_console = false;
     assert!(c.lazy_ram, "the soak runs over the default lazy RAM");
 

@@ -39,7 +39,8 @@
 //! the call and exits [`EXIT_CALL`]; no progress for [`STALL_NS`] (a lost wakeup: a vCPU
 //! blocked on a page that was supplied, or a packet that never came) prints what each vCPU
 //! was doing and exits [`EXIT_STALL`]; an unexpected packet exits [`EXIT_PROTOCOL`].
-//! A stall in which both vCPUs are stuck inside calls can only be caught by the VMM's time limit.
+//! A stall in which both vCPUs are stuck inside calls is caught by the VMM's fault timeout
+//! (`tests/vmm_soak.rs` sets one), which names the VMO and offset.
 #![no_std]
 #![no_main]
 
