@@ -38,7 +38,7 @@ const OUT: u64 = 0x30_0000;
 const SCRATCH: u64 = 0x20_0000;
 /// How long any call may wait: the only pager is the harness, which never answers while a
 /// call runs.
-const WAIT_LIMIT: Duration = Duration::from_millis(1);
+const WAIT_LIMIT: Duration = Duration::from_micros(100);
 
 /// The limits of a fuzzed guest: small, so the fuzzer reaches them.
 pub fn limits() -> GuestLimits {
