@@ -1,20 +1,26 @@
-//! The hypercall fuzzer's harness: turns arbitrary bytes into a sequence of hypercalls with
-//! hostile registers and guest-memory contents, runs them through the real handlers
-//! ([`hypercall::handle`]) on a real VM (no vCPU runs; the harness plays the guest), and
-//! checks after every call that the VMM is still sound.
+//! The hypercall fuzzer's harness: turns arbitrary bytes into a sequence of vCPU exits —
+//! almost all hypercalls, with hostile registers and guest-memory contents — and runs them
+//! through the VMM's real exit dispatch ([`exit::run_once`]), hypercall decoder and handlers
+//! ([`hypercall::handle`]) on a real VM. No vCPU runs: a scripted vCPU ([`FuzzVcpu`]) returns
+//! the exits, and the harness plays the guest. After every step it checks that the VMM is
+//! still sound and that the result is what the ABI promises.
 //!
 //! Used by the libFuzzer target in `fuzz/` (`cargo +nightly fuzz run hypercalls`), by
 //! `tests/fuzz_hypercalls.rs` (the saved crashing inputs in `fuzz/regressions/`, then random
 //! inputs) and by nothing else. README "Fuzzing" says how to run it.
 //!
-//! An input is a list of steps, each chosen by the bytes: a hypercall whose number and eight
-//! arguments are drawn from values likely to matter (handles the guest was given, page
-//! multiples, pointers at the edges of RAM and holes, option bits, wrapping lengths, and raw
-//! 64-bit values), or a write of arbitrary bytes into guest RAM. Handles returned through
+//! An input is a list of steps, each chosen by the bytes: an exit (1 in 16 is not a
+//! hypercall: another port, an `in`, an access outside any memslot, `hlt`, ...) whose
+//! hypercall number and eight arguments are drawn from values likely to matter (handles the
+//! guest was given, page multiples, pointers at the edges of RAM and holes, option bits,
+//! wrapping lengths, and raw 64-bit values), or a write of arbitrary bytes into guest RAM. Handles returned through
 //! out-pointers join the pool later arguments draw from, so deep call sequences (pager, port,
-//! pager VMO, supply, map, detach, ...) are reached. The VM runs under small [`GuestLimits`]
-//! so the limits are hit, and with a short wait limit so a call that waits for a pager that
-//! is the harness itself returns `ZX_ERR_TIMED_OUT` instead of hanging.
+//! pager VMO, supply, map, detach, ...) are reached; the registers that carry no argument are
+//! random. The oracle after each call: every limit held, a failed call left no new handle, and
+//! a call with a guest buffer that breaks the ABI's pointer rules gave `ZX_ERR_INVALID_ARGS`
+//! and asked no pager for pages. The VM runs under small [`GuestLimits`] so the limits are
+//! hit, and with a short wait limit so a call that waits for a pager that is the harness
+//! itself returns `ZX_ERR_TIMED_OUT` instead of hanging.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +30,12 @@ use kvmpager::abi::layout::{APERTURE_SIZE, APERTURE_START};
 use kvmpager::abi::status::{ZX_ERR_INVALID_ARGS, ZX_OK};
 use kvmpager::abi::{Call, PAGE_SIZE};
 
+use kvm_bindings::kvm_regs;
+use kvm_ioctls::VcpuExit;
+use kvmpager::abi::ExceptionReport;
+
 use crate::config::{GuestLimits, VmConfig};
+use crate::exit::{self, ExitAction, ExitHandler};
 use crate::hypercall::{self, Hypercall, Outcome};
 use crate::vm::Vm;
 
@@ -128,8 +139,46 @@ impl<'a> Case<'a> {
         for a in &mut args {
             *a = self.arg(u)?;
         }
-        self.call(Hypercall { nr, args });
+        let exit = Scripted::arbitrary(u)?;
+        let mut regs: kvm_regs = kvm_regs {
+            rax: nr,
+            rbx: u.arbitrary()?,
+            rcx: u.arbitrary()?,
+            rbp: u.arbitrary()?,
+            r11: u.arbitrary()?,
+            r14: u.arbitrary()?,
+            r15: u.arbitrary()?,
+            rip: u.arbitrary()?,
+            ..Default::default()
+        };
+        [
+            regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9, regs.r12, regs.r13,
+        ] = args;
+        self.exit(exit, regs);
         Ok(())
+    }
+
+    /// Runs one scripted exit through the VMM's exit dispatch (`exit::run_once`), which
+    /// decodes the registers of a hypercall and calls the handler like a real vCPU would.
+    fn exit(&mut self, exit: Scripted, regs: kvm_regs) {
+        let _ = self.vm.ram().write_obj(OUT, 0u32);
+        let g = self.vm.guest();
+        let (handles_before, requests_before) = (g.handle_count(), g.stats().requests);
+        let mut vcpu = FuzzVcpu {
+            vm: self.vm,
+            regs,
+            exit,
+            data: [0; 8],
+            hypercall: None,
+        };
+        let action = exit::run_once(&mut vcpu).expect("a scripted exit never fails");
+        if let ExitAction::Stop(_) = action {
+            self.stats.stopped = true;
+        }
+        if let Some((hc, outcome)) = vcpu.hypercall {
+            self.check_call(&hc, &outcome, handles_before, requests_before);
+            self.learn(&outcome);
+        }
     }
 
     /// A call number: almost always a real call, sometimes any value.
@@ -158,46 +207,43 @@ impl<'a> Case<'a> {
         })
     }
 
-    /// Makes the call, checks what the ABI promises about its result, and learns the handle
-    /// it returned, if any.
-    fn call(&mut self, hc: Hypercall) {
-        let _ = self.vm.ram().write_obj(OUT, 0u32);
-        self.stats.calls += 1;
+    /// Checks what the ABI promises about a call's result.
+    fn check_call(&self, hc: &Hypercall, outcome: &Outcome, handles: usize, requests: u64) {
         let g = self.vm.guest();
-        let (handles_before, requests_before) = (g.handle_count(), g.stats().requests);
-        let outcome = hypercall::handle(self.vm, 0, hc);
-        if let Outcome::Return(r) = outcome
+        if let Outcome::Return(r) = *outcome
             && r != ZX_OK as i64
         {
             assert!(
-                g.handle_count() <= handles_before,
+                g.handle_count() <= handles,
                 "{hc:x?} failed with {r} but left a new handle"
             );
         }
-        if let Some((ptr, len)) = self.bad_pointer(&hc) {
+        if let Some((ptr, len)) = self.bad_pointer(hc) {
             assert_eq!(
-                outcome,
+                *outcome,
                 Outcome::Return(ZX_ERR_INVALID_ARGS.into()),
                 "{hc:x?}: bad pointer {ptr:#x} (+{len:#x}) must give ZX_ERR_INVALID_ARGS"
             );
             assert_eq!(
                 g.stats().requests,
-                requests_before,
+                requests,
                 "{hc:x?}: a call with a bad pointer asked a pager for pages"
             );
         }
-        match outcome {
-            Outcome::Return(r) if r == ZX_OK as i64 => {
-                self.stats.ok += 1;
-                if let Ok(b) = self.vm.ram().read(OUT, 4) {
-                    let h = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    if h != 0 && self.handles.len() < 256 {
-                        self.handles.push(h.into());
-                    }
-                }
+    }
+
+    /// Learns the handle a successful call stored at [`OUT`], if any.
+    fn learn(&mut self, outcome: &Outcome) {
+        self.stats.calls += 1;
+        if *outcome != Outcome::Return(ZX_OK.into()) {
+            return;
+        }
+        self.stats.ok += 1;
+        if let Ok(b) = self.vm.ram().read(OUT, 4) {
+            let h = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if h != 0 && self.handles.len() < 256 {
+                self.handles.push(h.into());
             }
-            Outcome::Return(_) => {}
-            Outcome::Stop(_) => self.stats.stopped = true,
         }
     }
 
@@ -293,4 +339,129 @@ fn edge_address(u: &mut Unstructured) -> arbitrary::Result<u64> {
     } else {
         base.wrapping_sub(delta)
     })
+}
+
+/// The exit a [`FuzzVcpu`] reports: almost always a hypercall (`out` to the hypercall port),
+/// sometimes another port, an `in`, an access outside any memslot, `hlt`, a shutdown or an
+/// interrupted run.
+#[derive(Clone, Copy, Debug)]
+enum Scripted {
+    Out { port: u16, size: usize },
+    In { port: u16, size: usize },
+    MmioRead { addr: u64, len: usize },
+    MmioWrite { addr: u64, len: usize },
+    Hlt,
+    Shutdown,
+    Intr,
+}
+
+impl Scripted {
+    fn arbitrary(u: &mut Unstructured) -> arbitrary::Result<Scripted> {
+        let size = *u.choose(&[1usize, 2, 4])?;
+        let len = u.int_in_range(1..=8usize)?;
+        if u.ratio(15, 16)? {
+            return Ok(Scripted::Out {
+                port: kvmpager::abi::HYPERCALL_PORT,
+                size,
+            });
+        }
+        Ok(match u.int_in_range(0..=6u8)? {
+            0 => Scripted::Out {
+                port: u.arbitrary()?,
+                size,
+            },
+            1 => Scripted::In {
+                port: u.arbitrary()?,
+                size,
+            },
+            2 => Scripted::MmioRead {
+                addr: edge_address(u)?,
+                len,
+            },
+            3 => Scripted::MmioWrite {
+                addr: edge_address(u)?,
+                len,
+            },
+            4 => Scripted::Hlt,
+            5 => Scripted::Shutdown,
+            _ => Scripted::Intr,
+        })
+    }
+}
+
+/// A vCPU whose `KVM_RUN` returns a scripted exit, with its registers in memory: the exit
+/// dispatch and the hypercall decoder run on it exactly as on a real vCPU.
+struct FuzzVcpu<'a> {
+    vm: &'a Vm,
+    regs: kvm_regs,
+    exit: Scripted,
+    data: [u8; 8],
+    /// The hypercall the exit made, and its outcome.
+    hypercall: Option<(Hypercall, Outcome)>,
+}
+
+impl ExitHandler for FuzzVcpu<'_> {
+    fn run(&mut self) -> Result<VcpuExit<'_>, kvm_ioctls::Error> {
+        Ok(match self.exit {
+            Scripted::Out { port, size } => VcpuExit::IoOut(port, &self.data[..size]),
+            Scripted::In { port, size } => VcpuExit::IoIn(port, &mut self.data[..size]),
+            Scripted::MmioRead { addr, len } => VcpuExit::MmioRead(addr, &mut self.data[..len]),
+            Scripted::MmioWrite { addr, len } => VcpuExit::MmioWrite(addr, &self.data[..len]),
+            Scripted::Hlt => VcpuExit::Hlt,
+            Scripted::Shutdown => VcpuExit::Shutdown,
+            Scripted::Intr => VcpuExit::Intr,
+        })
+    }
+
+    fn index(&self) -> u32 {
+        0
+    }
+
+    fn hypercall(&mut self) -> ExitAction {
+        let hc = hypercall::decode(&self.regs);
+        let outcome = hypercall::handle(self.vm, 0, hc);
+        self.hypercall = Some((hc, outcome.clone()));
+        match outcome {
+            Outcome::Return(v) => {
+                self.regs.rax = v as u64;
+                ExitAction::Continue
+            }
+            Outcome::Stop(reason) => ExitAction::Stop(reason),
+        }
+    }
+
+    fn exception_report(&mut self, vector: u8) -> ExceptionReport {
+        ExceptionReport {
+            vector,
+            error_code: self.regs.rdi,
+            rip: self.regs.rsi,
+            cr2: self.regs.rdx,
+        }
+    }
+
+    fn rip(&mut self) -> u64 {
+        self.regs.rip
+    }
+
+    fn cpu_state(&mut self) -> String {
+        format!("rip={:#x}", self.regs.rip)
+    }
+
+    fn internal_error(&mut self) -> (u32, Vec<u64>) {
+        (0, Vec::new())
+    }
+
+    fn mmio(&mut self, addr: u64, len: usize, write: Option<[u8; 8]>) -> bool {
+        if !self.vm.register_ram_at(addr) {
+            return false;
+        }
+        match write {
+            Some(bytes) => self.vm.ram().write(addr, &bytes[..len]).is_ok(),
+            None => self.vm.ram().read(addr, len as u64).is_ok(),
+        }
+    }
+
+    fn retry_after_registering_ram(&mut self) -> bool {
+        false
+    }
 }
