@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Most bytes one `ConsoleWrite` may write; longer writes are truncated.
 pub const MAX_WRITE: u64 = 64 << 10;
@@ -13,6 +14,8 @@ pub const MAX_CAPTURE: usize = 16 << 20;
 pub struct Console {
     buf: Mutex<Vec<u8>>,
     echo: bool,
+    /// Bytes written past [`MAX_CAPTURE`] (echoed, not kept).
+    dropped: AtomicU64,
 }
 
 impl Console {
@@ -21,6 +24,7 @@ impl Console {
         Console {
             buf: Mutex::new(Vec::new()),
             echo,
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -32,7 +36,15 @@ impl Console {
         }
         let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         let room = MAX_CAPTURE.saturating_sub(buf.len());
-        buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let kept = bytes.len().min(room);
+        buf.extend_from_slice(&bytes[..kept]);
+        let dropped = (bytes.len() - kept) as u64;
+        self.dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+
+    /// Bytes the guest wrote past the capture limit (echoed when echoing, but not kept).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Everything captured so far.
@@ -96,6 +108,7 @@ mod tests {
         assert_eq!(c.contents(), b"hi there");
         c.write(&vec![b'x'; MAX_CAPTURE]);
         assert_eq!(c.contents().len(), MAX_CAPTURE);
+        assert_eq!(c.dropped(), 8, "what did not fit is counted");
     }
 
     #[test]

@@ -194,6 +194,13 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
             warnings.push(format!("cannot write the working set: {e}"));
         }
     }
+    if vm.console().dropped() > 0 {
+        warnings.push(format!(
+            "{} bytes of console output past the {} MiB capture limit were not kept",
+            vm.console().dropped(),
+            console::MAX_CAPTURE >> 20
+        ));
+    }
     let mut r = result(&vm);
     r.snapshots = snapshots;
     r.warnings = warnings;
