@@ -12,14 +12,6 @@ use microvm_util::*;
 
 const GIB: u64 = 1 << 30;
 
-fn status_kib(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} missing from /proc/self/status"))
-}
-
 #[test]
 fn sixteen_gib_guest_restores_with_small_rss() {
     if skip_without_kvm() {

@@ -5,20 +5,15 @@
 //! process's RSS comes back to its baseline. One test per binary, so no other test's memory
 //! is counted.
 
+mod microvm_util;
+
 use std::time::Duration;
 
 use kvmpager_vmm::config::GuestLimits;
-use kvmpager_vmm::{RunResult, VmConfig, guests, skip_without_kvm};
+use kvmpager_vmm::{RunResult, VmConfig, guests};
+use microvm_util::{skip_without_kvm, status_kib};
 
 const MIB: u64 = 1 << 20;
-
-fn status_kib(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} missing from /proc/self/status"))
-}
 
 fn limits() -> GuestLimits {
     GuestLimits {

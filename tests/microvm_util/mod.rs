@@ -1,4 +1,5 @@
-//! Helpers of the micro-VM tests: KVM check, temporary directories, pattern-guest configs.
+//! Helpers of the micro-VM tests: KVM check, temporary directories, pattern-guest configs,
+//! the process's memory figures.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -77,4 +78,13 @@ pub fn show(what: &str, r: &RunResult) {
         r.console_text(),
         r.stats.summary()
     );
+}
+
+/// A `kB` field of `/proc/self/status` (e.g. `"VmRSS:"`, `"VmHWM:"`), in KiB.
+pub fn status_kib(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} missing from /proc/self/status"))
 }
