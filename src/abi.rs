@@ -31,8 +31,9 @@
 //! A zero-length buffer is never dereferenced and is always accepted. Pointers need no
 //! alignment: out-values are stored byte-wise at whatever address is given.
 
-/// Version of this ABI; bump on any incompatible change.
-pub const ABI_VERSION: u32 = 1;
+/// Version of this ABI; bump on any incompatible change. 2: [`VmoInfo`] grew to 48 bytes
+/// (`koid`), guest pointers may not touch the null page.
+pub const ABI_VERSION: u32 = 2;
 
 /// I/O port a guest writes (`out 0xe1, eax`, 32-bit, immediate form) to make a hypercall.
 pub const HYPERCALL_PORT: u16 = 0xe1;

@@ -176,6 +176,20 @@ impl HandleTable {
         Ok(entry)
     }
 
+    /// Replaces `handle` by a new value for the same object with `rights`, in place: the old
+    /// value stops working, nothing is added or removed, so it works in a full table and never
+    /// looks like a last-handle close to the object.
+    pub fn replace(&mut self, handle: Handle, rights: Rights) -> Result<Handle, Status> {
+        let index = self.decode(handle)?;
+        let slot = &mut self.slots[index];
+        slot.generation = (slot.generation + 1) & GEN_MASK;
+        if let Some(entry) = slot.entry.as_mut() {
+            entry.rights = rights;
+        }
+        let generation = slot.generation;
+        Ok(self.encode(index as u32, generation))
+    }
+
     /// Removes every handle (process teardown).
     pub fn clear(&mut self) {
         for slot in &mut self.slots {

@@ -61,10 +61,14 @@ struct Queued {
 ///
 /// When its last handle is closed nobody can read it any more: its packets are dropped, and
 /// the page requests outstanding at that moment on the pager VMOs bound to it fail with
-/// `ZX_ERR_BAD_STATE`, so the threads blocked on them wake instead of waiting forever for a
-/// packet nobody will read (a vCPU blocked in a fault stops the VM, naming the page). The VMOs
-/// stay attached: as in Zircon (`ClosePortTest`), requests made later wait in the dead port
-/// until the pager supplies the pages anyway or detaches the VMO.
+/// `ZX_ERR_BAD_STATE`, so the threads blocked on them wake instead of waiting on a pager that
+/// walked away (a vCPU blocked in a fault stops the VM, naming the page). The VMOs stay
+/// attached: requests made later wait in the dead port until the pager supplies the pages
+/// anyway or detaches the VMO, and supplies keep working.
+///
+/// This is a deliberate kvmpager rule, asked for by the project's failing-pager requirements:
+/// Zircon (`ClosePortTest`, semantics notes §3.3) keeps even the threads blocked before the
+/// close waiting for a supply. Only they differ; everything after the close is Zircon's.
 pub struct Port {
     queue: Mutex<VecDeque<Queued>>,
     ready: Condvar,
@@ -107,7 +111,8 @@ impl Port {
         }
     }
 
-    /// The last handle is gone: drop the packets and fail the requests outstanding now.
+    /// The last handle is gone: drop the packets and fail the requests outstanding now (see
+    /// [`Port`]).
     fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;

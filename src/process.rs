@@ -82,13 +82,14 @@ impl Default for Limits {
 pub struct OverdueRequest {
     /// Koid of the pager VMO.
     pub vmo_koid: u64,
-    /// Offset of the first page asked for.
+    /// Offset of the page a thread faulted on inside the request, or else of the request's
+    /// first page.
     pub offset: u64,
-    /// Bytes asked for.
+    /// Bytes from `offset`: the faulting page, or else the whole request.
     pub len: u64,
     /// `ZX_PAGER_VMO_READ` or `ZX_PAGER_VMO_DIRTY`.
     pub command: u16,
-    /// How long it has waited.
+    /// How long it has waited since it was made.
     pub waited: Duration,
     /// Whether a thread (a vCPU) is blocked in a fault on it, not only in a kernel call.
     pub faulting: bool,
@@ -348,11 +349,8 @@ impl Process {
     /// `zx_handle_replace`: a new handle with `rights` (a subset); the old one is closed.
     pub fn handle_replace(&self, handle: Handle, rights: Rights) -> Result<Handle> {
         let mut table = self.table();
-        let entry = table.get(handle)?.clone();
-        let rights = narrowed(entry.rights, rights)?;
-        let new = table.insert(entry.object, rights)?;
-        table.remove(handle)?;
-        Ok(new)
+        let rights = narrowed(table.get(handle)?.rights, rights)?;
+        table.replace(handle, rights)
     }
 
     /// Puts an object into this table (the VMM hands host-made objects to guests this way).
@@ -510,9 +508,18 @@ impl Process {
             faults: self.shared.fault_service()?,
         };
         let vmo = Vmo::create_paged(size, link, self.shared.clone())?;
-        pager.add_vmo(&vmo);
-        port.add_vmo(&vmo);
-        self.install(KernelObject::Vmo(vmo), vmo_rights(options))
+        match self.install(KernelObject::Vmo(vmo.clone()), vmo_rights(options)) {
+            Ok(handle) => {
+                pager.add_vmo(&vmo);
+                port.add_vmo(&vmo);
+                Ok(handle)
+            }
+            Err(status) => {
+                // Never handed out: it goes without a COMPLETE packet.
+                vmo.abandon();
+                Err(status)
+            }
+        }
     }
 
     /// `zx_pager_detach_vmo`: pager needs ATTACH_VMO and MANAGE_VMO, the VMO needs WRITE.

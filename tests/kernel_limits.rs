@@ -47,12 +47,36 @@ fn the_handle_limit_gives_no_resources_and_frees_with_close() {
     assert_eq!(p.handle_count(), 3);
     assert_eq!(p.vmo_count(), 1, "the refused VMO was not kept");
     assert_eq!(p.vmo_memory(), P);
+    // Replacing needs no free slot.
+    let b = p
+        .handle_replace(b, kvmpager::abi::rights::ZX_RIGHT_SAME_RIGHTS)
+        .expect("replace in a full table");
     p.handle_close(b).unwrap();
     let c = p.vmo_create(P, 0).unwrap();
     for h in [a, c, port] {
         p.handle_close(h).unwrap();
     }
     assert_eq!((p.handle_count(), p.vmo_count(), p.vmo_memory()), (0, 0, 0));
+}
+
+#[test]
+fn a_pager_vmo_refused_at_the_handle_limit_sends_no_complete() {
+    let p = limited(Limits {
+        handles: 2,
+        ..Limits::default()
+    });
+    let pager = p.pager_create(0).unwrap();
+    let port = p.port_create(0).unwrap();
+    assert_eq!(
+        p.pager_create_vmo(pager, 0, port, 1, P).err(),
+        Some(ZX_ERR_NO_RESOURCES)
+    );
+    assert_eq!(p.vmo_count(), 0, "the refused VMO is gone");
+    assert_eq!(p.queued_packets(), 0, "no COMPLETE for a VMO nobody got");
+    assert_eq!(
+        p.port_wait(port, Some(Instant::now())).err(),
+        Some(ZX_ERR_TIMED_OUT)
+    );
 }
 
 #[test]

@@ -150,8 +150,8 @@ fn closing_the_pager_while_a_vcpu_is_blocked_in_a_fault_stops_the_vm_with_bad_st
     );
 }
 
-/// The pager closes its port: nobody can read the VMO's requests any more, so its VMOs are
-/// detached as if the pager had closed.
+/// The pager closes its port: the request outstanding then fails with `ZX_ERR_BAD_STATE`
+/// (the VMO stays attached; see `Port`).
 #[test]
 fn closing_the_port_while_a_vcpu_is_blocked_in_a_fault_stops_the_vm_with_bad_state() {
     if skip_without_kvm() {

@@ -107,9 +107,15 @@ impl Vmo {
         self.changed.notify_all();
     }
 
-    /// The port's last handle closed: the requests outstanding now can never be read, so they
-    /// fail with `ZX_ERR_BAD_STATE` (waiters wake, blocked faults are reported as fatal). The
-    /// VMO stays attached; later requests wait for a supply or a detach (see [`Port`]).
+    /// A pager VMO that was never handed out (its handle could not be installed): it is
+    /// dropped without the COMPLETE packet a closed pager VMO sends.
+    pub(crate) fn abandon(&self) {
+        self.lock().complete_sent = true;
+    }
+
+    /// The port's last handle closed: the requests outstanding now fail with
+    /// `ZX_ERR_BAD_STATE` (waiters wake, blocked faults are reported as fatal). The VMO stays
+    /// attached; later requests wait for a supply or a detach (see [`Port`]).
     ///
     /// [`Port`]: crate::port::Port
     pub(crate) fn port_closed(&self) {

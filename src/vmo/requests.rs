@@ -110,14 +110,19 @@ impl Vmo {
         }
     }
 
-    /// The oldest outstanding page request, as the fault-timeout watchdog sees it.
+    /// The oldest outstanding page request, as the fault-timeout watchdog sees it: where a
+    /// thread faulted inside it, the page that thread touched, else the request's range.
     pub(crate) fn oldest_request(&self) -> Option<OverdueRequest> {
         let st = self.lock();
         let r = st.requests.oldest()?;
+        let (start, end) = match r.fault_tids.first() {
+            Some(&(_, page)) => (page, page + 1),
+            None => (r.start, r.end),
+        };
         Some(OverdueRequest {
             vmo_koid: self.koid(),
-            offset: r.start * PAGE_SIZE,
-            len: (r.end - r.start) * PAGE_SIZE,
+            offset: start * PAGE_SIZE,
+            len: (end - start) * PAGE_SIZE,
             command: r.command,
             waited: r.created.elapsed(),
             faulting: !r.fault_tids.is_empty(),

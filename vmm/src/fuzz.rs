@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use arbitrary::Unstructured;
 use kvmpager::abi::layout::{APERTURE_SIZE, APERTURE_START};
-use kvmpager::abi::status::{ZX_ERR_INVALID_ARGS, ZX_OK};
+use kvmpager::abi::status::{ZX_ERR_INVALID_ARGS, ZX_ERR_TIMED_OUT, ZX_OK};
 use kvmpager::abi::{Call, PAGE_SIZE};
 
 use kvm_bindings::kvm_regs;
@@ -62,8 +62,8 @@ pub fn limits() -> GuestLimits {
     }
 }
 
-/// What one input did (for the tests' statistics).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What one input did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CaseStats {
     /// Hypercalls made.
     pub calls: u64,
@@ -71,6 +71,17 @@ pub struct CaseStats {
     pub ok: u64,
     /// Whether the VM asked to stop (the `Exit` call).
     pub stopped: bool,
+    /// Each hypercall's number and the status (or value) it returned, in order: saved inputs
+    /// check that they still make the call they were saved for.
+    pub log: Vec<(u64, i64)>,
+}
+
+/// What the guest's process held before a call, for the checks after it.
+#[derive(Clone, Copy, Debug)]
+struct Before {
+    handles: usize,
+    requests: u64,
+    packets: usize,
 }
 
 /// Builds a fuzzing VM (`None` when KVM is unavailable), runs the steps `data` encodes, checks
@@ -86,7 +97,7 @@ pub fn run_case(data: &[u8]) -> Option<CaseStats> {
         }
         case.check_invariants();
     }
-    let stats = case.stats;
+    let stats = case.stats.clone();
     vm.kill_processes();
     Some(stats)
 }
@@ -163,7 +174,11 @@ impl<'a> Case<'a> {
     fn exit(&mut self, exit: Scripted, regs: kvm_regs) {
         let _ = self.vm.ram().write_obj(OUT, 0u32);
         let g = self.vm.guest();
-        let (handles_before, requests_before) = (g.handle_count(), g.stats().requests);
+        let before = Before {
+            handles: g.handle_count(),
+            requests: g.stats().requests,
+            packets: g.queued_packets(),
+        };
         let mut vcpu = FuzzVcpu {
             vm: self.vm,
             regs,
@@ -176,8 +191,8 @@ impl<'a> Case<'a> {
             self.stats.stopped = true;
         }
         if let Some((hc, outcome)) = vcpu.hypercall {
-            self.check_call(&hc, &outcome, handles_before, requests_before);
-            self.learn(&outcome);
+            self.check_call(&hc, &outcome, before);
+            self.learn(&hc, &outcome);
         }
     }
 
@@ -208,15 +223,22 @@ impl<'a> Case<'a> {
     }
 
     /// Checks what the ABI promises about a call's result.
-    fn check_call(&self, hc: &Hypercall, outcome: &Outcome, handles: usize, requests: u64) {
+    fn check_call(&self, hc: &Hypercall, outcome: &Outcome, before: Before) {
         let g = self.vm.guest();
         if let Outcome::Return(r) = *outcome
             && r != ZX_OK as i64
         {
             assert!(
-                g.handle_count() <= handles,
+                g.handle_count() <= before.handles,
                 "{hc:x?} failed with {r} but left a new handle"
             );
+            // Only a call that gave up waiting leaves something behind: its page request.
+            if r != ZX_ERR_TIMED_OUT as i64 {
+                assert!(
+                    g.queued_packets() <= before.packets,
+                    "{hc:x?} failed with {r} but queued a packet"
+                );
+            }
         }
         if let Some((ptr, len)) = self.bad_pointer(hc) {
             assert_eq!(
@@ -226,15 +248,18 @@ impl<'a> Case<'a> {
             );
             assert_eq!(
                 g.stats().requests,
-                requests,
+                before.requests,
                 "{hc:x?}: a call with a bad pointer asked a pager for pages"
             );
         }
     }
 
     /// Learns the handle a successful call stored at [`OUT`], if any.
-    fn learn(&mut self, outcome: &Outcome) {
+    fn learn(&mut self, hc: &Hypercall, outcome: &Outcome) {
         self.stats.calls += 1;
+        if let Outcome::Return(r) = *outcome {
+            self.stats.log.push((hc.nr, r));
+        }
         if *outcome != Outcome::Return(ZX_OK.into()) {
             return;
         }

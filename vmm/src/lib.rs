@@ -257,7 +257,7 @@ fn shut_down(vm: &Arc<vm::Vm>, handles: Vec<vcpu::VcpuHandle>) {
 fn result(vm: &vm::Vm) -> RunResult {
     let stop = vm
         .wait_stop(Some(Instant::now()))
-        .unwrap_or(StopReason::Timeout);
+        .map_or(StopReason::Timeout, |s| vm.locate_stop(s));
     let exit_code = match stop {
         StopReason::Exit(c) => Some(c),
         _ => None,

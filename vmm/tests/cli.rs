@@ -193,6 +193,8 @@ fn limit_flags_set_the_guests_limits() {
         "10",
         "--max-mappings",
         "4",
+        "--timeout",
+        "60",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");

@@ -11,7 +11,9 @@ use crate::exit::StopReason;
 use crate::kernel::FatalFault;
 
 impl Vm {
-    /// Routes the fatal faults of both processes to [`Vm::request_stop`].
+    /// Routes the fatal faults of both processes to [`Vm::request_stop`]. The sink runs with
+    /// kernel locks held (the VMO's, sometimes the handle table's), so it takes no VM lock:
+    /// the guest-physical address is filled in later by [`Vm::locate_stop`].
     pub(super) fn watch_fatal_faults(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let sink = Arc::new(move |f: FatalFault| {
@@ -19,7 +21,7 @@ impl Vm {
                 vm.request_stop(StopReason::FatalFault {
                     vmo_koid: f.vmo_koid,
                     vmo_offset: f.vmo_offset,
-                    guest_physical: vm.guest_physical(f.vmo_koid, f.vmo_offset),
+                    guest_physical: None,
                     host_addr: f.host_addr,
                     status: f.status,
                     tid: f.tid,
@@ -30,13 +32,39 @@ impl Vm {
         self.guest.set_fatal_fault_sink(sink);
     }
 
+    /// Fills in where a fatal fault's page is in guest-physical memory (called by the runner,
+    /// which holds no kernel lock).
+    pub fn locate_stop(&self, reason: StopReason) -> StopReason {
+        match reason {
+            StopReason::FatalFault {
+                vmo_koid,
+                vmo_offset,
+                guest_physical: None,
+                host_addr,
+                status,
+                tid,
+            } => StopReason::FatalFault {
+                vmo_koid,
+                vmo_offset,
+                guest_physical: self.guest_physical(vmo_koid, vmo_offset),
+                host_addr,
+                status,
+                tid,
+            },
+            other => other,
+        }
+    }
+
     /// The stop reason for the oldest page request (of the host pager or a guest pager) that
-    /// has waited `limit` or longer, if there is one.
+    /// has waited `limit` or longer, if there is one. Called by the runner, which holds no
+    /// kernel lock.
     pub fn overdue_fault(&self, limit: Duration) -> Option<StopReason> {
-        let (r, host_pager) = match self.host.overdue_request(limit) {
-            Some(r) => (r, true),
-            None => (self.guest.overdue_request(limit)?, false),
-        };
+        let host = self.host.overdue_request(limit).map(|r| (r, true));
+        let guest = self.guest.overdue_request(limit).map(|r| (r, false));
+        let (r, host_pager) = host
+            .into_iter()
+            .chain(guest)
+            .max_by_key(|(r, _)| r.waited)?;
         Some(StopReason::FaultTimeout {
             vmo_koid: r.vmo_koid,
             offset: r.offset,
