@@ -1,14 +1,14 @@
 //! Pager objects: they own pager VMOs and die with their last handle.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 
-use crate::vmo::{Vmo, new_koid};
+use crate::vmo::{Vmo, VmoList, new_koid};
 
 /// A pager (`zx_pager_create`).
 pub struct Pager {
     koid: u64,
-    vmos: Mutex<Vec<Weak<Vmo>>>,
+    vmos: VmoList,
     handles: AtomicUsize,
     closed: AtomicBool,
 }
@@ -18,7 +18,7 @@ impl Pager {
     pub fn new() -> Arc<Pager> {
         Arc::new(Pager {
             koid: new_koid(),
-            vmos: Mutex::new(Vec::new()),
+            vmos: VmoList::default(),
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         })
@@ -36,9 +36,7 @@ impl Pager {
 
     /// Records a VMO created from this pager.
     pub(crate) fn add_vmo(&self, vmo: &Arc<Vmo>) {
-        let mut vmos = self.vmos.lock().unwrap_or_else(|e| e.into_inner());
-        vmos.retain(|v| v.strong_count() > 0);
-        vmos.push(Arc::downgrade(vmo));
+        self.vmos.add(vmo);
     }
 
     /// Closes the pager: its VMOs behave as detached (waiters get `ZX_ERR_BAD_STATE`), no more
@@ -47,8 +45,7 @@ impl Pager {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let vmos = std::mem::take(&mut *self.vmos.lock().unwrap_or_else(|e| e.into_inner()));
-        for vmo in vmos.iter().filter_map(Weak::upgrade) {
+        for vmo in self.vmos.take() {
             vmo.pager_closed();
         }
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::abi::PortPacket;
 use crate::abi::Status;
 use crate::abi::status::{ZX_ERR_CANCELED, ZX_ERR_TIMED_OUT};
-use crate::vmo::Vmo;
+use crate::vmo::{Vmo, VmoList};
 
 /// How long `zx_port_wait` polls for a packet before it sleeps.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
@@ -72,7 +72,7 @@ struct Queued {
 pub struct Port {
     queue: Mutex<VecDeque<Queued>>,
     ready: Condvar,
-    vmos: Mutex<Vec<Weak<Vmo>>>,
+    vmos: VmoList,
     handles: AtomicUsize,
     closed: AtomicBool,
 }
@@ -83,7 +83,7 @@ impl Port {
         Arc::new(Port {
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
-            vmos: Mutex::new(Vec::new()),
+            vmos: VmoList::default(),
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         })
@@ -91,9 +91,7 @@ impl Port {
 
     /// Records a pager VMO that sends its packets here.
     pub(crate) fn add_vmo(&self, vmo: &Arc<Vmo>) {
-        let mut vmos = self.vmos.lock().unwrap_or_else(|e| e.into_inner());
-        vmos.retain(|v| v.strong_count() > 0);
-        vmos.push(Arc::downgrade(vmo));
+        self.vmos.add(vmo);
     }
 
     /// Whether the port's last handle has been closed.
@@ -117,10 +115,10 @@ impl Port {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Dropped after the queue lock is released: a packet's charge and source go with it.
         let dropped = std::mem::take(&mut *self.lock());
         drop(dropped);
-        let vmos = std::mem::take(&mut *self.vmos.lock().unwrap_or_else(|e| e.into_inner()));
-        for vmo in vmos.iter().filter_map(Weak::upgrade) {
+        for vmo in self.vmos.take() {
             vmo.port_closed();
         }
     }

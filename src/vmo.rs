@@ -522,6 +522,25 @@ impl Drop for Vmo {
     }
 }
 
+/// The pager VMOs bound to a pager or a port, held weakly (they die with their last handle).
+#[derive(Default)]
+pub(crate) struct VmoList(Mutex<Vec<Weak<Vmo>>>);
+
+impl VmoList {
+    /// Adds `vmo`, forgetting the dead ones.
+    pub(crate) fn add(&self, vmo: &Arc<Vmo>) {
+        let mut vmos = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        vmos.retain(|v| v.strong_count() > 0);
+        vmos.push(Arc::downgrade(vmo));
+    }
+
+    /// Empties the list, returning the VMOs still alive.
+    pub(crate) fn take(&self) -> Vec<Arc<Vmo>> {
+        let vmos = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        vmos.iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
 /// Rounds up to a page multiple (`None` on overflow).
 pub fn round_up_page(x: u64) -> Option<u64> {
     Some(x.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
