@@ -34,25 +34,17 @@ impl Vm {
 
     /// Fills in where a fatal fault's page is in guest-physical memory (called by the runner,
     /// which holds no kernel lock).
-    pub fn locate_stop(&self, reason: StopReason) -> StopReason {
-        match reason {
-            StopReason::FatalFault {
-                vmo_koid,
-                vmo_offset,
-                guest_physical: None,
-                host_addr,
-                status,
-                tid,
-            } => StopReason::FatalFault {
-                vmo_koid,
-                vmo_offset,
-                guest_physical: self.guest_physical(vmo_koid, vmo_offset),
-                host_addr,
-                status,
-                tid,
-            },
-            other => other,
+    pub fn locate_stop(&self, mut reason: StopReason) -> StopReason {
+        if let StopReason::FatalFault {
+            vmo_koid,
+            vmo_offset,
+            guest_physical: gpa @ None,
+            ..
+        } = &mut reason
+        {
+            *gpa = self.guest_physical(*vmo_koid, *vmo_offset);
         }
+        reason
     }
 
     /// The stop reason for the oldest page request (of the host pager or a guest pager) that
