@@ -827,14 +827,7 @@ fn out_pointers_follow_the_abi_rules() {
     if skip_without_kvm() {
         return;
     }
-    let mut f = Failures::default();
-    let mut rows = 0;
-    for lazy in [false, true] {
-        let vm = vm(lazy);
-        rows += run_out_rows(&vm, lazy, &mut f);
-        vm.kill_processes();
-    }
-    f.assert_none(rows, "out-pointer");
+    rows_on_plain_and_lazy_ram(run_out_rows, "out-pointer");
 }
 
 #[test]
@@ -842,14 +835,19 @@ fn buffers_follow_the_abi_rules() {
     if skip_without_kvm() {
         return;
     }
+    rows_on_plain_and_lazy_ram(run_buffer_rows, "buffer");
+}
+
+/// Runs a group of rows on a VM with plain RAM and one with lazy RAM; fails on any mismatch.
+fn rows_on_plain_and_lazy_ram(run: fn(&Vm, bool, &mut Failures) -> usize, what: &str) {
     let mut f = Failures::default();
     let mut rows = 0;
     for lazy in [false, true] {
         let vm = vm(lazy);
-        rows += run_buffer_rows(&vm, lazy, &mut f);
+        rows += run(&vm, lazy, &mut f);
         vm.kill_processes();
     }
-    f.assert_none(rows, "buffer");
+    f.assert_none(rows, what);
 }
 
 /// `VmoRead`/`VmoWrite` of a pager VMO with a bad buffer: the pointer check comes "before the
