@@ -97,7 +97,7 @@ pub fn run_case(data: &[u8]) -> Option<CaseStats> {
         }
         case.check_invariants();
     }
-    let stats = case.stats.clone();
+    let stats = case.stats;
     vm.kill_processes();
     Some(stats)
 }
