@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kvmpager::vmo::SupplyStrategy;
 use kvmpager_vmm::config::{DEFAULT_VCPUS, GuestLimits, SnapshotConfig, SnapshotThen, parse_size};
-use kvmpager_vmm::{RunResult, StopReason, VmConfig, demo, guests, snapshot};
+use kvmpager_vmm::tools::demo;
+use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests, snapshot};
 
 /// kvmpager: a KVM micro-VMM whose guests get Zircon's user-pager model.
 #[derive(Debug, Parser)]
@@ -26,7 +27,7 @@ enum Command {
     /// Ask a running `kvmpager run|restore --snapshot-dir DIR` to snapshot (sends SIGUSR1).
     Snapshot(SnapshotArgs),
     /// Measure the hypercall, SUPPLY, fault, start and restore paths against baselines.
-    Bench(kvmpager_vmm::bench::BenchArgs),
+    Bench(kvmpager_vmm::tools::bench::BenchArgs),
     /// Run the guest-side pager conformance suite (the `conformance` guest), print each case
     /// and `N passed, N failed`; exit 1 if any case failed or did not run.
     Test(TestArgs),
@@ -36,7 +37,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct TestArgs {
     /// Number of vCPUs (ConcurrentOverlappingAccess needs 3).
-    #[arg(long, default_value_t = kvmpager_vmm::conformance::DEFAULT_VCPUS)]
+    #[arg(long, default_value_t = kvmpager_vmm::tools::conformance::DEFAULT_VCPUS)]
     vcpus: usize,
     /// Stop the suite after this many seconds.
     #[arg(long, default_value_t = 60.0)]
@@ -49,7 +50,8 @@ fn test(args: &TestArgs) -> Result<i32, String> {
         return Err(format!("invalid timeout {}", args.timeout));
     }
     let timeout = Duration::from_secs_f64(args.timeout);
-    let r = kvmpager_vmm::conformance::run_suite(args.vcpus, timeout).map_err(|e| e.to_string())?;
+    let r = kvmpager_vmm::tools::conformance::run_suite(args.vcpus, timeout)
+        .map_err(|e| e.to_string())?;
     Ok(if r.ok() { 0 } else { 1 })
 }
 
@@ -210,7 +212,7 @@ pub fn main() -> i32 {
         Command::Run(args) => run(&args),
         Command::Restore(args) => restore(&args),
         Command::Snapshot(args) => signal_snapshot(&args),
-        Command::Bench(args) => return kvmpager_vmm::bench::main(&args),
+        Command::Bench(args) => return kvmpager_vmm::tools::bench::main(&args),
         Command::Test(args) => test(&args),
     };
     result.unwrap_or_else(|e| {

@@ -201,7 +201,7 @@ impl VmConfig {
             return Err(Error::BadReadahead(r));
         }
         if let Some(len) = self.demo_pattern {
-            let end = crate::demo::DATA_GPA.saturating_add(len);
+            let end = crate::tools::demo::DATA_GPA.saturating_add(len);
             if end > self.memory {
                 return Err(Error::PatternTooLarge {
                     end,
@@ -285,7 +285,7 @@ mod tests {
     #[test]
     fn a_demo_pattern_must_fit_in_ram() {
         let mut c = VmConfig::new(Vec::new());
-        c.demo_pattern = Some(crate::demo::DEFAULT_DATA_LEN);
+        c.demo_pattern = Some(crate::tools::demo::DEFAULT_DATA_LEN);
         c.memory = 64 << 20;
         assert!(
             c.validate()

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sync::lock;
+
 /// Most bytes one `ConsoleWrite` may write; longer writes are truncated.
 pub const MAX_WRITE: u64 = 64 << 10;
 /// Most console bytes kept per VM; later output is still echoed but not captured.
@@ -34,7 +36,7 @@ impl Console {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(bytes).and_then(|_| out.flush());
         }
-        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf = lock(&self.buf);
         let room = MAX_CAPTURE.saturating_sub(buf.len());
         let kept = bytes.len().min(room);
         buf.extend_from_slice(&bytes[..kept]);
@@ -49,7 +51,7 @@ impl Console {
 
     /// Everything captured so far.
     pub fn contents(&self) -> Vec<u8> {
-        self.buf.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.buf).clone()
     }
 }
 
@@ -81,7 +83,7 @@ pub const MAX_REPORT_BYTES: usize = MAX_CAPTURE;
 impl TestReports {
     /// Records a report (dropped beyond [`MAX_REPORTS`] or [`MAX_REPORT_BYTES`]).
     pub fn push(&self, r: TestReport) {
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = lock(&self.0);
         let (reports, bytes) = &mut *g;
         let size = r.name.len() + r.message.len();
         if reports.len() < MAX_REPORTS && *bytes + size <= MAX_REPORT_BYTES {
@@ -92,7 +94,7 @@ impl TestReports {
 
     /// All reports so far.
     pub fn all(&self) -> Vec<TestReport> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+        lock(&self.0).0.clone()
     }
 }
 

@@ -29,13 +29,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kvmpager::abi::packet::{ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST};
-use kvmpager::abi::status::{ZX_ERR_CANCELED, name};
+use kvmpager::abi::status::ZX_ERR_CANCELED;
 use kvmpager::abi::vmo_op::ZX_VMO_OP_COMMIT;
 use kvmpager::abi::vmo_options::KVMPAGER_VMO_HUGE;
-use kvmpager::abi::{HUGE_PAGE_SIZE, Handle, PAGE_SIZE, PortPacket, Status};
+use kvmpager::abi::{HUGE_PAGE_SIZE, Handle, PAGE_SIZE, PortPacket};
 use kvmpager::vmo::Vmo;
 
-use crate::kernel::Process;
+use crate::kernel::{CallFailed, Process, kernel};
+use crate::sync::lock;
 
 mod page_source;
 
@@ -45,13 +46,8 @@ pub use page_source::{ImageSource, PageSource, PatternSource, ZeroFill};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A kernel call failed.
-    #[error("{call} failed: {}", name(*.status))]
-    Kernel {
-        /// Which call.
-        call: &'static str,
-        /// Its status.
-        status: Status,
-    },
+    #[error(transparent)]
+    Kernel(#[from] CallFailed),
     /// The pager thread could not be started.
     #[error("cannot start the host pager thread: {0}")]
     Spawn(std::io::Error),
@@ -75,10 +71,6 @@ pub enum Error {
 
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
-
-fn kernel(call: &'static str) -> impl FnOnce(Status) -> Error {
-    move |status| Error::Kernel { call, status }
-}
 
 /// An aux VMO of the host process, as a [`PageSource`] sees it: it can only be filled.
 pub struct Aux<'a> {
@@ -118,7 +110,8 @@ impl Aux<'_> {
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<()> {
         self.process
             .vmo_write(self.handle, data, offset)
-            .map_err(kernel("zx_vmo_write"))
+            .map_err(kernel("zx_vmo_write"))?;
+        Ok(())
     }
 }
 
@@ -157,12 +150,12 @@ impl PagerCounters {
 
     /// Starts recording request offsets.
     pub fn start_recording(&self) {
-        *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+        *lock(&self.recorded) = Some(Vec::new());
     }
 
     /// The recorded page numbers (first-touch order, duplicates removed), if recording.
     pub fn recorded(&self) -> Option<Vec<u64>> {
-        let r = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        let r = lock(&self.recorded);
         r.as_ref().map(|v| {
             let mut seen = std::collections::HashSet::new();
             v.iter().copied().filter(|p| seen.insert(*p)).collect()
@@ -170,12 +163,7 @@ impl PagerCounters {
     }
 
     fn record(&self, page: u64) {
-        if let Some(v) = self
-            .recorded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
+        if let Some(v) = lock(&self.recorded).as_mut() {
             v.push(page);
         }
     }
@@ -292,7 +280,7 @@ impl HostPager {
                 .map_err(kernel("zx_pager_supply_pages"))
         });
         let _ = p.handle_close(aux);
-        r
+        Ok(r?)
     }
 
     /// The aux VMO for a run: huge for whole 2 MiB-aligned runs (when the policy allows).
@@ -329,7 +317,7 @@ impl HostPager {
         let r = filled.and_then(|_| {
             self.process
                 .pager_supply_pages_counted(pager, ram_vmo, offset, len, handle, 0)
-                .map_err(kernel("zx_pager_supply_pages"))
+                .map_err(|s| kernel("zx_pager_supply_pages")(s).into())
         });
         if r.is_err() {
             // Leave the aux VMO empty for the next supply whatever happened.
@@ -447,10 +435,7 @@ impl HostPager {
                 Ok(p) => p,
                 Err(ZX_ERR_CANCELED) => return Ok(()),
                 Err(status) => {
-                    return Err(Error::Kernel {
-                        call: "zx_port_wait",
-                        status,
-                    });
+                    return Err(kernel("zx_port_wait")(status).into());
                 }
             };
             if !self.handle_packet(&packet, source)? {

@@ -4,3 +4,22 @@
 pub use kvmpager::process::{FatalFault, OverdueRequest, Process};
 pub use kvmpager::stats::StatsSnapshot as Stats;
 pub use kvmpager::vmo::Mapping;
+
+use kvmpager::abi::Status;
+use kvmpager::abi::status::name;
+
+/// A kernel call the VMM made for itself failed (building a VM, serving lazy RAM): which
+/// call, and the status it returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{call} failed: {}", name(*.status))]
+pub struct CallFailed {
+    /// Which call.
+    pub call: &'static str,
+    /// Its status.
+    pub status: Status,
+}
+
+/// `result.map_err(kernel("zx_vmo_create"))`: names the call a failing status came from.
+pub fn kernel(call: &'static str) -> impl FnOnce(Status) -> CallFailed {
+    move |status| CallFailed { call, status }
+}

@@ -1,46 +1,56 @@
 //! The kvmpager micro-VMM: runs a guest program on KVM with Zircon's user-pager model.
 //!
 //! Guest RAM and every VMO a guest maps are VMOs of the pager kernel (`kvmpager`); pages are
-//! supplied on demand and moved zero-copy. Modules, one job each:
+//! supplied on demand and moved zero-copy. Every module, in reading order:
 //! - [`config`]: what a VM is made of.
+//! - [`kernel`]: the pager kernel as the VMM uses it (the process API, `kernel(call)` errors);
+//!   [`sync`]: the one poison-tolerant `lock`.
 //! - [`layout`], [`boot`]: the guest-physical layout and boot-time CPU structures (pure).
-//! - [`loader`]: ELF program loading (pure).
+//! - [`loader`]: ELF program loading (pure); [`guests`]: the embedded guest programs.
 //! - [`memory`]: bounds-checked guest RAM access for hypercall handlers.
-//! - [`aperture`]: aperture ranges and memslot book-keeping (pure).
+//! - [`aperture`]: aperture ranges and memslot book-keeping (pure); [`slot_gate`]: keeping
+//!   vCPUs out of `KVM_RUN` while a memslot changes.
+//! - [`kvm_check`]: whether `/dev/kvm` can be opened.
 //! - [`vm`]: one VM (KVM VM, RAM VMO, processes, stop state); [`host_pager`] serves lazy RAM.
 //! - [`vcpu`]: vCPU threads; [`exit`]: what an exit means; [`hypercall`]: the guest ABI.
-//! - [`kvm_check`]: whether `/dev/kvm` can be opened.
-//! - [`fuzz`]: the hypercall fuzzer's harness (`fuzz/`, `tests/fuzz_hypercalls.rs`).
 //! - [`console`]: console output and test reports; [`stats`]: the run summary.
-//! - [`snapshot`]: snapshot files and working sets; [`demo`]: images for the built-in guests.
+//! - [`snapshot`]: snapshot files and working sets.
+//! - [`tools`]: what is built around the VMM, not into it: the demo image, the conformance
+//!   runner, the bench and the fuzz harness.
+//!
+//! The `kvmpager` command (`main.rs`, `cli.rs`) is a thin front end over [`run`] and
+//! [`restore`].
 //!
 //! Entry points: [`run`] boots a guest program; [`restore`] resumes a snapshot with RAM served
 //! lazily from it. Both take snapshots on request (the `Snapshot` hypercall, or SIGUSR1 after
 //! [`install_snapshot_signal`]) when [`VmConfig::snapshot`] is set.
 #![warn(missing_docs)]
 
-pub mod aperture;
-pub mod bench;
-pub mod boot;
 pub mod config;
-pub mod conformance;
-pub mod console;
-pub mod demo;
-pub mod exit;
-pub mod fuzz;
-pub mod guests;
-pub mod host_pager;
-pub mod hypercall;
 pub mod kernel;
-pub mod kvm_check;
+pub mod sync;
+
+pub mod boot;
+pub mod guests;
 pub mod layout;
 pub mod loader;
+
+pub mod aperture;
+pub mod kvm_check;
 pub mod memory;
 pub mod slot_gate;
-pub mod snapshot;
-pub mod stats;
+
+pub mod exit;
+pub mod host_pager;
+pub mod hypercall;
 pub mod vcpu;
 pub mod vm;
+
+pub mod console;
+pub mod snapshot;
+pub mod stats;
+
+pub mod tools;
 
 use std::path::Path;
 use std::sync::Arc;

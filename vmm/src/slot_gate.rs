@@ -11,6 +11,8 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::sync;
+
 /// How often a closed gate kicks the vCPUs still inside `KVM_RUN`.
 const KICK_INTERVAL: Duration = Duration::from_millis(2);
 
@@ -91,14 +93,11 @@ impl SlotGate {
     }
 
     fn lock(&self) -> MutexGuard<'_, GateState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        sync::lock(&self.state)
     }
 
     fn wait<'a>(&self, st: MutexGuard<'a, GateState>, d: Duration) -> MutexGuard<'a, GateState> {
-        self.changed
-            .wait_timeout(st, d)
-            .unwrap_or_else(|e| e.into_inner())
-            .0
+        sync::wait_timeout(&self.changed, st, d)
     }
 }
 

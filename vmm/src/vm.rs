@@ -11,14 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Cap, Kvm, VmFd};
-use kvmpager::abi::status::*;
-use kvmpager::abi::{Handle, Status};
+use kvmpager::abi::Handle;
 
 use crate::aperture::Aperture;
 use crate::boot::{self, CpuFeatures};
@@ -28,12 +27,13 @@ use crate::exit::StopReason;
 use crate::host_pager::{
     self, HostPager, ImageSource, PageSource, PagerCounters, PatternSource, SupplyPolicy, ZeroFill,
 };
-use crate::kernel::Process;
+use crate::kernel::{CallFailed, Process, kernel};
 use crate::layout;
 use crate::loader;
 use crate::memory::{self, GuestRam};
 use crate::slot_gate::SlotGate;
 use crate::snapshot::{self, Snapshot, VcpuState};
+use crate::sync::lock;
 use kvmpager::vmo::Vmo;
 
 mod faults;
@@ -69,13 +69,8 @@ pub enum Error {
     #[error("cannot register guest RAM with KVM: {0}")]
     SetRamMemslot(kvm_ioctls::Error),
     /// A kernel call failed while building the VM.
-    #[error("{call} failed: {}", name(*.status))]
-    Kernel {
-        /// Which call.
-        call: &'static str,
-        /// Its status.
-        status: Status,
-    },
+    #[error(transparent)]
+    Kernel(#[from] CallFailed),
     /// Guest memory could not be described.
     #[error(transparent)]
     Memory(#[from] memory::Error),
@@ -89,10 +84,6 @@ pub enum Error {
 
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
-
-fn kernel(call: &'static str) -> impl FnOnce(Status) -> Error {
-    move |status| Error::Kernel { call, status }
-}
 
 /// Memslot of guest RAM; aperture mappings use the slots above it.
 /// Guest RAM is registered with KVM in memslots of this size (slot i covers
@@ -179,22 +170,6 @@ fn start_addresses(vm: &Vm, snap: Option<&Snapshot>) -> Vec<u64> {
         );
     }
     gpas
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `changed.wait_timeout(guard, timeout)`'s guard, going on through poisoning like [`lock`].
-fn wait_timeout<'a, T>(
-    changed: &Condvar,
-    guard: MutexGuard<'a, T>,
-    timeout: Duration,
-) -> MutexGuard<'a, T> {
-    changed
-        .wait_timeout(guard, timeout)
-        .unwrap_or_else(|e| e.into_inner())
-        .0
 }
 
 /// What `Vm::new` learns from KVM before building anything.

@@ -50,20 +50,21 @@ impl PageSource for ZeroFill {
     }
 }
 
-/// The built-in pattern pager: RAM holds the demo image ([`crate::demo::DemoPattern`]),
+/// The built-in pattern pager: RAM holds the demo image ([`crate::tools::demo::DemoPattern`]),
 /// computed page by page on first touch — no file; all-zero runs are committed as zero pages.
 #[derive(Debug)]
 pub struct PatternSource {
-    pattern: crate::demo::DemoPattern,
+    pattern: crate::tools::demo::DemoPattern,
 }
 
 impl PatternSource {
     /// RAM holding the demo image with `data_len` bytes of data.
     pub fn new(data_len: u64) -> Result<PatternSource> {
-        let pattern = crate::demo::DemoPattern::new(data_len).map_err(|error| Error::Io {
-            what: "the demo pattern".into(),
-            error,
-        })?;
+        let pattern =
+            crate::tools::demo::DemoPattern::new(data_len).map_err(|error| Error::Io {
+                what: "the demo pattern".into(),
+                error,
+            })?;
         Ok(PatternSource { pattern })
     }
 }

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Vm, lock};
+use super::Vm;
 use crate::exit::StopReason;
 use crate::kernel::FatalFault;
+use crate::sync::lock;
 
 impl Vm {
     /// Routes the fatal faults of both processes to [`Vm::request_stop`]. The sink runs with

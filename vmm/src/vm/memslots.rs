@@ -10,10 +10,11 @@ use kvmpager::abi::status::*;
 use kvmpager::abi::vm_options::{ZX_VM_PERM_READ, ZX_VM_PERM_WRITE};
 use kvmpager::abi::{Handle, Status};
 
-use super::{Error, RAM_CHUNK, Result, Vm, lock};
+use super::{Error, RAM_CHUNK, Result, Vm};
 use crate::aperture::{Aperture, Range};
 use crate::kernel::Mapping;
 use crate::slot_gate::SlotGate;
+use crate::sync::lock;
 
 /// Aperture ranges and the kernel mappings behind their memslots.
 pub(super) struct ApertureState {

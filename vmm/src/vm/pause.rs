@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use kvmpager::abi::Status;
 use kvmpager::abi::status::*;
 
-use super::{Vm, lock, wait_timeout};
+use super::Vm;
 use crate::snapshot::{self, VcpuState};
+use crate::sync::{lock, wait_timeout};
 
 /// vCPUs parked for a snapshot.
 #[derive(Default)]

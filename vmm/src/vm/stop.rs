@@ -4,8 +4,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Event, SNAPSHOT_SIGNAL, Vm, lock, wait_timeout};
+use super::{Event, SNAPSHOT_SIGNAL, Vm};
 use crate::exit::StopReason;
+use crate::sync::{lock, wait, wait_timeout};
 
 /// How long the runner sleeps between looks at [`SNAPSHOT_SIGNAL`].
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -59,7 +60,7 @@ impl Vm {
         let mut r = lock(&self.stop.reason);
         while r.is_none() {
             match deadline {
-                None => r = self.stop.changed.wait(r).unwrap_or_else(|e| e.into_inner()),
+                None => r = wait(&self.stop.changed, r),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {

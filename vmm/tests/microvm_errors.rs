@@ -139,7 +139,7 @@ fn the_demo_guest_checksums_an_image_it_never_loaded() {
     }
     let dir = TempDir::new("demo");
     let path = dir.join("demo.img");
-    let img = kvmpager_vmm::demo::write_image(&path, 16 << 20).unwrap();
+    let img = kvmpager_vmm::tools::demo::write_image(&path, 16 << 20).unwrap();
     let mut c = VmConfig::new(guests::DEMO.elf.to_vec());
     c.image = Some(path);
     c.timeout = Some(std::time::Duration::from_secs(60));
@@ -157,13 +157,17 @@ fn the_demo_guest_checksums_an_image_it_never_loaded() {
     assert!(r.stats.pages_on_demand >= img.data_len / 4096);
     assert_eq!(r.stats.bytes_copied, 0);
     // A different image gives a mismatch and exit code 1.
-    kvmpager_vmm::demo::write_image(dir.join("demo.img").as_path(), 16 << 20).unwrap();
+    kvmpager_vmm::tools::demo::write_image(dir.join("demo.img").as_path(), 16 << 20).unwrap();
     let f = fs::OpenOptions::new()
         .write(true)
         .open(dir.join("demo.img"))
         .unwrap();
-    std::os::unix::fs::FileExt::write_all_at(&f, b"corrupt!", kvmpager_vmm::demo::DATA_GPA + 8)
-        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(
+        &f,
+        b"corrupt!",
+        kvmpager_vmm::tools::demo::DATA_GPA + 8,
+    )
+    .unwrap();
     let r = kvmpager_vmm::run(&c).unwrap();
     assert_eq!(r.exit_code, Some(1), "{}", r.console_text());
     assert!(r.console_text().contains("MISMATCH"));
@@ -179,7 +183,7 @@ fn the_demo_checksums_right_with_every_supply_strategy() {
     }
     let dir = TempDir::new("demo-strategies");
     let path = dir.join("demo.img");
-    let img = kvmpager_vmm::demo::write_image(&path, 16 << 20).unwrap();
+    let img = kvmpager_vmm::tools::demo::write_image(&path, 16 << 20).unwrap();
     for strategy in [
         SupplyStrategy::Move,
         SupplyStrategy::Remap,
@@ -220,7 +224,7 @@ fn the_pattern_pager_serves_the_demo_image_without_a_file() {
     let r = kvmpager_vmm::run(&c).unwrap();
     show("demo over the pattern pager", &r);
     assert_eq!(r.exit_code, Some(0), "{}", r.console_text());
-    let want = kvmpager_vmm::demo::DemoPattern::new(16 << 20)
+    let want = kvmpager_vmm::tools::demo::DemoPattern::new(16 << 20)
         .unwrap()
         .image();
     assert!(

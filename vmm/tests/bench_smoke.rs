@@ -2,8 +2,8 @@
 //! with its baseline and ratio, and the JSON and SVG renderings. No timing assertions: the
 //! speed targets are the benchmark's business (PASS/MISS in its table), not the tests'.
 
-use kvmpager_vmm::bench::{self, Options};
 use kvmpager_vmm::skip_without_kvm;
+use kvmpager_vmm::tools::bench::{self, Options};
 
 #[test]
 fn every_figure_has_a_baseline_and_a_ratio() {

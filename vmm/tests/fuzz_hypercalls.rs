@@ -4,7 +4,7 @@
 //! the call it was saved for and the status that call must now return (`TestReport
 //! ZX_ERR_INVALID_ARGS`): if the harness's byte encoding changes and an input no longer makes
 //! that call, the test says so instead of passing without testing anything. Both go through the same harness as the
-//! libFuzzer target (`kvmpager_vmm::fuzz::run_case`), which panics when the VMM is unsound.
+//! libFuzzer target (`kvmpager_vmm::tools::fuzz::run_case`), which panics when the VMM is unsound.
 //! The long runs (1M+ inputs) use cargo-fuzz; see README "Fuzzing".
 
 use std::cell::Cell;
@@ -12,12 +12,13 @@ use std::path::PathBuf;
 
 use kvmpager::abi::Call;
 use kvmpager::abi::status;
-use kvmpager_vmm::{fuzz, skip_without_kvm};
+use kvmpager_vmm::skip_without_kvm;
+use kvmpager_vmm::tools::fuzz;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 fn regressions() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/hypercalls");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/hypercalls");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("directory entry").path())

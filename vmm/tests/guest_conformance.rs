@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use kvmpager_vmm::{conformance, skip_without_kvm};
+use kvmpager_vmm::skip_without_kvm;
+use kvmpager_vmm::tools::conformance;
 
 /// The suite takes about a second; this bounds a hang (e.g. a lost wake-up) instead.
 const TIMEOUT: Duration = Duration::from_secs(60);

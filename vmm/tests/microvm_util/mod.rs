@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kvmpager_vmm::config::{SnapshotConfig, SnapshotThen};
-use kvmpager_vmm::{RunResult, VmConfig, demo, guests};
+use kvmpager_vmm::tools::demo;
+use kvmpager_vmm::{RunResult, VmConfig, guests};
 
 pub use kvmpager_vmm::skip_without_kvm;
 

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Report, fmt_ns, shorten};
-use crate::bench::size_name;
+use crate::tools::bench::size_name;
 
 impl Report {
     /// Two panels: fault-latency CDFs (log time axis) and SUPPLY throughput per run size
