@@ -13,7 +13,7 @@
 //! - [`kvm_check`]: whether `/dev/kvm` can be opened.
 //! - [`vm`]: one VM (KVM VM, RAM VMO, processes, stop state); [`host_pager`] serves lazy RAM.
 //! - [`vcpu`]: vCPU threads; [`exit`]: what an exit means; [`hypercall`]: the guest ABI.
-//! - [`console`]: console output and test reports; [`stats`]: the run summary.
+//! - [`console`]: console output and test reports; [`summary`]: the run summary.
 //! - [`snapshot`]: snapshot files and working sets.
 //! - [`tools`]: what is built around the VMM, not into it: the demo image, the conformance
 //!   runner, the bench and the fuzz harness.
@@ -48,7 +48,7 @@ pub mod vm;
 
 pub mod console;
 pub mod snapshot;
-pub mod stats;
+pub mod summary;
 
 pub mod tools;
 
@@ -63,7 +63,7 @@ pub use config::VmConfig;
 pub use console::TestReport;
 pub use exit::StopReason;
 pub use kvm_check::{kvm_available, skip_without_kvm};
-pub use stats::Stats;
+pub use summary::RunSummary;
 
 /// Errors that keep a VM from running (guest misbehaviour is a [`StopReason`], not an error).
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +97,7 @@ pub struct RunResult {
     /// Test cases the guest reported.
     pub test_reports: Vec<TestReport>,
     /// Kernel and pager statistics.
-    pub stats: Stats,
+    pub stats: RunSummary,
     /// Snapshots written during the run.
     pub snapshots: Vec<snapshot::Written>,
     /// Things that went wrong without stopping the VM (a failed snapshot, an unwritable
@@ -283,8 +283,8 @@ fn result(vm: &vm::Vm) -> RunResult {
     }
 }
 
-fn stats(vm: &vm::Vm) -> Stats {
-    let mut s = Stats::collect(&vm.host().stats(), &vm.guest().stats());
+fn stats(vm: &vm::Vm) -> RunSummary {
+    let mut s = RunSummary::collect(&vm.host().stats(), &vm.guest().stats());
     if let Some(c) = vm.pager_counters() {
         s.add_pager(c);
     }

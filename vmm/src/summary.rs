@@ -12,7 +12,7 @@ const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 
 /// Kernel and pager statistics of one VM (host and guest processes together).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Stats {
+pub struct RunSummary {
     /// From the start of VM creation (or restore) to the first `KVM_RUN` (ns; 0 if none).
     pub time_to_first_instruction_ns: u64,
     /// Page faults on pager VMOs.
@@ -51,9 +51,9 @@ pub struct Stats {
     pub zero_bytes: u64,
 }
 
-impl Stats {
+impl RunSummary {
     /// Sums the statistics of the VM's processes.
-    pub fn collect(host: &kernel::Stats, guest: &kernel::Stats) -> Stats {
+    pub fn collect(host: &kernel::Stats, guest: &kernel::Stats) -> RunSummary {
         let mut hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3)
             .expect("bounds and 3 significant figures are valid");
         for s in [host, guest] {
@@ -68,7 +68,7 @@ impl Stats {
                 hist.value_at_quantile(q)
             }
         };
-        Stats {
+        RunSummary {
             faults: host.faults + guest.faults,
             requests: host.requests + guest.requests,
             pages_supplied: host.pages_supplied + guest.pages_supplied,
@@ -146,12 +146,12 @@ mod tests {
             fault_latency_ns: vec![100_000],
             ..Default::default()
         };
-        let s = Stats::collect(&host, &guest);
+        let s = RunSummary::collect(&host, &guest);
         assert_eq!(s.faults, 3);
         assert!((1000..=2010).contains(&s.fault_latency_p50_ns), "{s:?}");
         assert!(s.fault_latency_p99_ns >= 99_000);
         assert_eq!(
-            Stats::collect(&Default::default(), &Default::default()).fault_latency_p99_ns,
+            RunSummary::collect(&Default::default(), &Default::default()).fault_latency_p99_ns,
             0
         );
     }
