@@ -6,8 +6,8 @@
 //! [`run_suite`] prints the same from the host side (from the reports, so a case that never
 //! reported is visible) and says whether the number of cases run equals the number registered.
 //!
-//! This module uses only the crate's public run API (`run`, `VmConfig`, `guests`, ...) through
-//! `crate::` paths, so `tests/guest_conformance.rs` can also compile it on its own.
+//! This module uses only the crate's public run API (`run`, `VmConfig`, `guests`, ...), as any
+//! other client of the crate would; `kvmpager test` and `vmm/tests/guest_conformance.rs` run it.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
