@@ -2,5 +2,6 @@
 //! library is linked into the ones that use it).
 #![no_std]
 
+pub mod conformance;
 pub mod fatal;
 pub mod handoff;
