@@ -65,6 +65,25 @@ pub fn fixture_with(pages: u64, options: u32) -> Result<Fx, String> {
     })
 }
 
+impl Fx {
+    /// [`supply`] `[off, +len)` of this fixture's VMO with its pager, from `aux` at `aux_off`.
+    pub fn supply(&self, off: u64, len: u64, aux: Handle, aux_off: u64) -> rt::Result<()> {
+        supply(
+            self.pager.handle(),
+            self.vmo.handle(),
+            off,
+            len,
+            aux,
+            aux_off,
+        )
+    }
+
+    /// [`supply_fresh`] `[off, +len)` of this fixture's VMO with its pager.
+    pub fn supply_fresh(&self, off: u64, len: u64, seed: u64) -> TestResult {
+        supply_fresh(self.pager.handle(), self.vmo.handle(), off, len, seed)
+    }
+}
+
 /// The contents of logical page `page` for `seed`: u64 word i holds `seed + page * 512 + i`.
 pub fn fill_page(buf: &mut [u8; PAGE_US], seed: u64, page: u64) {
     for (i, w) in buf.chunks_exact_mut(8).enumerate() {

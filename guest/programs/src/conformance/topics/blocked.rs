@@ -301,7 +301,7 @@ fn job_ack_dirty(_cpu: usize) -> TestResult {
 /// request; the write then lands.
 fn trap_dirty_write_through_mapping(_t: &mut TestCtx) -> TestResult {
     let fx = fixture_with(2, ZX_VMO_TRAP_DIRTY)?;
-    supply_fresh(fx.pager.handle(), fx.vmo.handle(), 0, 2 * PAGE, fx.seed)?;
+    fx.supply_fresh(0, 2 * PAGE, fx.seed)?;
     let m = map(fx.vmo.handle(), 0, 2 * PAGE)?;
     let before = read_mapped_page(m.gpa + PAGE);
     check_page(&before, fx.seed, 1, "page read through the mapping")?;
@@ -375,7 +375,7 @@ fn job_split_range(_cpu: usize) -> TestResult {
 
 fn present_page_splits_range(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(5)?;
-    supply_fresh(fx.pager.handle(), fx.vmo.handle(), 2 * PAGE, PAGE, fx.seed)?;
+    fx.supply_fresh(2 * PAGE, PAGE, fx.seed)?;
     publish(&fx, 0, 0);
     spawn(1, job_split_range)?;
     let r = fx.vmo.op_range(ZX_VMO_OP_COMMIT, 0, 5 * PAGE);

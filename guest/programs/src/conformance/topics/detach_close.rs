@@ -12,7 +12,7 @@ use rt::{Status, check_eq, check_err, check_ok};
 use crate::conformance::PAGE;
 use crate::conformance::fixtures::{
     aux_filled, check_aux_decommitted, check_content, check_page, committed, expect_no_packet,
-    expect_packet, fixture, info, map, read_mapped_page, supply, supply_fresh,
+    expect_packet, fixture, info, map, read_mapped_page, supply_fresh,
 };
 
 /// This topic's cases, in the order they run.
@@ -28,7 +28,7 @@ pub const CASES: &[Case] = rt::cases![
 
 fn presupply(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(2)?;
-    supply_fresh(fx.pager.handle(), fx.vmo.handle(), 0, 2 * PAGE, fx.seed)?;
+    fx.supply_fresh(0, 2 * PAGE, fx.seed)?;
     check_content(fx.vmo.handle(), 0, 2, fx.seed, 0, "VmoRead")?;
     let m = map(fx.vmo.handle(), 0, 2 * PAGE)?;
     for page in 0..2 {
@@ -46,16 +46,9 @@ fn presupply(_t: &mut TestCtx) -> TestResult {
 fn overlap_supply(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(2)?;
     let alt = fx.seed ^ 0xa1a1;
-    supply_fresh(fx.pager.handle(), fx.vmo.handle(), 0, PAGE, alt)?;
+    fx.supply_fresh(0, PAGE, alt)?;
     let aux = aux_filled(2, fx.seed, 0)?;
-    check_ok!(supply(
-        fx.pager.handle(),
-        fx.vmo.handle(),
-        0,
-        2 * PAGE,
-        aux.handle(),
-        0
-    ));
+    check_ok!(fx.supply(0, 2 * PAGE, aux.handle(), 0));
     check_content(fx.vmo.handle(), 0, 1, alt, 0, "page 0 (alternate buffer)")?;
     check_content(fx.vmo.handle(), PAGE, 1, fx.seed, 1, "page 1")?;
     check_aux_decommitted(&aux, 0, 2 * PAGE, 0)?;
@@ -66,10 +59,7 @@ fn supply_after_detach(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(1)?;
     check_ok!(fx.pager.detach(&fx.vmo));
     let aux = aux_filled(1, fx.seed, 0)?;
-    check_err!(
-        supply(fx.pager.handle(), fx.vmo.handle(), 0, PAGE, aux.handle(), 0),
-        Status::ERR_BAD_STATE
-    );
+    check_err!(fx.supply(0, PAGE, aux.handle(), 0), Status::ERR_BAD_STATE);
     // No page requests: just the detach's COMPLETE.
     expect_packet(fx.port.handle(), fx.key, ZX_PAGER_VMO_COMPLETE, 0, 0)?;
     expect_no_packet(fx.port.handle())
@@ -77,7 +67,7 @@ fn supply_after_detach(_t: &mut TestCtx) -> TestResult {
 
 fn detach_page_complete(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(2)?;
-    supply_fresh(fx.pager.handle(), fx.vmo.handle(), 0, PAGE, fx.seed)?;
+    fx.supply_fresh(0, PAGE, fx.seed)?;
     check_eq!(committed(fx.vmo.handle())?, PAGE);
     check_ok!(fx.pager.detach(&fx.vmo));
     expect_packet(fx.port.handle(), fx.key, ZX_PAGER_VMO_COMPLETE, 0, 0)?;

@@ -13,7 +13,7 @@ use rt::{Status, Vmo, check_eq, check_err, check_ok};
 
 use crate::conformance::fixtures::{
     aux_filled, bad_handles, check_aux_decommitted, check_aux_untouched, check_content, check_zero,
-    committed, expect_no_packet, fill_page, fixture, info, map, supply, supply_fresh,
+    committed, expect_no_packet, fill_page, fixture, info, map, supply,
 };
 use crate::conformance::{PAGE, PAGE_US};
 
@@ -77,10 +77,7 @@ fn supply_bad_handle_pager_vmo(_t: &mut TestCtx) -> TestResult {
 fn supply_bad_handle_aux(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(2)?;
     for bad in bad_handles()? {
-        check_err!(
-            supply(fx.pager.handle(), fx.vmo.handle(), 0, PAGE, bad, 0),
-            Status::ERR_BAD_HANDLE
-        );
+        check_err!(fx.supply(0, PAGE, bad, 0), Status::ERR_BAD_HANDLE);
     }
     check_eq!(committed(fx.vmo.handle())?, 0);
     expect_no_packet(fx.port.handle())
@@ -115,10 +112,7 @@ fn supply_wrong_type_pager_vmo(_t: &mut TestCtx) -> TestResult {
 fn supply_wrong_type_aux(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(2)?;
     for not_vmo in [fx.port.handle(), fx.pager.handle()] {
-        check_err!(
-            supply(fx.pager.handle(), fx.vmo.handle(), 0, PAGE, not_vmo, 0),
-            Status::ERR_WRONG_TYPE
-        );
+        check_err!(fx.supply(0, PAGE, not_vmo, 0), Status::ERR_WRONG_TYPE);
     }
     check_eq!(committed(fx.vmo.handle())?, 0);
     Ok(())
@@ -218,14 +212,7 @@ fn supply_access_denied_aux_without_read(_t: &mut TestCtx) -> TestResult {
     let aux = aux_filled(1, 7, 0)?;
     let no_read = check_ok!(aux.duplicate(ZX_DEFAULT_VMO_RIGHTS & !ZX_RIGHT_READ));
     check_err!(
-        supply(
-            fx.pager.handle(),
-            fx.vmo.handle(),
-            0,
-            PAGE,
-            no_read.handle(),
-            0
-        ),
+        fx.supply(0, PAGE, no_read.handle(), 0),
         Status::ERR_ACCESS_DENIED
     );
     check_aux_untouched(&aux, 1, 7, 0)?;
@@ -239,14 +226,7 @@ fn supply_access_denied_aux_without_write(_t: &mut TestCtx) -> TestResult {
     let dup = check_ok!(aux.duplicate(ZX_RIGHT_SAME_RIGHTS));
     let no_write = check_ok!(dup.replace(ZX_DEFAULT_VMO_RIGHTS & !ZX_RIGHT_WRITE));
     check_err!(
-        supply(
-            fx.pager.handle(),
-            fx.vmo.handle(),
-            0,
-            PAGE,
-            no_write.handle(),
-            0
-        ),
+        fx.supply(0, PAGE, no_write.handle(), 0),
         Status::ERR_ACCESS_DENIED
     );
     check_aux_untouched(&aux, 1, 7, 0)?;
@@ -301,31 +281,14 @@ fn supply_bad_state_aux_not_committed(_t: &mut TestCtx) -> TestResult {
     fill_page(&mut buf, 7, 0);
     check_ok!(aux.write(&buf, 0));
     check_err!(
-        supply(
-            fx.pager.handle(),
-            fx.vmo.handle(),
-            0,
-            2 * PAGE,
-            aux.handle(),
-            0
-        ),
+        fx.supply(0, 2 * PAGE, aux.handle(), 0),
         Status::ERR_BAD_STATE
     );
     check_eq!(committed(aux.handle())?, PAGE, "aux must be untouched");
     check_content(aux.handle(), 0, 1, 7, 0, "aux page 0 (must be untouched)")?;
     // An aux with nothing committed at all.
     let empty = check_ok!(Vmo::create(PAGE, 0));
-    check_err!(
-        supply(
-            fx.pager.handle(),
-            fx.vmo.handle(),
-            0,
-            PAGE,
-            empty.handle(),
-            0
-        ),
-        Status::ERR_BAD_STATE
-    );
+    check_err!(fx.supply(0, PAGE, empty.handle(), 0), Status::ERR_BAD_STATE);
     check_eq!(committed(fx.vmo.handle())?, 0);
     expect_no_packet(fx.port.handle())
 }
@@ -336,28 +299,14 @@ fn supply_bad_state_aux_mapped(_t: &mut TestCtx) -> TestResult {
     let m = map(aux.handle(), 0, 2 * PAGE)?;
     check_eq!(info(aux.handle())?.mappings, 1);
     check_err!(
-        supply(
-            fx.pager.handle(),
-            fx.vmo.handle(),
-            0,
-            2 * PAGE,
-            aux.handle(),
-            0
-        ),
+        fx.supply(0, 2 * PAGE, aux.handle(), 0),
         Status::ERR_BAD_STATE
     );
     check_aux_untouched(&aux, 2, fx.seed, 0)?;
     check_eq!(committed(fx.vmo.handle())?, 0);
     check_ok!(m.unmap());
     // Without the mapping the same supply works: it was the mapping.
-    check_ok!(supply(
-        fx.pager.handle(),
-        fx.vmo.handle(),
-        0,
-        2 * PAGE,
-        aux.handle(),
-        0
-    ));
+    check_ok!(fx.supply(0, 2 * PAGE, aux.handle(), 0));
     check_content(fx.vmo.handle(), 0, 2, fx.seed, 0, "pager VMO")?;
     check_aux_decommitted(&aux, 0, 2 * PAGE, 0)
 }
@@ -368,28 +317,14 @@ fn supply_bad_state_aux_has_clone(_t: &mut TestCtx) -> TestResult {
     let child = check_ok!(aux.create_child(ZX_VMO_CHILD_SNAPSHOT, 0, 2 * PAGE));
     check_eq!(info(aux.handle())?.children, 1);
     check_err!(
-        supply(
-            fx.pager.handle(),
-            fx.vmo.handle(),
-            0,
-            2 * PAGE,
-            aux.handle(),
-            0
-        ),
+        fx.supply(0, 2 * PAGE, aux.handle(), 0),
         Status::ERR_BAD_STATE
     );
     check_aux_untouched(&aux, 2, fx.seed, 0)?;
     check_content(child.handle(), 0, 2, fx.seed, 0, "the clone")?;
     check_eq!(committed(fx.vmo.handle())?, 0);
     check_ok!(child.close());
-    check_ok!(supply(
-        fx.pager.handle(),
-        fx.vmo.handle(),
-        0,
-        2 * PAGE,
-        aux.handle(),
-        0
-    ));
+    check_ok!(fx.supply(0, 2 * PAGE, aux.handle(), 0));
     check_content(fx.vmo.handle(), 0, 2, fx.seed, 0, "pager VMO")?;
     check_aux_decommitted(&aux, 0, 2 * PAGE, 0)
 }
@@ -398,22 +333,9 @@ fn supply_bad_state_aux_is_pager_vmo(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(2)?;
     let other = fixture(1)?;
     // Fully commit the other pager VMO, so the only violation is its kind.
-    supply_fresh(
-        other.pager.handle(),
-        other.vmo.handle(),
-        0,
-        PAGE,
-        other.seed,
-    )?;
+    other.supply_fresh(0, PAGE, other.seed)?;
     check_err!(
-        supply(
-            fx.pager.handle(),
-            fx.vmo.handle(),
-            0,
-            PAGE,
-            other.vmo.handle(),
-            0
-        ),
+        fx.supply(0, PAGE, other.vmo.handle(), 0),
         Status::ERR_BAD_STATE
     );
     check_content(
@@ -426,16 +348,9 @@ fn supply_bad_state_aux_is_pager_vmo(_t: &mut TestCtx) -> TestResult {
     )?;
     check_eq!(committed(fx.vmo.handle())?, 0);
     // The pager VMO as its own aux.
-    supply_fresh(fx.pager.handle(), fx.vmo.handle(), PAGE, PAGE, fx.seed)?;
+    fx.supply_fresh(PAGE, PAGE, fx.seed)?;
     check_err!(
-        supply(
-            fx.pager.handle(),
-            fx.vmo.handle(),
-            0,
-            PAGE,
-            fx.vmo.handle(),
-            PAGE
-        ),
+        fx.supply(0, PAGE, fx.vmo.handle(), PAGE),
         Status::ERR_BAD_STATE
     );
     check_content(fx.vmo.handle(), PAGE, 1, fx.seed, 1, "the pager VMO")?;
@@ -449,17 +364,7 @@ fn supply_bad_state_aux_not_from_vmo_create(_t: &mut TestCtx) -> TestResult {
     // A snapshot child is made by VmoCreateChild, not VmoCreate; it is fully committed.
     let child = check_ok!(parent.create_child(ZX_VMO_CHILD_SNAPSHOT, 0, PAGE));
     check_eq!(committed(child.handle())?, PAGE);
-    check_err!(
-        supply(
-            fx.pager.handle(),
-            fx.vmo.handle(),
-            0,
-            PAGE,
-            child.handle(),
-            0
-        ),
-        Status::ERR_BAD_STATE
-    );
+    check_err!(fx.supply(0, PAGE, child.handle(), 0), Status::ERR_BAD_STATE);
     check_content(
         child.handle(),
         0,
@@ -477,14 +382,7 @@ fn supply_bad_state_after_detach_decommits_aux(_t: &mut TestCtx) -> TestResult {
     let aux = aux_filled(2, fx.seed, 0)?;
     check_ok!(fx.pager.detach(&fx.vmo));
     check_err!(
-        supply(
-            fx.pager.handle(),
-            fx.vmo.handle(),
-            0,
-            2 * PAGE,
-            aux.handle(),
-            0
-        ),
+        fx.supply(0, 2 * PAGE, aux.handle(), 0),
         Status::ERR_BAD_STATE
     );
     // The detached check comes after the aux is taken: the aux range is fully decommitted
@@ -561,14 +459,7 @@ fn supply_moves_pages_to_the_right_offsets(_t: &mut TestCtx) -> TestResult {
         fill_page(&mut buf, fx.seed, 2 + k);
         check_ok!(aux.write(&buf, k * PAGE));
     }
-    check_ok!(supply(
-        fx.pager.handle(),
-        fx.vmo.handle(),
-        3 * PAGE,
-        3 * PAGE,
-        aux.handle(),
-        PAGE
-    ));
+    check_ok!(fx.supply(3 * PAGE, 3 * PAGE, aux.handle(), PAGE));
     check_content(
         fx.vmo.handle(),
         3 * PAGE,
@@ -597,16 +488,9 @@ fn supply_moves_pages_to_the_right_offsets(_t: &mut TestCtx) -> TestResult {
 fn supply_keeps_present_pages_and_frees_their_aux_pages(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(3)?;
     let first = fx.seed ^ 0xffff;
-    supply_fresh(fx.pager.handle(), fx.vmo.handle(), PAGE, PAGE, first)?;
+    fx.supply_fresh(PAGE, PAGE, first)?;
     let aux = aux_filled(3, fx.seed, 0)?;
-    check_ok!(supply(
-        fx.pager.handle(),
-        fx.vmo.handle(),
-        0,
-        3 * PAGE,
-        aux.handle(),
-        0
-    ));
+    check_ok!(fx.supply(0, 3 * PAGE, aux.handle(), 0));
     check_content(fx.vmo.handle(), 0, 1, fx.seed, 0, "page 0")?;
     check_content(
         fx.vmo.handle(),
@@ -626,14 +510,7 @@ fn supply_decommits_the_aux_range(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(2)?;
     let aux = aux_filled(4, fx.seed, 0)?;
     check_eq!(committed(aux.handle())?, 4 * PAGE);
-    check_ok!(supply(
-        fx.pager.handle(),
-        fx.vmo.handle(),
-        0,
-        2 * PAGE,
-        aux.handle(),
-        PAGE
-    ));
+    check_ok!(fx.supply(0, 2 * PAGE, aux.handle(), PAGE));
     check_content(fx.vmo.handle(), 0, 2, fx.seed, 1, "pager VMO")?;
     check_aux_decommitted(&aux, PAGE, 2 * PAGE, 2 * PAGE)?;
     check_content(aux.handle(), 0, 1, fx.seed, 0, "aux page 0")?;

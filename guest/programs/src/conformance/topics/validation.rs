@@ -200,13 +200,7 @@ fn invalid_pager_supply_pages(_t: &mut TestCtx) -> TestResult {
     check_err!(s(p, v, 0, PAGE, a, PAGE), Status::ERR_OUT_OF_RANGE);
     // A pager-backed aux (Zircon: NOT_SUPPORTED; the seed: BAD_STATE), fully committed: another
     // pager's VMO, and another VMO of this pager.
-    supply_fresh(
-        other.pager.handle(),
-        other.vmo.handle(),
-        0,
-        PAGE,
-        other.seed,
-    )?;
+    other.supply_fresh(0, PAGE, other.seed)?;
     check_err!(
         s(p, v, 0, PAGE, other.vmo.handle(), 0),
         Status::ERR_BAD_STATE
@@ -304,7 +298,7 @@ fn vmo_info_pager_backed(_t: &mut TestCtx) -> TestResult {
 
 fn decommit_pager_vmo_not_supported(_t: &mut TestCtx) -> TestResult {
     let fx = fixture(2)?;
-    supply_fresh(fx.pager.handle(), fx.vmo.handle(), 0, 2 * PAGE, fx.seed)?;
+    fx.supply_fresh(0, 2 * PAGE, fx.seed)?;
     check_err!(
         fx.vmo.op_range(ZX_VMO_OP_DECOMMIT, 0, PAGE),
         Status::ERR_NOT_SUPPORTED
