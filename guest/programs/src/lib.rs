@@ -7,6 +7,7 @@
 //! - [`handoff`]: hands the pager, pager-VMO and port handles from vCPU 0 to the pager vCPU.
 //! - [`rng`]: the xorshift64* generator of `garbage` and `soak`.
 #![no_std]
+#![warn(missing_docs)]
 
 pub mod conformance;
 pub mod fatal;
