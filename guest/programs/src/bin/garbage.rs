@@ -14,6 +14,7 @@
 
 use core::cell::UnsafeCell;
 
+use kvmpager_guest_programs::rng::Rng;
 use rt::abi::Call;
 use rt::hypercall::hypercall;
 use rt::sys::{self, Handle, Status};
@@ -48,22 +49,22 @@ fn scratch() -> u64 {
     SCRATCH.0.get() as u64
 }
 
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
+/// The garbage [`Rng`] draws: scalars, handles, pointers.
+trait Garbage {
     /// A garbage scalar: sizes, offsets, options, rights, ops, keys.
+    fn value(&mut self) -> u64;
+    /// A handle that can't be valid (garbage never keeps a handle it created).
+    fn handle(&mut self) -> u64;
+    /// An address outside guest RAM (or overflowing), with any length.
+    fn wild(&mut self, ram: u64) -> (u64, u64);
+    /// A pointer/length pair: inside the scratch buffer, or outside guest RAM, or a scratch
+    /// pointer with a length that reaches past the end of RAM.
+    fn buffer(&mut self, ram: u64) -> (u64, u64);
+    /// An out pointer for `size` bytes: in scratch (maybe unaligned) or outside RAM.
+    fn out(&mut self, ram: u64, size: u64) -> (u64, bool);
+}
+
+impl Garbage for Rng {
     fn value(&mut self) -> u64 {
         match self.below(10) {
             0 => 0,
@@ -73,39 +74,35 @@ impl Rng {
             4 => u64::MAX,
             5 => 1 << 63,
             6 => self.below(16) * 4096,
-            7 => self.next() & 0xffff_ffff,
+            7 => self.next_u64() & 0xffff_ffff,
             8 => self.below(64),
-            _ => self.next(),
+            _ => self.next_u64(),
         }
     }
 
-    /// A handle that can't be valid (garbage never keeps a handle it created).
     fn handle(&mut self) -> u64 {
         match self.below(7) {
             0 => 0,
             1 => 1 + self.below(16),
-            2 => self.next() & 0xffff,
-            3 => self.next() & 0xffff_ffff,
+            2 => self.next_u64() & 0xffff,
+            3 => self.next_u64() & 0xffff_ffff,
             4 => u32::MAX as u64,
             5 => (1 << 32) | self.below(16),
-            _ => self.next(),
+            _ => self.next_u64(),
         }
     }
 
-    /// An address outside guest RAM (or overflowing), with any length.
     fn wild(&mut self, ram: u64) -> (u64, u64) {
         let ptr = match self.below(5) {
             0 => ram + self.below(8192),
             1 => u64::MAX - self.below(64),
             2 => rt::abi::layout::APERTURE_START + self.below(1 << 20),
-            3 => self.next() | (1 << 47),
+            3 => self.next_u64() | (1 << 47),
             _ => ram,
         };
         (ptr, self.value())
     }
 
-    /// A pointer/length pair: inside the scratch buffer, or outside guest RAM, or a scratch
-    /// pointer with a length that reaches past the end of RAM.
     fn buffer(&mut self, ram: u64) -> (u64, u64) {
         match self.below(4) {
             0 => {
@@ -124,7 +121,6 @@ impl Rng {
         }
     }
 
-    /// An out pointer for `size` bytes: in scratch (maybe unaligned) or outside RAM.
     fn out(&mut self, ram: u64, size: u64) -> (u64, bool) {
         if self.below(2) == 0 {
             (scratch() + self.below(SCRATCH_SIZE - size + 1), true)
@@ -238,7 +234,7 @@ fn main(vcpu: usize, _ncpus: usize, ram: u64) -> i64 {
     if vcpu != 0 {
         rt::park();
     }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::from_state(0x9e37_79b9_7f4a_7c15);
     let mut tally = Tally(Vec::new());
     let mut calls = 0u64;
     let mut closed = 0u64;
@@ -256,7 +252,7 @@ fn main(vcpu: usize, _ncpus: usize, ram: u64) -> i64 {
         for _ in 0..ROUNDS {
             let (args, handle_out) = garbage_args(&mut rng, sig, ram);
             // SAFETY: every pointer argument either lies in SCRATCH with a length that fits
-            // it or lies outside guest RAM (see `Rng::buffer`/`out`/`wild`), so the VMM can
+            // it or lies outside guest RAM (see `Garbage::buffer`/`out`/`wild`), so the VMM can
             // write nothing but SCRATCH; Exit and Snapshot are never called.
             let rax = unsafe { hypercall(nr, args) };
             calls += 1;

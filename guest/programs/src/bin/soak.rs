@@ -47,6 +47,7 @@
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use kvmpager_guest_programs::rng::{Rng, mix};
 use rt::abi::packet::{ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST};
 use rt::abi::pager_op::ZX_PAGER_SUPPLY_PAGES;
 use rt::abi::vm_options::{ZX_VM_PERM_READ, ZX_VM_PERM_WRITE};
@@ -229,14 +230,6 @@ fn get(counter: &AtomicU64) -> u64 {
 
 // ---- content ---------------------------------------------------------------------------
 
-/// SplitMix64's finaliser.
-const fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// The seed of VMO `index` of round `round`.
 fn vmo_seed(round: u64, index: usize) -> u64 {
     mix(round.wrapping_mul(0x0000_0100_0000_01b3) ^ ((index as u64) << 52) ^ 0x50ac_5eed)
@@ -339,39 +332,6 @@ fn check_buf(
 }
 
 // ---- small helpers -------------------------------------------------------------------------
-
-/// A xorshift64* generator: every decision of the soak is reproducible from the round number.
-struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded from `seed`.
-    fn new(seed: u64) -> Self {
-        Rng(mix(seed) | 1)
-    }
-
-    /// The next number.
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// A number in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    /// True `percent` % of the time.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// Page bitmaps for the VMOs of a round.
 struct Bitmaps(Vec<[u64; (MAX_VMO_PAGES / 64) as usize]>);
