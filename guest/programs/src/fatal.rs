@@ -4,7 +4,7 @@
 //! pager, checks the READ packet and then makes the page unresolvable in the way its [`Mode`]
 //! says. The VM must stop with `StopReason::FatalFault` (`FaultTimeout` for `fatal_silent`,
 //! run with a fault timeout) naming the page's address
-//! (`tests/vmm_fatal_faults.rs`). The programs never exit by themselves: exit code 1 means the
+//! (`vmm/tests/vmm_fatal_faults.rs`). The programs never exit by themselves: exit code 1 means the
 //! read returned, 2 fewer than 2 vCPUs, 3 a wrong or missing packet, 4 a failed action.
 
 use rt::abi::packet::{ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST};

@@ -2,7 +2,7 @@
 //! through the aperture, blocking inside KVM; vCPU 1, the pager, checks the READ packet and
 //! closes its (only) pager handle. The page can never arrive, so the VM must stop with
 //! `StopReason::FatalFault` naming `ZX_ERR_BAD_STATE` and the page's address
-//! (`tests/vmm_fatal_faults.rs`). It never exits by itself: exit code 1 means the read
+//! (`vmm/tests/vmm_fatal_faults.rs`). It never exits by itself: exit code 1 means the read
 //! returned, 3 a wrong or missing packet, 4 a failed close.
 //!
 //! The code is shared: `src/fatal.rs`.

@@ -2,7 +2,7 @@
 //! aperture, blocking inside KVM; vCPU 1, the pager, checks the READ packet and closes its only
 //! port handle. Nobody can read the request any more, so kvmpager fails it and the
 //! VM must stop with `StopReason::FatalFault` naming `ZX_ERR_BAD_STATE` and the page
-//! (`tests/vmm_fatal_faults.rs`). It never exits by itself: exit code 1 means the read
+//! (`vmm/tests/vmm_fatal_faults.rs`). It never exits by itself: exit code 1 means the read
 //! returned, 3 a wrong or missing packet, 4 a failed close.
 //!
 //! The code is shared: `src/fatal.rs`.

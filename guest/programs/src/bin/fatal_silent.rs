@@ -2,7 +2,7 @@
 //! aperture, blocking inside KVM; vCPU 1, the pager, checks the READ packet and then does
 //! nothing. Run with a fault timeout (`--fault-timeout`), the VM must stop with
 //! `StopReason::FaultTimeout` naming the VMO, the offset and the guest-physical address
-//! (`tests/vmm_fatal_faults.rs`). Exit code 1 means the read returned, 3 a wrong or missing
+//! (`vmm/tests/vmm_fatal_faults.rs`). Exit code 1 means the read returned, 3 a wrong or missing
 //! packet.
 //!
 //! The code is shared: `src/fatal.rs`.

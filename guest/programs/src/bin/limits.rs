@@ -4,7 +4,7 @@
 //! `zx_pager_create_vmo`, and mappings `ZX_ERR_NO_RESOURCES` (outside the aperture
 //! `ZX_ERR_OUT_OF_RANGE`). After each, freeing one makes room again. It prints one line per
 //! limit (`limits: <what>: <count> then <status>`) and exits 0 while still holding all it
-//! made, so the VMM must free everything itself (`tests/vmm_limits.rs` measures the host RSS).
+//! made, so the VMM must free everything itself (`vmm/tests/vmm_limits.rs` measures the host RSS).
 //! Exit codes: 1 a limit never came, 2 the wrong status, 3 no room after freeing one.
 #![no_std]
 #![no_main]

@@ -1,5 +1,5 @@
 //! Soak: two vCPUs, many pager VMOs, concurrent faults and supplies for about a minute, every
-//! byte verified (`tests/vmm_soak.rs`).
+//! byte verified (`vmm/tests/vmm_soak.rs`).
 //!
 //! **vCPU 0 is the pager.** It creates one pager and one port, then runs rounds until
 //! [`DURATION_NS`] of guest clock or [`MAX_ROUNDS`] rounds, whichever comes first. Each round
@@ -40,7 +40,7 @@
 //! blocked on a page that was supplied, or a packet that never came) prints what each vCPU
 //! was doing and exits [`EXIT_STALL`]; an unexpected packet exits [`EXIT_PROTOCOL`].
 //! A stall in which both vCPUs are stuck inside calls is caught by the VMM's fault timeout
-//! (`tests/vmm_soak.rs` sets one), which names the VMO and offset.
+//! (`vmm/tests/vmm_soak.rs` sets one), which names the VMO and offset.
 #![no_std]
 #![no_main]
 

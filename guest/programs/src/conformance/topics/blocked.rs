@@ -5,7 +5,7 @@
 //!
 //! Cases never FAIL or detach a page that a vCPU is touching through a mapping: that is a fatal
 //! page fault which stops the VM (Zircon would crash the thread), so those paths are tested with
-//! `VmoRead`/COMMIT waiters only here, and end to end in `tests/vmm_fatal_faults.rs`. When the
+//! `VmoRead`/COMMIT waiters only here, and end to end in `vmm/tests/vmm_fatal_faults.rs`. When the
 //! pager side of a case goes wrong it still supplies (or fails) the page the accessor waits for,
 //! so one broken case cannot hang the suite.
 //!

@@ -1,4 +1,4 @@
-//! Guest pointers (abi "Guest pointers"): the same bad pointers as `tests/hypercall_pointers.rs`
+//! Guest pointers (abi "Guest pointers"): the same bad pointers as `vmm/tests/hypercall_pointers.rs`
 //! (null, straddling the end of RAM, in the hole, on a mapped VMO, wrapping), from a real guest
 //! through the real hypercall path, for an out-handle call, a buffer the VMM writes, a buffer it
 //! reads, and PortWait. RAM ends at `t.ram` (RAM is identity mapped from 0).
