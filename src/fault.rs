@@ -4,6 +4,10 @@
 //! A thread — a vCPU inside KVM, or any host thread — touching an absent page blocks in the
 //! host kernel; the service thread reads the event and hands it to the VMO, which turns it into
 //! a READ request (or joins an outstanding one). Supplying the page (`UFFDIO_MOVE`) wakes it.
+//!
+//! The service knows a registered range only as a [`FaultTarget`] (held weakly): what it calls
+//! back on a fault, and what the fault-timeout watchdog asks. [`crate::vmo::Vmo`] is the one
+//! kernel implementation; the unit tests below use fakes.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, RawFd};
@@ -15,19 +19,33 @@ use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, Subscrib
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::EventFd;
 
+use std::time::Duration;
+
+use crate::request::OverdueRequest;
 use crate::uffd::{UffdEvent, Userfault};
-use crate::vmo::Vmo;
 
 /// How long the service loop sleeps in epoll before checking for shutdown (ms); shutdown
 /// also wakes it at once through an eventfd, so this is only a backstop.
 const POLL_MS: i32 = 100;
 
-type VmoMap = RwLock<BTreeMap<u64, (u64, Weak<Vmo>)>>;
+/// What a registered range of host memory answers to: a pager VMO.
+pub trait FaultTarget: Send + Sync {
+    /// Thread `tid` touched the absent page at host address `addr`.
+    fn on_fault(&self, addr: u64, tid: u32);
+    /// Thread `tid` wrote to the write-protected page at host address `addr`.
+    fn on_write_fault(&self, addr: u64, tid: u32);
+    /// The oldest page request still waiting for its pager, if any.
+    fn oldest_request(&self) -> Option<OverdueRequest>;
+}
+
+/// Registered ranges by start address: (end address, target).
+type TargetMap = BTreeMap<u64, (u64, Weak<dyn FaultTarget>)>;
+type TargetLock = RwLock<TargetMap>;
 
 /// A process's userfaultfd and the thread that serves it.
 pub struct FaultService {
     uffd: Arc<Userfault>,
-    vmos: Arc<VmoMap>,
+    targets: Arc<TargetLock>,
     stop: Arc<AtomicBool>,
     /// Written on shutdown so the service loop leaves epoll at once.
     wake: Arc<EventFd>,
@@ -59,13 +77,13 @@ impl FaultService {
         } else {
             Userfault::new()?
         });
-        let vmos: Arc<VmoMap> = Arc::default();
+        let targets: Arc<TargetLock> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let mut manager = EventManager::<Arc<Mutex<dyn MutEventSubscriber + Send>>>::new()
             .map_err(FaultError::EventManager)?;
         manager.add_subscriber(Arc::new(Mutex::new(FaultReader {
             uffd: uffd.clone(),
-            vmos: vmos.clone(),
+            targets: targets.clone(),
         })));
         let wake = Arc::new(EventFd::new(libc::EFD_NONBLOCK).map_err(FaultError::EventFd)?);
         manager.add_subscriber(Arc::new(Mutex::new(WakeReader(wake.clone()))));
@@ -83,7 +101,7 @@ impl FaultService {
             .map_err(FaultError::Spawn)?;
         Ok(Arc::new(FaultService {
             uffd,
-            vmos,
+            targets,
             stop,
             wake,
             thread: Mutex::new(Some(thread)),
@@ -95,24 +113,35 @@ impl FaultService {
         &self.uffd
     }
 
-    /// Registers `vmo`'s host memory `[addr, addr + len)` for MISSING faults, and for writes
-    /// to write-protected pages when `wp` (TRAP_DIRTY VMOs).
+    /// Registers `target`'s host memory `[addr, addr + len)` for MISSING faults, and for
+    /// writes to write-protected pages when `wp` (TRAP_DIRTY VMOs).
     pub fn register(
         &self,
-        vmo: &Arc<Vmo>,
+        target: Weak<dyn FaultTarget>,
         addr: u64,
         len: u64,
         wp: bool,
     ) -> Result<(), FaultError> {
         self.uffd.register(addr, len, wp)?;
-        self.map().insert(addr, (addr + len, Arc::downgrade(vmo)));
+        self.map().insert(addr, (addr + len, target));
         Ok(())
     }
 
-    /// Every live VMO registered with this service.
-    pub fn vmos(&self) -> Vec<Arc<Vmo>> {
-        let map = self.vmos.read().unwrap_or_else(|e| e.into_inner());
-        map.values().filter_map(|(_, vmo)| vmo.upgrade()).collect()
+    /// Every live target registered with this service.
+    pub fn targets(&self) -> Vec<Arc<dyn FaultTarget>> {
+        let map = self.targets.read().unwrap_or_else(|e| e.into_inner());
+        map.values()
+            .filter_map(|(_, target)| target.upgrade())
+            .collect()
+    }
+
+    /// The oldest page request of the live targets that has waited at least `age`, if any.
+    pub fn overdue_request(&self, age: Duration) -> Option<OverdueRequest> {
+        self.targets()
+            .iter()
+            .filter_map(|target| target.oldest_request())
+            .filter(|r| r.waited >= age)
+            .max_by_key(|r| r.waited)
     }
 
     /// Forgets the VMO whose memory starts at `addr` (its memory is about to be unmapped).
@@ -125,8 +154,8 @@ impl FaultService {
         }
     }
 
-    fn map(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, (u64, Weak<Vmo>)>> {
-        self.vmos.write().unwrap_or_else(|e| e.into_inner())
+    fn map(&self) -> std::sync::RwLockWriteGuard<'_, TargetMap> {
+        self.targets.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -169,21 +198,21 @@ impl MutEventSubscriber for WakeReader {
 /// The event-manager subscriber that drains the userfaultfd.
 struct FaultReader {
     uffd: Arc<Userfault>,
-    vmos: Arc<VmoMap>,
+    targets: Arc<TargetLock>,
 }
 
 impl FaultReader {
     fn dispatch(&self, addr: u64, tid: u32, wp: bool) {
-        let vmo = {
-            let map = self.vmos.read().unwrap_or_else(|e| e.into_inner());
+        let target = {
+            let map = self.targets.read().unwrap_or_else(|e| e.into_inner());
             map.range(..=addr)
                 .next_back()
                 .filter(|(_, (end, _))| addr < *end)
-                .and_then(|(_, (_, vmo))| vmo.upgrade())
+                .and_then(|(_, (_, target))| target.upgrade())
         };
-        match vmo {
-            Some(vmo) if wp => vmo.on_write_fault(addr, tid),
-            Some(vmo) => vmo.on_fault(addr, tid),
+        match target {
+            Some(target) if wp => target.on_write_fault(addr, tid),
+            Some(target) => target.on_fault(addr, tid),
             None => log::warn!("userfaultfd fault at {addr:#x} outside every pager VMO"),
         }
     }

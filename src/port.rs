@@ -3,6 +3,10 @@
 //! Page-request packets carry a [`PacketSource`] so that the pager VMO that queued them learns
 //! when the pager has read them (it then posts its next request: one packet per VMO sits in a
 //! port at a time) and can withdraw them if the request is resolved before it is read.
+//!
+//! A port knows the VMOs bound to it only as [`PacketOwner`]s (held weakly): what it calls
+//! back when a packet is read and when the port closes. [`crate::vmo::Vmo`] is the one kernel
+//! implementation; the unit tests below use fakes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::abi::PortPacket;
 use crate::abi::Status;
 use crate::abi::status::{ZX_ERR_CANCELED, ZX_ERR_TIMED_OUT};
-use crate::vmo::{Vmo, VmoList};
+use crate::object::WeakList;
 
 /// How long `zx_port_wait` polls for a packet before it sleeps.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
@@ -20,11 +24,19 @@ const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 /// How often a blocked waiter re-checks whether its process was killed.
 pub(crate) const KILL_POLL: Duration = Duration::from_millis(20);
 
+/// What a port calls back on the object that queued a packet: a pager VMO.
+pub trait PacketOwner: Send + Sync {
+    /// The pager read the packet queued under `token`.
+    fn packet_dequeued(&self, token: u64);
+    /// The port's last handle closed (see [`Port`]).
+    fn port_closed(&self);
+}
+
 /// Who queued a packet, and the token it uses to find the packet again.
 #[derive(Clone)]
 pub struct PacketSource {
     /// The pager VMO that queued the packet.
-    pub vmo: Weak<Vmo>,
+    pub owner: Weak<dyn PacketOwner>,
     /// The VMO's token for the packet (a request id, or [`COMPLETE_TOKEN`]).
     pub token: u64,
 }
@@ -72,7 +84,7 @@ struct Queued {
 pub struct Port {
     queue: Mutex<VecDeque<Queued>>,
     ready: Condvar,
-    vmos: VmoList,
+    owners: WeakList<dyn PacketOwner>,
     handles: AtomicUsize,
     closed: AtomicBool,
 }
@@ -83,15 +95,16 @@ impl Port {
         Arc::new(Port {
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
-            vmos: VmoList::default(),
+            owners: WeakList::default(),
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         })
     }
 
-    /// Records a pager VMO that sends its packets here.
-    pub(crate) fn add_vmo(&self, vmo: &Arc<Vmo>) {
-        self.vmos.add(vmo);
+    /// Records a pager VMO that sends its packets here: it hears when the port closes.
+    pub(crate) fn add_owner<T: PacketOwner + 'static>(&self, owner: &Arc<T>) {
+        let weak: Weak<T> = Arc::downgrade(owner);
+        self.owners.add(weak);
     }
 
     /// Whether the port's last handle has been closed.
@@ -118,8 +131,8 @@ impl Port {
         // Dropped after the queue lock is released: a packet's charge and source go with it.
         let dropped = std::mem::take(&mut *self.lock());
         drop(dropped);
-        for vmo in self.vmos.take() {
-            vmo.port_closed();
+        for owner in self.owners.take() {
+            owner.port_closed();
         }
     }
 
@@ -148,13 +161,13 @@ impl Port {
         self.ready.notify_one();
     }
 
-    /// Removes the packet `vmo` queued under `token`; returns whether it was still queued.
-    pub fn cancel(&self, vmo: &Vmo, token: u64) -> bool {
+    /// Removes the packet `owner` queued under `token`; returns whether it was still queued.
+    pub fn cancel(&self, owner: &dyn PacketOwner, token: u64) -> bool {
         let mut queue = self.lock();
         let found = queue.iter().position(|q| {
             q.source
                 .as_ref()
-                .is_some_and(|s| s.token == token && std::ptr::eq(s.vmo.as_ptr(), vmo))
+                .is_some_and(|s| s.token == token && std::ptr::addr_eq(s.owner.as_ptr(), owner))
         });
         found.map(|i| queue.remove(i)).is_some()
     }
@@ -183,9 +196,9 @@ impl Port {
     ) -> Result<PortPacket, Status> {
         let queued = self.dequeue(deadline, killed)?;
         if let Some(source) = queued.source
-            && let Some(vmo) = source.vmo.upgrade()
+            && let Some(owner) = source.owner.upgrade()
         {
-            vmo.packet_dequeued(source.token);
+            owner.packet_dequeued(source.token);
         }
         Ok(queued.packet)
     }

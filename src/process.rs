@@ -6,8 +6,8 @@
 //! status the spec names; nothing a caller passes can panic the kernel.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::abi::pager_op::*;
@@ -16,185 +16,20 @@ use crate::abi::status::*;
 use crate::abi::vmo_op::{ZX_VMO_OP_COMMIT, ZX_VMO_OP_DECOMMIT};
 use crate::abi::vmo_options::*;
 use crate::abi::{Handle, PAGE_SIZE, PortPacket, Rights, Status, VmoInfo};
-use crate::fault::FaultService;
+use crate::account::{FatalFaultSink, Limits, Shared};
 use crate::handle::{HandleTable, KernelObject};
 use crate::pager::Pager;
-use crate::port::{PacketCharge, Port};
-use crate::stats::{Stats, StatsSnapshot};
+use crate::port::Port;
+use crate::request::OverdueRequest;
+use crate::stats::StatsSnapshot;
 use crate::vmo::{Mapping, PagerLink, Pin, SupplyStrategy, Vmo};
-
-/// A thread blocked in a fault on a pager-VMO page that will never be supplied: its request
-/// was failed, or the VMO was detached or its pager closed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FatalFault {
-    /// Koid of the pager VMO.
-    pub vmo_koid: u64,
-    /// Host address of the page.
-    pub host_addr: u64,
-    /// Offset of the page in its VMO.
-    pub vmo_offset: u64,
-    /// The status the access fails with (Zircon's `synth_code`).
-    pub status: Status,
-    /// The blocked thread.
-    pub tid: u32,
-}
-
-/// Default of [`Limits::queued_packets`].
-pub const MAX_UNREAD_PACKETS: usize = 1 << 16;
-
-/// What one process may hold at once. Going over a limit fails the call that would have,
-/// with the status Zircon gives when it runs out of that resource; nothing else changes.
-/// The defaults bound nothing a well-behaved program meets; the VMM sets tighter ones for
-/// guests (`VmConfig::limits`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Live handles: one more gives `ZX_ERR_NO_RESOURCES` (a full handle table).
-    pub handles: usize,
-    /// Live VMOs the process created (pager VMOs and children included): one more gives
-    /// `ZX_ERR_NO_RESOURCES`. Each VMO is a host mapping, and the host's mapping count is
-    /// finite.
-    pub vmos: usize,
-    /// Total bytes of those VMOs, which the process can make the host commit: a VMO past it
-    /// gives `ZX_ERR_NO_MEMORY`.
-    pub vmo_bytes: u64,
-    /// Packets the process's pager VMOs have queued and nobody has read yet: at the limit
-    /// `zx_pager_create_vmo` gives `ZX_ERR_NO_MEMORY`. (A pager VMO closed without a detach
-    /// leaves its COMPLETE packet in the port until the pager reads it, so a process that
-    /// creates and closes pager VMOs and never reads would otherwise grow host memory without
-    /// bound; live VMOs add at most two packets each.)
-    pub queued_packets: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            handles: crate::handle::MAX_HANDLES,
-            vmos: 1 << 20,
-            vmo_bytes: u64::MAX,
-            queued_packets: MAX_UNREAD_PACKETS,
-        }
-    }
-}
-
-/// A page request of one of a process's pager VMOs that has waited for its pager too long
-/// (see [`Process::overdue_request`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OverdueRequest {
-    /// Koid of the pager VMO.
-    pub vmo_koid: u64,
-    /// Offset of the page a thread faulted on inside the request, or else of the request's
-    /// first page.
-    pub offset: u64,
-    /// Bytes from `offset`: the faulting page, or else the whole request.
-    pub len: u64,
-    /// `ZX_PAGER_VMO_READ` or `ZX_PAGER_VMO_DIRTY`.
-    pub command: u16,
-    /// How long it has waited since it was made.
-    pub waited: Duration,
-    /// Whether a thread (a vCPU) is blocked in a fault on it, not only in a kernel call.
-    pub faulting: bool,
-}
-
-/// Called with each [`FatalFault`]; the VMM stops the VM with an explanation.
-pub type FatalFaultSink = Arc<dyn Fn(FatalFault) + Send + Sync>;
-
-/// What the objects of one process share: counters, the kill flag, the fault service.
-pub struct Shared {
-    /// Counters of this process's pager VMOs.
-    pub stats: Stats,
-    /// Set by [`Process::kill`]: blocking calls return `ZX_ERR_CANCELED`.
-    pub killed: AtomicBool,
-    sink: RwLock<Option<FatalFaultSink>>,
-    faults: Mutex<Option<Arc<FaultService>>>,
-    strategy: AtomicU8,
-    /// Bytes of VMOs this process has created and not yet destroyed.
-    vmo_bytes: AtomicU64,
-    /// Number of those VMOs.
-    vmo_count: AtomicUsize,
-    /// The limits (handles are enforced by the table).
-    limits: RwLock<Limits>,
-    /// Packets this process's pager VMOs have queued that are not yet read or withdrawn.
-    queued_packets: Arc<AtomicUsize>,
-    /// Longest a blocking call may wait, in nanoseconds (0: no limit).
-    wait_limit_ns: AtomicU64,
-}
-
-impl Shared {
-    fn limits(&self) -> Limits {
-        *self.limits.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Charges a new VMO of `bytes` against the process's limits: `ZX_ERR_NO_RESOURCES` past
-    /// the VMO count, `ZX_ERR_NO_MEMORY` past the bytes.
-    pub(crate) fn charge(&self, bytes: u64) -> std::result::Result<(), Status> {
-        let limits = self.limits();
-        self.vmo_count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limits.vmos).then_some(n + 1)
-            })
-            .map_err(|_| ZX_ERR_NO_RESOURCES)?;
-        let charged = self
-            .vmo_bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&t| t <= limits.vmo_bytes)
-            });
-        if charged.is_err() {
-            self.vmo_count.fetch_sub(1, Ordering::AcqRel);
-            return Err(ZX_ERR_NO_MEMORY);
-        }
-        Ok(())
-    }
-
-    /// The wait limit set by [`Process::set_wait_limit`], if any.
-    pub(crate) fn wait_limit(&self) -> Option<Duration> {
-        match self.wait_limit_ns.load(Ordering::Relaxed) {
-            0 => None,
-            ns => Some(Duration::from_nanos(ns)),
-        }
-    }
-
-    /// Counts one packet a pager VMO of this process queues, until the packet leaves its port.
-    pub(crate) fn packet_charge(&self) -> PacketCharge {
-        PacketCharge::new(&self.queued_packets)
-    }
-
-    /// Returns a destroyed VMO (of `bytes`) to the process.
-    pub(crate) fn uncharge(&self, bytes: u64) {
-        self.vmo_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        self.vmo_count.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Hands a fatal fault to the sink (or logs it when there is none).
-    pub(crate) fn report_fatal(&self, fault: FatalFault) {
-        let sink = self.sink.read().unwrap_or_else(|e| e.into_inner()).clone();
-        match sink {
-            Some(sink) => sink(fault),
-            None => log::error!(
-                "thread {} faulted on a page that will never arrive ({}): {fault:?}",
-                fault.tid,
-                name(fault.status)
-            ),
-        }
-    }
-
-    fn fault_service(&self) -> std::result::Result<Arc<FaultService>, Status> {
-        let mut slot = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(service) = slot.as_ref() {
-            return Ok(service.clone());
-        }
-        let service = FaultService::start(false).map_err(|e| {
-            log::error!("cannot serve pager faults: {e}");
-            ZX_ERR_NOT_SUPPORTED
-        })?;
-        *slot = Some(service.clone());
-        Ok(service)
-    }
-}
 
 /// A handle table and the system calls made through it.
 pub struct Process {
     table: Mutex<HandleTable>,
     shared: Arc<Shared>,
+    /// How SUPPLY calls fill pages: an index into [`SupplyStrategy::ALL`].
+    strategy: AtomicU8,
 }
 
 type Result<T> = std::result::Result<T, Status>;
@@ -204,18 +39,8 @@ impl Process {
     pub fn new() -> Arc<Process> {
         Arc::new(Process {
             table: Mutex::new(HandleTable::new()),
-            shared: Arc::new(Shared {
-                stats: Stats::default(),
-                killed: AtomicBool::new(false),
-                sink: RwLock::new(None),
-                faults: Mutex::new(None),
-                strategy: AtomicU8::new(0),
-                vmo_bytes: AtomicU64::new(0),
-                vmo_count: AtomicUsize::new(0),
-                limits: RwLock::new(Limits::default()),
-                queued_packets: Arc::default(),
-                wait_limit_ns: AtomicU64::new(0),
-            }),
+            shared: Arc::default(),
+            strategy: AtomicU8::new(0),
         })
     }
 
@@ -236,17 +61,13 @@ impl Process {
 
     /// Where fatal faults on this process's pager VMOs go.
     pub fn set_fatal_fault_sink(&self, sink: FatalFaultSink) {
-        *self.shared.sink.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+        self.shared.set_sink(sink);
     }
 
     /// Sets what this process may hold at once (see [`Limits`]); set it before the process
     /// makes anything.
     pub fn set_limits(&self, limits: Limits) {
-        *self
-            .shared
-            .limits
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = limits;
+        self.shared.set_limits(limits);
         self.table().set_max(limits.handles);
     }
 
@@ -262,12 +83,12 @@ impl Process {
 
     /// Number of this process's live VMOs.
     pub fn vmo_count(&self) -> usize {
-        self.shared.vmo_count.load(Ordering::Acquire)
+        self.shared.vmo_count()
     }
 
     /// Packets this process's pager VMOs have queued that nobody has read yet.
     pub fn queued_packets(&self) -> usize {
-        self.shared.queued_packets.load(Ordering::Acquire)
+        self.shared.queued_packets()
     }
 
     /// Caps every blocking call of this process — port waits, and calls waiting for pages of
@@ -275,41 +96,27 @@ impl Process {
     /// request stays outstanding). `None` (the default) waits as long as Zircon would. For
     /// harnesses where no pager may ever answer, such as the hypercall fuzzer.
     pub fn set_wait_limit(&self, limit: Option<Duration>) {
-        let ns = limit.map_or(0, |d| d.as_nanos().clamp(1, u64::MAX as u128) as u64);
-        self.shared.wait_limit_ns.store(ns, Ordering::Relaxed);
+        self.shared.set_wait_limit(limit);
     }
 
     /// The oldest page request of this process's pager VMOs that has waited at least `age`
     /// for its pager, if any: the VMM's `--fault-timeout` watchdog stops the VM over it.
     pub fn overdue_request(&self, age: Duration) -> Option<OverdueRequest> {
-        let faults = self
-            .shared
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
-        faults
-            .vmos()
-            .iter()
-            .filter_map(|vmo| vmo.oldest_request())
-            .filter(|r| r.waited >= age)
-            .max_by_key(|r| r.waited)
+        self.shared.started_fault_service()?.overdue_request(age)
     }
 
     /// Total size of this process's live VMOs.
     pub fn vmo_memory(&self) -> u64 {
-        self.shared.vmo_bytes.load(Ordering::Acquire)
+        self.shared.vmo_bytes()
     }
 
     /// How this process's SUPPLY calls fill pages (default: [`SupplyStrategy::Auto`]).
     pub fn set_supply_strategy(&self, strategy: SupplyStrategy) {
-        self.shared
-            .strategy
-            .store(strategy.index(), Ordering::Relaxed);
+        self.strategy.store(strategy.index(), Ordering::Relaxed);
     }
 
     fn strategy(&self) -> SupplyStrategy {
-        let i = self.shared.strategy.load(Ordering::Relaxed) as usize;
+        let i = self.strategy.load(Ordering::Relaxed) as usize;
         SupplyStrategy::ALL.get(i).copied().unwrap_or_default()
     }
 
@@ -511,7 +318,7 @@ impl Process {
         match self.install(KernelObject::Vmo(vmo.clone()), vmo_rights(options)) {
             Ok(handle) => {
                 pager.add_vmo(&vmo);
-                port.add_vmo(&vmo);
+                port.add_owner(&vmo);
                 Ok(handle)
             }
             Err(status) => {
