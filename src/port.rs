@@ -256,6 +256,120 @@ impl Port {
 mod tests {
     use super::*;
 
+    /// A packet owner that records what the port tells it.
+    #[derive(Default)]
+    struct FakeOwner {
+        dequeued: Mutex<Vec<u64>>,
+        closed: AtomicUsize,
+    }
+
+    impl PacketOwner for FakeOwner {
+        fn packet_dequeued(&self, token: u64) {
+            self.dequeued.lock().unwrap().push(token);
+        }
+
+        fn port_closed(&self) {
+            self.closed.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    impl FakeOwner {
+        fn dequeued(&self) -> Vec<u64> {
+            self.dequeued.lock().unwrap().clone()
+        }
+    }
+
+    /// Queues a packet with key `key` from `owner` under `token`.
+    fn queue_from(port: &Port, owner: &Arc<FakeOwner>, key: u64, token: u64) {
+        let weak: Weak<FakeOwner> = Arc::downgrade(owner);
+        let source = PacketSource { owner: weak, token };
+        let packet = PortPacket {
+            key,
+            ..Default::default()
+        };
+        port.queue(packet, Some(source));
+    }
+
+    fn read_key(port: &Port) -> u64 {
+        let killed = AtomicBool::new(false);
+        port.wait(Some(Instant::now()), &killed).unwrap().key
+    }
+
+    #[test]
+    fn reading_a_packet_tells_its_owner_the_token() {
+        let port = Port::new();
+        let owner = Arc::new(FakeOwner::default());
+        queue_from(&port, &owner, 1, 10);
+        port.queue(PortPacket::default(), None);
+        queue_from(&port, &owner, 3, COMPLETE_TOKEN);
+        assert_eq!(read_key(&port), 1);
+        assert_eq!(owner.dequeued(), [10]);
+        read_key(&port);
+        assert_eq!(
+            owner.dequeued(),
+            [10],
+            "a packet without a source tells nobody"
+        );
+        assert_eq!(read_key(&port), 3);
+        assert_eq!(owner.dequeued(), [10, COMPLETE_TOKEN]);
+    }
+
+    #[test]
+    fn cancel_withdraws_only_that_owners_packet_with_that_token() {
+        let port = Port::new();
+        let (a, b) = (
+            Arc::new(FakeOwner::default()),
+            Arc::new(FakeOwner::default()),
+        );
+        queue_from(&port, &a, 1, 7);
+        queue_from(&port, &b, 2, 7);
+        queue_from(&port, &a, 3, 8);
+        assert!(port.cancel(&*a, 7));
+        assert!(!port.cancel(&*a, 7), "already withdrawn");
+        assert!(!port.cancel(&*b, 9), "no such token");
+        assert_eq!(port.len(), 2);
+        assert_eq!((read_key(&port), read_key(&port)), (2, 3));
+        assert_eq!((a.dequeued(), b.dequeued()), (vec![8], vec![7]));
+    }
+
+    #[test]
+    fn a_packet_outliving_its_owner_is_still_read() {
+        let port = Port::new();
+        let owner = Arc::new(FakeOwner::default());
+        queue_from(&port, &owner, 5, 1);
+        drop(owner);
+        assert_eq!(read_key(&port), 5);
+    }
+
+    #[test]
+    fn closing_the_last_handle_tells_the_live_owners_and_drops_the_packets() {
+        let port = Port::new();
+        let (a, b) = (
+            Arc::new(FakeOwner::default()),
+            Arc::new(FakeOwner::default()),
+        );
+        port.add_owner(&a);
+        port.add_owner(&b);
+        drop(b);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let charge = Some(PacketCharge::new(&queued));
+        port.queue_charged(PortPacket::default(), None, charge);
+        port.handle_added();
+        port.handle_added();
+        port.handle_removed();
+        assert!(!port.is_closed() && port.len() == 1);
+        port.handle_removed();
+        assert!(port.is_closed() && port.is_empty());
+        assert_eq!(
+            queued.load(Ordering::Acquire),
+            0,
+            "the charge went with the packet"
+        );
+        assert_eq!(a.closed.load(Ordering::Acquire), 1);
+        port.queue(PortPacket::default(), None);
+        assert!(port.is_empty(), "a closed port takes no packets");
+    }
+
     #[test]
     fn wait_times_out_and_returns_packets_in_order() {
         let port = Port::new();
