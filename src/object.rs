@@ -1,6 +1,6 @@
 //! What every kernel object shares, below the objects themselves: koids and weak lists.
 //!
-//! Pagers and ports keep the pager VMOs bound to them in a [`WeakList`] (the VMOs die with
+//! Pagers and ports keep the pager VMOs bound to them in a `WeakList` (the VMOs die with
 //! their last handle); a port names them only through `dyn` [`crate::port::PacketOwner`], so
 //! this module knows no object type.
 
