@@ -4,6 +4,10 @@
 //! A thread — a vCPU inside KVM, or any host thread — touching an absent page blocks in the
 //! host kernel; the service thread reads the event and hands it to the VMO, which turns it into
 //! a READ request (or joins an outstanding one). Supplying the page (`UFFDIO_MOVE`) wakes it.
+//!
+//! The service knows a registered range only as a [`FaultTarget`] (held weakly): what it calls
+//! back on a fault, and what the fault-timeout watchdog asks. [`crate::vmo::Vmo`] is the one
+//! kernel implementation; the unit tests below use fakes.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, RawFd};
@@ -15,19 +19,33 @@ use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, Subscrib
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::EventFd;
 
+use std::time::Duration;
+
+use crate::request::OverdueRequest;
 use crate::uffd::{UffdEvent, Userfault};
-use crate::vmo::Vmo;
 
 /// How long the service loop sleeps in epoll before checking for shutdown (ms); shutdown
 /// also wakes it at once through an eventfd, so this is only a backstop.
 const POLL_MS: i32 = 100;
 
-type VmoMap = RwLock<BTreeMap<u64, (u64, Weak<Vmo>)>>;
+/// What a registered range of host memory answers to: a pager VMO.
+pub trait FaultTarget: Send + Sync {
+    /// Thread `tid` touched the absent page at host address `addr`.
+    fn on_fault(&self, addr: u64, tid: u32);
+    /// Thread `tid` wrote to the write-protected page at host address `addr`.
+    fn on_write_fault(&self, addr: u64, tid: u32);
+    /// The oldest page request still waiting for its pager, if any.
+    fn oldest_request(&self) -> Option<OverdueRequest>;
+}
+
+/// Registered ranges by start address: (end address, target).
+type TargetMap = BTreeMap<u64, (u64, Weak<dyn FaultTarget>)>;
+type TargetLock = RwLock<TargetMap>;
 
 /// A process's userfaultfd and the thread that serves it.
 pub struct FaultService {
     uffd: Arc<Userfault>,
-    vmos: Arc<VmoMap>,
+    targets: Arc<TargetLock>,
     stop: Arc<AtomicBool>,
     /// Written on shutdown so the service loop leaves epoll at once.
     wake: Arc<EventFd>,
@@ -59,13 +77,13 @@ impl FaultService {
         } else {
             Userfault::new()?
         });
-        let vmos: Arc<VmoMap> = Arc::default();
+        let targets: Arc<TargetLock> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let mut manager = EventManager::<Arc<Mutex<dyn MutEventSubscriber + Send>>>::new()
             .map_err(FaultError::EventManager)?;
         manager.add_subscriber(Arc::new(Mutex::new(FaultReader {
             uffd: uffd.clone(),
-            vmos: vmos.clone(),
+            targets: targets.clone(),
         })));
         let wake = Arc::new(EventFd::new(libc::EFD_NONBLOCK).map_err(FaultError::EventFd)?);
         manager.add_subscriber(Arc::new(Mutex::new(WakeReader(wake.clone()))));
@@ -83,7 +101,7 @@ impl FaultService {
             .map_err(FaultError::Spawn)?;
         Ok(Arc::new(FaultService {
             uffd,
-            vmos,
+            targets,
             stop,
             wake,
             thread: Mutex::new(Some(thread)),
@@ -95,24 +113,35 @@ impl FaultService {
         &self.uffd
     }
 
-    /// Registers `vmo`'s host memory `[addr, addr + len)` for MISSING faults, and for writes
-    /// to write-protected pages when `wp` (TRAP_DIRTY VMOs).
+    /// Registers `target`'s host memory `[addr, addr + len)` for MISSING faults, and for
+    /// writes to write-protected pages when `wp` (TRAP_DIRTY VMOs).
     pub fn register(
         &self,
-        vmo: &Arc<Vmo>,
+        target: Weak<dyn FaultTarget>,
         addr: u64,
         len: u64,
         wp: bool,
     ) -> Result<(), FaultError> {
         self.uffd.register(addr, len, wp)?;
-        self.map().insert(addr, (addr + len, Arc::downgrade(vmo)));
+        self.map().insert(addr, (addr + len, target));
         Ok(())
     }
 
-    /// Every live VMO registered with this service.
-    pub fn vmos(&self) -> Vec<Arc<Vmo>> {
-        let map = self.vmos.read().unwrap_or_else(|e| e.into_inner());
-        map.values().filter_map(|(_, vmo)| vmo.upgrade()).collect()
+    /// Every live target registered with this service.
+    pub fn targets(&self) -> Vec<Arc<dyn FaultTarget>> {
+        let map = self.targets.read().unwrap_or_else(|e| e.into_inner());
+        map.values()
+            .filter_map(|(_, target)| target.upgrade())
+            .collect()
+    }
+
+    /// The oldest page request of the live targets that has waited at least `age`, if any.
+    pub fn overdue_request(&self, age: Duration) -> Option<OverdueRequest> {
+        self.targets()
+            .iter()
+            .filter_map(|target| target.oldest_request())
+            .filter(|r| r.waited >= age)
+            .max_by_key(|r| r.waited)
     }
 
     /// Forgets the VMO whose memory starts at `addr` (its memory is about to be unmapped).
@@ -125,8 +154,8 @@ impl FaultService {
         }
     }
 
-    fn map(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, (u64, Weak<Vmo>)>> {
-        self.vmos.write().unwrap_or_else(|e| e.into_inner())
+    fn map(&self) -> std::sync::RwLockWriteGuard<'_, TargetMap> {
+        self.targets.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -169,21 +198,21 @@ impl MutEventSubscriber for WakeReader {
 /// The event-manager subscriber that drains the userfaultfd.
 struct FaultReader {
     uffd: Arc<Userfault>,
-    vmos: Arc<VmoMap>,
+    targets: Arc<TargetLock>,
 }
 
 impl FaultReader {
     fn dispatch(&self, addr: u64, tid: u32, wp: bool) {
-        let vmo = {
-            let map = self.vmos.read().unwrap_or_else(|e| e.into_inner());
+        let target = {
+            let map = self.targets.read().unwrap_or_else(|e| e.into_inner());
             map.range(..=addr)
                 .next_back()
                 .filter(|(_, (end, _))| addr < *end)
-                .and_then(|(_, (_, vmo))| vmo.upgrade())
+                .and_then(|(_, (_, target))| target.upgrade())
         };
-        match vmo {
-            Some(vmo) if wp => vmo.on_write_fault(addr, tid),
-            Some(vmo) => vmo.on_fault(addr, tid),
+        match target {
+            Some(target) if wp => target.on_write_fault(addr, tid),
+            Some(target) => target.on_fault(addr, tid),
             None => log::warn!("userfaultfd fault at {addr:#x} outside every pager VMO"),
         }
     }
@@ -216,5 +245,174 @@ impl MutEventSubscriber for FaultReader {
         if let Err(e) = ops.add(Events::new(self, EventSet::IN)) {
             log::error!("watching userfaultfd: {e:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::{self, Receiver, Sender};
+
+    use super::*;
+    use crate::abi::PAGE_SIZE;
+    use crate::abi::packet::ZX_PAGER_VMO_READ;
+    use crate::hostmem::HostMemory;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// What a fake target was called with: (target name, address, thread id, write fault).
+    type Call = (&'static str, u64, u32, bool);
+
+    /// A fault target that reports its calls on a channel and has a canned oldest request.
+    struct Fake {
+        name: &'static str,
+        calls: Sender<Call>,
+        oldest: Option<OverdueRequest>,
+    }
+
+    impl FaultTarget for Fake {
+        fn on_fault(&self, addr: u64, tid: u32) {
+            let _ = self.calls.send((self.name, addr, tid, false));
+        }
+
+        fn on_write_fault(&self, addr: u64, tid: u32) {
+            let _ = self.calls.send((self.name, addr, tid, true));
+        }
+
+        fn oldest_request(&self) -> Option<OverdueRequest> {
+            self.oldest
+        }
+    }
+
+    /// A fake named `name` over `pages` fresh pages, registered with `service`.
+    fn registered(
+        service: &FaultService,
+        name: &'static str,
+        pages: u64,
+        calls: &Sender<Call>,
+        oldest: Option<OverdueRequest>,
+    ) -> (Arc<Fake>, Arc<HostMemory>) {
+        let mem = Arc::new(HostMemory::new(pages * PAGE_SIZE, false).unwrap());
+        let fake = Arc::new(Fake {
+            name,
+            calls: calls.clone(),
+            oldest,
+        });
+        let weak: Weak<Fake> = Arc::downgrade(&fake);
+        service
+            .register(weak, mem.host_addr(), mem.len(), true)
+            .unwrap();
+        (fake, mem)
+    }
+
+    /// Reads (or, with `write`, writes) the byte at `offset` of `mem` on a new thread;
+    /// returns the thread's id and a receiver that gets the byte read once it is done.
+    fn touch(mem: &Arc<HostMemory>, offset: u64, write: bool) -> (u32, Receiver<u8>) {
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let mem = mem.clone();
+        std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let mut byte = [0u8];
+            if write {
+                mem.write(offset, &[7]).unwrap();
+            }
+            mem.read(offset, &mut byte).unwrap();
+            let _ = done_tx.send(byte[0]);
+        });
+        (tid_rx.recv_timeout(TIMEOUT).unwrap(), done_rx)
+    }
+
+    fn request(vmo_koid: u64, waited_ms: u64) -> Option<OverdueRequest> {
+        Some(OverdueRequest {
+            vmo_koid,
+            offset: 0,
+            len: PAGE_SIZE,
+            command: ZX_PAGER_VMO_READ,
+            waited: Duration::from_millis(waited_ms),
+            faulting: true,
+        })
+    }
+
+    #[test]
+    fn a_fault_reaches_the_target_whose_range_holds_it() {
+        let service = FaultService::start(false).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let (_a, _mem_a) = registered(&service, "a", 2, &tx, None);
+        let (_b, mem_b) = registered(&service, "b", 3, &tx, None);
+        let addr = mem_b.host_addr() + 2 * PAGE_SIZE;
+        let (tid, done) = touch(&mem_b, 2 * PAGE_SIZE + 5, false);
+        assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), ("b", addr, tid, false));
+        assert!(done.try_recv().is_err(), "the thread waits for the page");
+        service.uffd().zeropage(addr, PAGE_SIZE).unwrap();
+        assert_eq!(done.recv_timeout(TIMEOUT).unwrap(), 0);
+        assert!(rx.try_recv().is_err(), "one fault, one call");
+    }
+
+    #[test]
+    fn a_fault_on_a_dropped_target_calls_nobody() {
+        let service = FaultService::start(false).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let (_a, _mem_a) = registered(&service, "a", 1, &tx, None);
+        let (b, mem_b) = registered(&service, "b", 1, &tx, None);
+        drop(b);
+        assert_eq!(service.targets().len(), 1);
+        let (_, done) = touch(&mem_b, 0, false);
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        // The thread stays blocked until someone supplies the page.
+        assert!(done.try_recv().is_err());
+        service
+            .uffd()
+            .zeropage(mem_b.host_addr(), PAGE_SIZE)
+            .unwrap();
+        assert_eq!(done.recv_timeout(TIMEOUT).unwrap(), 0);
+    }
+
+    #[test]
+    fn unregistered_memory_no_longer_faults() {
+        let service = FaultService::start(false).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let (_a, mem_a) = registered(&service, "a", 1, &tx, None);
+        service.unregister(mem_a.host_addr());
+        assert!(service.targets().is_empty());
+        let (_, done) = touch(&mem_a, 0, false);
+        assert_eq!(done.recv_timeout(TIMEOUT).unwrap(), 0);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_write_to_a_protected_page_is_a_write_fault() {
+        let service = FaultService::start(false).unwrap();
+        if !service.uffd().supports_wp() {
+            return; // No userfaultfd write-protect on this host: nothing to route.
+        }
+        let (tx, rx) = mpsc::channel();
+        let (_a, mem) = registered(&service, "a", 1, &tx, None);
+        let addr = mem.host_addr();
+        service.uffd().zeropage(addr, PAGE_SIZE).unwrap();
+        service.uffd().write_protect(addr, PAGE_SIZE, true).unwrap();
+        let (tid, done) = touch(&mem, 0, true);
+        assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), ("a", addr, tid, true));
+        service
+            .uffd()
+            .write_protect(addr, PAGE_SIZE, false)
+            .unwrap();
+        assert_eq!(done.recv_timeout(TIMEOUT).unwrap(), 7);
+    }
+
+    #[test]
+    fn the_overdue_request_is_the_longest_waiting_past_the_age() {
+        let service = FaultService::start(false).unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let _idle = registered(&service, "idle", 1, &tx, None);
+        let _young = registered(&service, "young", 1, &tx, request(1, 1_000));
+        let _old = registered(&service, "old", 1, &tx, request(2, 3_000));
+        let gone = registered(&service, "gone", 1, &tx, request(3, 10_000));
+        drop(gone.0);
+        let pick = |age_ms| service.overdue_request(Duration::from_millis(age_ms));
+        assert_eq!(pick(500).map(|r| r.vmo_koid), Some(2));
+        assert_eq!(pick(3_000).map(|r| r.vmo_koid), Some(2));
+        assert_eq!(pick(5_000), None, "the 10 s request's target is gone");
+        assert_eq!(service.targets().len(), 3);
     }
 }

@@ -14,12 +14,10 @@ use std::sync::Arc;
 use crate::abi::obj_type::{ZX_OBJ_TYPE_PAGER, ZX_OBJ_TYPE_PORT, ZX_OBJ_TYPE_VMO};
 use crate::abi::status::{ZX_ERR_BAD_HANDLE, ZX_ERR_NO_RESOURCES};
 use crate::abi::{Handle, Rights, Status};
+use crate::account::MAX_HANDLES;
 use crate::pager::Pager;
 use crate::port::Port;
 use crate::vmo::Vmo;
-
-/// Most handles one table may hold unless [`HandleTable::set_max`] says fewer.
-pub const MAX_HANDLES: usize = 1 << 20;
 
 const GEN_BITS: u32 = 8;
 const GEN_MASK: u32 = (1 << GEN_BITS) - 1;

@@ -2,18 +2,27 @@
 //! supply done by moving host pages (userfaultfd `UFFDIO_MOVE`) instead of copying them.
 //!
 //! The crate has no KVM code: the VMM (`vmm/`) maps pager VMOs into guests and turns
-//! hypercalls into calls on [`Process`]. Read it top-down:
+//! hypercalls into calls on [`Process`]. The modules form a DAG; read them leaves first
+//! (`tests/kernel_layout.rs` checks both the DAG and this order):
 //! - [`abi`]: the guest ABI (no_std; guests use it too).
-//! - [`hostmem`] and [`uffd`]: host anonymous memory and the userfaultfd ioctls.
+//! - [`bits`]: page bitmaps; [`hostmem`]: host anonymous memory; [`uffd`]: the userfaultfd
+//!   ioctls.
+//! - [`object`]: koids and weak object lists, shared by every kernel object.
+//! - [`request`]: page-request bookkeeping of one pager VMO; [`stats`]: supply and fault
+//!   counters.
+//! - [`fault`]: the per-process userfaultfd service, calling back a [`fault::FaultTarget`].
+//! - [`port`]: packet queues, calling back a [`port::PacketOwner`].
+//! - [`account`]: what a process's objects share and are charged to (limits, fatal faults).
+//! - [`vmo`]: virtual memory objects, the fault target and packet owner; [`pager`]: pagers.
 //! - [`handle`]: per-process handle tables with rights and generation bits.
-//! - [`vmo`], [`port`], [`pager`]: the kernel objects; [`request`] tracks page requests.
-//! - [`fault`]: the per-process userfaultfd service; [`stats`]: supply and fault counters.
 //! - [`process`]: the system calls, one method each, in Zircon's check order.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
 pub mod abi;
 
+#[cfg(feature = "std")]
+pub mod account;
 #[cfg(feature = "std")]
 pub mod bits;
 #[cfg(feature = "std")]
@@ -22,6 +31,8 @@ pub mod fault;
 pub mod handle;
 #[cfg(feature = "std")]
 pub mod hostmem;
+#[cfg(feature = "std")]
+pub mod object;
 #[cfg(feature = "std")]
 pub mod pager;
 #[cfg(feature = "std")]

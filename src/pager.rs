@@ -3,12 +3,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::vmo::{Vmo, VmoList, new_koid};
+use crate::object::{WeakList, new_koid};
+use crate::vmo::Vmo;
 
 /// A pager (`zx_pager_create`).
 pub struct Pager {
     koid: u64,
-    vmos: VmoList,
+    vmos: WeakList<Vmo>,
     handles: AtomicUsize,
     closed: AtomicBool,
 }
@@ -18,7 +19,7 @@ impl Pager {
     pub fn new() -> Arc<Pager> {
         Arc::new(Pager {
             koid: new_koid(),
-            vmos: VmoList::default(),
+            vmos: WeakList::default(),
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         })
@@ -36,7 +37,7 @@ impl Pager {
 
     /// Records a VMO created from this pager.
     pub(crate) fn add_vmo(&self, vmo: &Arc<Vmo>) {
-        self.vmos.add(vmo);
+        self.vmos.add(Arc::downgrade(vmo));
     }
 
     /// Closes the pager: its VMOs behave as detached (waiters get `ZX_ERR_BAD_STATE`), no more

@@ -3,6 +3,10 @@
 //! Page-request packets carry a [`PacketSource`] so that the pager VMO that queued them learns
 //! when the pager has read them (it then posts its next request: one packet per VMO sits in a
 //! port at a time) and can withdraw them if the request is resolved before it is read.
+//!
+//! A port knows the VMOs bound to it only as [`PacketOwner`]s (held weakly): what it calls
+//! back when a packet is read and when the port closes. [`crate::vmo::Vmo`] is the one kernel
+//! implementation; the unit tests below use fakes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::abi::PortPacket;
 use crate::abi::Status;
 use crate::abi::status::{ZX_ERR_CANCELED, ZX_ERR_TIMED_OUT};
-use crate::vmo::{Vmo, VmoList};
+use crate::object::WeakList;
 
 /// How long `zx_port_wait` polls for a packet before it sleeps.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
@@ -20,11 +24,19 @@ const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 /// How often a blocked waiter re-checks whether its process was killed.
 pub(crate) const KILL_POLL: Duration = Duration::from_millis(20);
 
+/// What a port calls back on the object that queued a packet: a pager VMO.
+pub trait PacketOwner: Send + Sync {
+    /// The pager read the packet queued under `token`.
+    fn packet_dequeued(&self, token: u64);
+    /// The port's last handle closed (see [`Port`]).
+    fn port_closed(&self);
+}
+
 /// Who queued a packet, and the token it uses to find the packet again.
 #[derive(Clone)]
 pub struct PacketSource {
     /// The pager VMO that queued the packet.
-    pub vmo: Weak<Vmo>,
+    pub owner: Weak<dyn PacketOwner>,
     /// The VMO's token for the packet (a request id, or [`COMPLETE_TOKEN`]).
     pub token: u64,
 }
@@ -72,7 +84,7 @@ struct Queued {
 pub struct Port {
     queue: Mutex<VecDeque<Queued>>,
     ready: Condvar,
-    vmos: VmoList,
+    owners: WeakList<dyn PacketOwner>,
     handles: AtomicUsize,
     closed: AtomicBool,
 }
@@ -83,15 +95,16 @@ impl Port {
         Arc::new(Port {
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
-            vmos: VmoList::default(),
+            owners: WeakList::default(),
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         })
     }
 
-    /// Records a pager VMO that sends its packets here.
-    pub(crate) fn add_vmo(&self, vmo: &Arc<Vmo>) {
-        self.vmos.add(vmo);
+    /// Records a pager VMO that sends its packets here: it hears when the port closes.
+    pub(crate) fn add_owner<T: PacketOwner + 'static>(&self, owner: &Arc<T>) {
+        let weak: Weak<T> = Arc::downgrade(owner);
+        self.owners.add(weak);
     }
 
     /// Whether the port's last handle has been closed.
@@ -118,8 +131,8 @@ impl Port {
         // Dropped after the queue lock is released: a packet's charge and source go with it.
         let dropped = std::mem::take(&mut *self.lock());
         drop(dropped);
-        for vmo in self.vmos.take() {
-            vmo.port_closed();
+        for owner in self.owners.take() {
+            owner.port_closed();
         }
     }
 
@@ -148,13 +161,13 @@ impl Port {
         self.ready.notify_one();
     }
 
-    /// Removes the packet `vmo` queued under `token`; returns whether it was still queued.
-    pub fn cancel(&self, vmo: &Vmo, token: u64) -> bool {
+    /// Removes the packet `owner` queued under `token`; returns whether it was still queued.
+    pub fn cancel(&self, owner: &dyn PacketOwner, token: u64) -> bool {
         let mut queue = self.lock();
         let found = queue.iter().position(|q| {
             q.source
                 .as_ref()
-                .is_some_and(|s| s.token == token && std::ptr::eq(s.vmo.as_ptr(), vmo))
+                .is_some_and(|s| s.token == token && std::ptr::addr_eq(s.owner.as_ptr(), owner))
         });
         found.map(|i| queue.remove(i)).is_some()
     }
@@ -183,9 +196,9 @@ impl Port {
     ) -> Result<PortPacket, Status> {
         let queued = self.dequeue(deadline, killed)?;
         if let Some(source) = queued.source
-            && let Some(vmo) = source.vmo.upgrade()
+            && let Some(owner) = source.owner.upgrade()
         {
-            vmo.packet_dequeued(source.token);
+            owner.packet_dequeued(source.token);
         }
         Ok(queued.packet)
     }
@@ -242,6 +255,120 @@ impl Port {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A packet owner that records what the port tells it.
+    #[derive(Default)]
+    struct FakeOwner {
+        dequeued: Mutex<Vec<u64>>,
+        closed: AtomicUsize,
+    }
+
+    impl PacketOwner for FakeOwner {
+        fn packet_dequeued(&self, token: u64) {
+            self.dequeued.lock().unwrap().push(token);
+        }
+
+        fn port_closed(&self) {
+            self.closed.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    impl FakeOwner {
+        fn dequeued(&self) -> Vec<u64> {
+            self.dequeued.lock().unwrap().clone()
+        }
+    }
+
+    /// Queues a packet with key `key` from `owner` under `token`.
+    fn queue_from(port: &Port, owner: &Arc<FakeOwner>, key: u64, token: u64) {
+        let weak: Weak<FakeOwner> = Arc::downgrade(owner);
+        let source = PacketSource { owner: weak, token };
+        let packet = PortPacket {
+            key,
+            ..Default::default()
+        };
+        port.queue(packet, Some(source));
+    }
+
+    fn read_key(port: &Port) -> u64 {
+        let killed = AtomicBool::new(false);
+        port.wait(Some(Instant::now()), &killed).unwrap().key
+    }
+
+    #[test]
+    fn reading_a_packet_tells_its_owner_the_token() {
+        let port = Port::new();
+        let owner = Arc::new(FakeOwner::default());
+        queue_from(&port, &owner, 1, 10);
+        port.queue(PortPacket::default(), None);
+        queue_from(&port, &owner, 3, COMPLETE_TOKEN);
+        assert_eq!(read_key(&port), 1);
+        assert_eq!(owner.dequeued(), [10]);
+        read_key(&port);
+        assert_eq!(
+            owner.dequeued(),
+            [10],
+            "a packet without a source tells nobody"
+        );
+        assert_eq!(read_key(&port), 3);
+        assert_eq!(owner.dequeued(), [10, COMPLETE_TOKEN]);
+    }
+
+    #[test]
+    fn cancel_withdraws_only_that_owners_packet_with_that_token() {
+        let port = Port::new();
+        let (a, b) = (
+            Arc::new(FakeOwner::default()),
+            Arc::new(FakeOwner::default()),
+        );
+        queue_from(&port, &a, 1, 7);
+        queue_from(&port, &b, 2, 7);
+        queue_from(&port, &a, 3, 8);
+        assert!(port.cancel(&*a, 7));
+        assert!(!port.cancel(&*a, 7), "already withdrawn");
+        assert!(!port.cancel(&*b, 9), "no such token");
+        assert_eq!(port.len(), 2);
+        assert_eq!((read_key(&port), read_key(&port)), (2, 3));
+        assert_eq!((a.dequeued(), b.dequeued()), (vec![8], vec![7]));
+    }
+
+    #[test]
+    fn a_packet_outliving_its_owner_is_still_read() {
+        let port = Port::new();
+        let owner = Arc::new(FakeOwner::default());
+        queue_from(&port, &owner, 5, 1);
+        drop(owner);
+        assert_eq!(read_key(&port), 5);
+    }
+
+    #[test]
+    fn closing_the_last_handle_tells_the_live_owners_and_drops_the_packets() {
+        let port = Port::new();
+        let (a, b) = (
+            Arc::new(FakeOwner::default()),
+            Arc::new(FakeOwner::default()),
+        );
+        port.add_owner(&a);
+        port.add_owner(&b);
+        drop(b);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let charge = Some(PacketCharge::new(&queued));
+        port.queue_charged(PortPacket::default(), None, charge);
+        port.handle_added();
+        port.handle_added();
+        port.handle_removed();
+        assert!(!port.is_closed() && port.len() == 1);
+        port.handle_removed();
+        assert!(port.is_closed() && port.is_empty());
+        assert_eq!(
+            queued.load(Ordering::Acquire),
+            0,
+            "the charge went with the packet"
+        );
+        assert_eq!(a.closed.load(Ordering::Acquire), 1);
+        port.queue(PortPacket::default(), None);
+        assert!(port.is_empty(), "a closed port takes no packets");
+    }
 
     #[test]
     fn wait_times_out_and_returns_packets_in_order() {

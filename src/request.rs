@@ -6,10 +6,12 @@
 //! single port packet is free; a request finishes when all its pages are present (supply), or
 //! with an error (FAIL, detach). Waiters blocked in kernel calls collect the outcome; threads
 //! blocked in userfaultfd faults are listed by thread id.
+//!
+//! [`OverdueRequest`] is how one request looks to the fault-timeout watchdog.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::abi::Status;
 
@@ -32,6 +34,25 @@ pub struct Request {
     /// When the request was made.
     pub created: Instant,
     waiters: usize,
+}
+
+/// A page request of a pager VMO that has waited for its pager too long: what the VMM's
+/// fault-timeout watchdog stops a VM over (`Process::overdue_request`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverdueRequest {
+    /// Koid of the pager VMO.
+    pub vmo_koid: u64,
+    /// Offset of the page a thread faulted on inside the request, or else of the request's
+    /// first page.
+    pub offset: u64,
+    /// Bytes from `offset`: the faulting page, or else the whole request.
+    pub len: u64,
+    /// `ZX_PAGER_VMO_READ` or `ZX_PAGER_VMO_DIRTY`.
+    pub command: u16,
+    /// How long it has waited since it was made.
+    pub waited: Duration,
+    /// Whether a thread (a vCPU) is blocked in a fault on it, not only in a kernel call.
+    pub faulting: bool,
 }
 
 /// What finishing a request leaves for the caller to do.

@@ -8,17 +8,18 @@
 //! kernel and reach the pager through [`crate::fault`].
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use crate::abi::packet::{ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ};
 use crate::abi::status::*;
 use crate::abi::{PAGE_SIZE, Status, VmoInfo};
+use crate::account::Shared;
 use crate::bits::PageBits;
 use crate::fault::FaultService;
 use crate::hostmem::HostMemory;
+use crate::object::new_koid;
 use crate::port::Port;
-use crate::process::Shared;
 use crate::stats::Stats;
 
 mod file_io;
@@ -34,13 +35,6 @@ pub use supply::SupplyStrategy;
 
 /// Largest VMO kvmpager creates (256 GiB).
 pub const MAX_VMO_SIZE: u64 = 256 << 30;
-
-static NEXT_KOID: AtomicU64 = AtomicU64::new(1);
-
-/// A fresh kernel object id.
-pub(crate) fn new_koid() -> u64 {
-    NEXT_KOID.fetch_add(1, Ordering::Relaxed)
-}
 
 /// Where a VMO came from.
 pub enum Origin {
@@ -122,7 +116,7 @@ impl Vmo {
         let vmo = Self::build(size, false, Origin::Pager(link), owner)?;
         if vmo.size > 0 {
             faults
-                .register(&vmo, vmo.mem.host_addr(), vmo.size, wp)
+                .register(vmo.this.clone(), vmo.mem.host_addr(), vmo.size, wp)
                 .map_err(|e| {
                     log::error!("registering a pager VMO with userfaultfd: {e}");
                     ZX_ERR_NO_RESOURCES
@@ -519,25 +513,6 @@ impl Drop for Vmo {
             }
             Origin::Created => {}
         }
-    }
-}
-
-/// The pager VMOs bound to a pager or a port, held weakly (they die with their last handle).
-#[derive(Default)]
-pub(crate) struct VmoList(Mutex<Vec<Weak<Vmo>>>);
-
-impl VmoList {
-    /// Adds `vmo`, forgetting the dead ones.
-    pub(crate) fn add(&self, vmo: &Arc<Vmo>) {
-        let mut vmos = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        vmos.retain(|v| v.strong_count() > 0);
-        vmos.push(Arc::downgrade(vmo));
-    }
-
-    /// Empties the list, returning the VMOs still alive.
-    pub(crate) fn take(&self) -> Vec<Arc<Vmo>> {
-        let vmos = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        vmos.iter().filter_map(Weak::upgrade).collect()
     }
 }
 

@@ -19,7 +19,7 @@ use kvmpager::abi::packet::*;
 use kvmpager::abi::pager_op::*;
 use kvmpager::abi::status::*;
 use kvmpager::abi::{Handle, PAGE_SIZE, PortPacket, Status};
-use kvmpager::process::FatalFault;
+use kvmpager::account::FatalFault;
 use kvmpager::vmo::Vmo;
 
 const PS: usize = PAGE_SIZE as usize;

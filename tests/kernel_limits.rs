@@ -16,7 +16,7 @@ use kvmpager::Process;
 use kvmpager::abi::PAGE_SIZE;
 use kvmpager::abi::packet::ZX_PAGER_VMO_READ;
 use kvmpager::abi::status::*;
-use kvmpager::process::Limits;
+use kvmpager::account::Limits;
 
 const P: u64 = PAGE_SIZE;
 

@@ -98,7 +98,7 @@ impl Vmo {
             st.complete_sent = true;
             let packet = request_packet(link.key, ZX_PAGER_VMO_COMPLETE, 0, 0);
             let source = PacketSource {
-                vmo: self.this.clone(),
+                owner: self.this.clone(),
                 token: COMPLETE_TOKEN,
             };
             let charge = Some(self.owner.packet_charge());
@@ -111,17 +111,6 @@ impl Vmo {
     /// dropped without the COMPLETE packet a closed pager VMO sends.
     pub(crate) fn abandon(&self) {
         self.lock().complete_sent = true;
-    }
-
-    /// The port's last handle closed: the requests outstanding now fail with
-    /// `ZX_ERR_BAD_STATE` (waiters wake, blocked faults are reported as fatal). The VMO stays
-    /// attached; later requests wait for a supply or a detach (see [`Port`]).
-    ///
-    /// [`Port`]: crate::port::Port
-    pub(crate) fn port_closed(&self) {
-        let mut st = self.lock();
-        let finished = st.requests.finish_all(ZX_ERR_BAD_STATE);
-        self.settle(&mut st, finished, ZX_ERR_BAD_STATE);
     }
 
     /// The pager is gone: detach without COMPLETE and withdraw a queued COMPLETE.

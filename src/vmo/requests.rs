@@ -1,6 +1,10 @@
 //! Page requests of a pager VMO: accessors that wait for pages (`ensure`), faults taken
 //! through mappings (`on_fault`), posting one packet at a time to the port, and waking or
 //! failing everything a finished request covered (`settle`).
+//!
+//! The VMO's side of the fault service and the port lives here too: it is their
+//! [`FaultTarget`] (faults, the watchdog's oldest request) and [`PacketOwner`] (a packet was
+//! read, the port closed).
 
 use std::ops::Range;
 use std::sync::MutexGuard;
@@ -11,9 +15,11 @@ use super::{Vmo, VmoState};
 use crate::abi::packet::{ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST};
 use crate::abi::status::*;
 use crate::abi::{PAGE_SIZE, PageRequest, PortPacket, Status};
+use crate::account::FatalFault;
+use crate::fault::FaultTarget;
+use crate::port::PacketOwner;
 use crate::port::{COMPLETE_TOKEN, KILL_POLL, PacketSource};
-use crate::process::{FatalFault, OverdueRequest};
-use crate::request::{Finished, RequestId};
+use crate::request::{Finished, OverdueRequest, RequestId};
 use crate::stats::Stats;
 
 impl Vmo {
@@ -110,25 +116,6 @@ impl Vmo {
         }
     }
 
-    /// The oldest outstanding page request, as the fault-timeout watchdog sees it: where a
-    /// thread faulted inside it, the page that thread touched, else the request's range.
-    pub(crate) fn oldest_request(&self) -> Option<OverdueRequest> {
-        let st = self.lock();
-        let r = st.requests.oldest()?;
-        let (start, end) = match r.fault_tids.first() {
-            Some(&(_, page)) => (page, page + 1),
-            None => (r.start, r.end),
-        };
-        Some(OverdueRequest {
-            vmo_koid: self.koid(),
-            offset: start * PAGE_SIZE,
-            len: (end - start) * PAGE_SIZE,
-            command: r.command,
-            waited: r.created.elapsed(),
-            faulting: !r.fault_tids.is_empty(),
-        })
-    }
-
     /// Wakes every thread waiting on this VMO's requests so it looks at its kill flag now.
     pub(crate) fn wake_waiters(&self) {
         let _st = self.lock();
@@ -141,22 +128,12 @@ impl Vmo {
         while let Some(r) = st.requests.next_to_post() {
             let packet = request_packet(link.key, r.command, r.start, r.end);
             let source = PacketSource {
-                vmo: self.this.clone(),
+                owner: self.this.clone(),
                 token: r.id,
             };
             let charge = Some(self.owner.packet_charge());
             link.port.queue_charged(packet, Some(source), charge);
         }
-    }
-
-    /// The pager read the packet queued under `token`.
-    pub(crate) fn packet_dequeued(&self, token: u64) {
-        if token == COMPLETE_TOKEN {
-            return;
-        }
-        let mut st = self.lock();
-        st.requests.dequeued(token);
-        self.post_next(&mut st);
     }
 
     /// Wakes waiters of finished requests, withdraws their unread packets, reports failed
@@ -194,34 +171,6 @@ impl Vmo {
                 status,
                 tid,
             });
-        }
-    }
-
-    /// A thread `tid` wrote to the write-protected (present, clean) page at host address
-    /// `addr` of a VMO that traps mapped writes: the write waits for a DIRTY request.
-    pub(crate) fn on_write_fault(&self, addr: u64, tid: u32) {
-        let Some((page, mut st)) = self.begin_fault(addr, tid) else {
-            return;
-        };
-        if !st.committed.contains(page as usize) {
-            // Not present after all (evicted meanwhile): an ordinary missing-page fault.
-            return self.missing_page_fault(st, page, tid);
-        }
-        if st.dirty.contains(page as usize) {
-            // Already dirty (protected for writeback, or marked dirty since the fault): the
-            // write goes through, and a writeback in progress no longer cleans the page.
-            st.awaiting_clean.set(page as usize, false);
-            drop(st);
-            self.protect(page..page + 1, false);
-            return;
-        }
-        self.join_or_request(&mut st, ZX_PAGER_VMO_DIRTY, page, tid);
-    }
-
-    /// A thread `tid` faulted on host address `addr` of this (pager) VMO.
-    pub(crate) fn on_fault(&self, addr: u64, tid: u32) {
-        if let Some((page, st)) = self.begin_fault(addr, tid) {
-            self.missing_page_fault(st, page, tid);
         }
     }
 
@@ -263,6 +212,78 @@ impl Vmo {
             None => self.new_request(st, command, page..page + 1),
         };
         st.requests.add_fault_tid(id, tid, page);
+    }
+}
+
+impl FaultTarget for Vmo {
+    /// A thread `tid` wrote to the write-protected (present, clean) page at host address
+    /// `addr` of a VMO that traps mapped writes: the write waits for a DIRTY request.
+    fn on_write_fault(&self, addr: u64, tid: u32) {
+        let Some((page, mut st)) = self.begin_fault(addr, tid) else {
+            return;
+        };
+        if !st.committed.contains(page as usize) {
+            // Not present after all (evicted meanwhile): an ordinary missing-page fault.
+            return self.missing_page_fault(st, page, tid);
+        }
+        if st.dirty.contains(page as usize) {
+            // Already dirty (protected for writeback, or marked dirty since the fault): the
+            // write goes through, and a writeback in progress no longer cleans the page.
+            st.awaiting_clean.set(page as usize, false);
+            drop(st);
+            self.protect(page..page + 1, false);
+            return;
+        }
+        self.join_or_request(&mut st, ZX_PAGER_VMO_DIRTY, page, tid);
+    }
+
+    /// A thread `tid` faulted on host address `addr` of this (pager) VMO.
+    fn on_fault(&self, addr: u64, tid: u32) {
+        if let Some((page, st)) = self.begin_fault(addr, tid) {
+            self.missing_page_fault(st, page, tid);
+        }
+    }
+
+    /// The oldest outstanding page request, as the fault-timeout watchdog sees it: where a
+    /// thread faulted inside it, the page that thread touched, else the request's range.
+    fn oldest_request(&self) -> Option<OverdueRequest> {
+        let st = self.lock();
+        let r = st.requests.oldest()?;
+        let (start, end) = match r.fault_tids.first() {
+            Some(&(_, page)) => (page, page + 1),
+            None => (r.start, r.end),
+        };
+        Some(OverdueRequest {
+            vmo_koid: self.koid(),
+            offset: start * PAGE_SIZE,
+            len: (end - start) * PAGE_SIZE,
+            command: r.command,
+            waited: r.created.elapsed(),
+            faulting: !r.fault_tids.is_empty(),
+        })
+    }
+}
+
+impl PacketOwner for Vmo {
+    /// The pager read the packet queued under `token`.
+    fn packet_dequeued(&self, token: u64) {
+        if token == COMPLETE_TOKEN {
+            return;
+        }
+        let mut st = self.lock();
+        st.requests.dequeued(token);
+        self.post_next(&mut st);
+    }
+
+    /// The port's last handle closed: the requests outstanding now fail with
+    /// `ZX_ERR_BAD_STATE` (waiters wake, blocked faults are reported as fatal). The VMO stays
+    /// attached; later requests wait for a supply or a detach (see [`Port`]).
+    ///
+    /// [`Port`]: crate::port::Port
+    fn port_closed(&self) {
+        let mut st = self.lock();
+        let finished = st.requests.finish_all(ZX_ERR_BAD_STATE);
+        self.settle(&mut st, finished, ZX_ERR_BAD_STATE);
     }
 }
 

@@ -94,7 +94,7 @@ impl Default for GuestLimits {
             handles: 1 << 16,
             vmos: 1 << 14,
             vmo_bytes: DEFAULT_GUEST_VMO_LIMIT,
-            queued_packets: kvmpager::process::MAX_UNREAD_PACKETS,
+            queued_packets: kvmpager::account::MAX_UNREAD_PACKETS,
             mappings: 256,
         }
     }
@@ -102,8 +102,8 @@ impl Default for GuestLimits {
 
 impl GuestLimits {
     /// The kernel's share of these limits.
-    pub fn kernel(&self) -> kvmpager::process::Limits {
-        kvmpager::process::Limits {
+    pub fn kernel(&self) -> kvmpager::account::Limits {
+        kvmpager::account::Limits {
             handles: self.handles,
             vmos: self.vmos,
             vmo_bytes: self.vmo_bytes,
