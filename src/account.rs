@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use crate::abi::Status;
 use crate::abi::status::{ZX_ERR_NO_MEMORY, ZX_ERR_NO_RESOURCES, ZX_ERR_NOT_SUPPORTED, name};
+use crate::counters::Counters;
 use crate::fault::FaultService;
 use crate::port::PacketCharge;
-use crate::stats::Stats;
 
 /// A thread blocked in a fault on a pager-VMO page that will never be supplied: its request
 /// was failed, or the VMO was detached or its pager closed.
@@ -78,7 +78,7 @@ impl Default for Limits {
 #[derive(Default)]
 pub struct Shared {
     /// Counters of this process's pager VMOs.
-    pub stats: Stats,
+    pub counters: Counters,
     /// Set by `Process::kill`: blocking calls return `ZX_ERR_CANCELED`.
     pub killed: AtomicBool,
     sink: RwLock<Option<FatalFaultSink>>,

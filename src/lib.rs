@@ -8,7 +8,7 @@
 //! - [`bits`]: page bitmaps; [`hostmem`]: host anonymous memory; [`uffd`]: the userfaultfd
 //!   ioctls.
 //! - [`object`]: koids and weak object lists, shared by every kernel object.
-//! - [`request`]: page-request bookkeeping of one pager VMO; [`stats`]: supply and fault
+//! - [`request`]: page-request bookkeeping of one pager VMO; [`counters`]: supply and fault
 //!   counters.
 //! - [`fault`]: the per-process userfaultfd service, calling back a [`fault::FaultTarget`].
 //! - [`port`]: packet queues, calling back a [`port::PacketOwner`].
@@ -26,6 +26,8 @@ pub mod account;
 #[cfg(feature = "std")]
 pub mod bits;
 #[cfg(feature = "std")]
+pub mod counters;
+#[cfg(feature = "std")]
 pub mod fault;
 #[cfg(feature = "std")]
 pub mod handle;
@@ -41,8 +43,6 @@ pub mod port;
 pub mod process;
 #[cfg(feature = "std")]
 pub mod request;
-#[cfg(feature = "std")]
-pub mod stats;
 #[cfg(feature = "std")]
 pub mod uffd;
 #[cfg(feature = "std")]

@@ -18,11 +18,11 @@ use crate::abi::status::*;
 use crate::abi::vmo_options::*;
 use crate::abi::{Handle, PAGE_SIZE, Rights, Status};
 use crate::account::{FatalFaultSink, Limits, Shared};
+use crate::counters::CounterValues;
 use crate::handle::{HandleTable, KernelObject};
 use crate::pager::Pager;
 use crate::port::Port;
 use crate::request::OverdueRequest;
-use crate::stats::StatsSnapshot;
 use crate::vmo::{SupplyStrategy, Vmo};
 
 mod handles;
@@ -127,8 +127,8 @@ impl Process {
     }
 
     /// Counters of this process's pager VMOs.
-    pub fn stats(&self) -> StatsSnapshot {
-        self.shared.stats.snapshot()
+    pub fn stats(&self) -> CounterValues {
+        self.shared.counters.read()
     }
 
     /// Number of live handles.

@@ -16,11 +16,11 @@ use crate::abi::status::*;
 use crate::abi::{PAGE_SIZE, Status, VmoInfo};
 use crate::account::Shared;
 use crate::bits::PageBits;
+use crate::counters::Counters;
 use crate::fault::FaultService;
 use crate::hostmem::HostMemory;
 use crate::object::new_koid;
 use crate::port::Port;
-use crate::stats::Stats;
 
 mod file_io;
 mod mapping;
@@ -290,8 +290,8 @@ impl Vmo {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn stats(&self) -> &Stats {
-        &self.owner.stats
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.owner.counters
     }
 
     /// Checks `[offset, offset + len)` against the size; returns the page range it touches.

@@ -16,11 +16,11 @@ use crate::abi::packet::{ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE
 use crate::abi::status::*;
 use crate::abi::{PAGE_SIZE, PageRequest, PortPacket, Status};
 use crate::account::FatalFault;
+use crate::counters::Counters;
 use crate::fault::FaultTarget;
 use crate::port::PacketOwner;
 use crate::port::{COMPLETE_TOKEN, KILL_POLL, PacketSource};
 use crate::request::{Finished, OverdueRequest, RequestId};
-use crate::stats::Stats;
 
 impl Vmo {
     /// Waits until every page of `pages` is present (READ) or dirty (DIRTY), raising requests
@@ -77,7 +77,7 @@ impl Vmo {
         command: u16,
         pages: Range<u64>,
     ) -> RequestId {
-        Stats::add(&self.stats().requests, 1);
+        Counters::add(&self.counters().requests, 1);
         let id = st.requests.create(command, pages);
         self.post_next(st);
         id
@@ -152,7 +152,7 @@ impl Vmo {
             }
             if status == ZX_OK {
                 let ns = f.request.created.elapsed().as_nanos() as u64;
-                self.stats().record_latency(ns);
+                self.counters().record_latency(ns);
             } else {
                 self.report_fatal(&f.request.fault_tids, status);
             }
@@ -178,7 +178,7 @@ impl Vmo {
     /// is reported as fatal (`None`).
     fn begin_fault(&self, addr: u64, tid: u32) -> Option<(u64, MutexGuard<'_, VmoState>)> {
         let page = (addr - self.host_addr()) / PAGE_SIZE;
-        Stats::add(&self.stats().faults, 1);
+        Counters::add(&self.counters().faults, 1);
         let st = self.lock();
         if page >= self.pages() || st.detached {
             drop(st);

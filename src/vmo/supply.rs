@@ -13,7 +13,7 @@ use super::{Vmo, VmoState, overlaps_any};
 use crate::abi::packet::ZX_PAGER_VMO_READ;
 use crate::abi::status::*;
 use crate::abi::{HUGE_PAGE_SIZE, PAGE_SIZE, Status};
-use crate::stats::Stats;
+use crate::counters::Counters;
 use crate::uffd::Userfault;
 
 /// How SUPPLY gets pages into the pager VMO.
@@ -114,16 +114,16 @@ impl Vmo {
         let mut result = Ok(0);
         for (run, present) in runs(dst, pages.clone()) {
             if present {
-                Stats::add(&self.stats().pages_skipped, run.end - run.start);
+                Counters::add(&self.counters().pages_skipped, run.end - run.start);
                 continue;
             }
             let run_pages = run.end - run.start;
             let src_run = run.start - pages.start + delta..run.end - pages.start + delta;
             match self.fill_run(dst, run.clone(), aux, src, src_run, uffd, strategy) {
                 Ok(f) => {
-                    Stats::add(&self.stats().bytes_moved, f.moved);
-                    Stats::add(&self.stats().bytes_copied, f.copied);
-                    Stats::add(&self.stats().bytes_remapped, f.remapped);
+                    Counters::add(&self.counters().bytes_moved, f.moved);
+                    Counters::add(&self.counters().bytes_copied, f.copied);
+                    Counters::add(&self.counters().bytes_remapped, f.remapped);
                     result = result.map(|n| n + run_pages);
                 }
                 Err(status) => {
@@ -137,7 +137,7 @@ impl Vmo {
         });
         self.settle(dst, finished, ZX_OK);
         if result.is_ok() {
-            Stats::add(&self.stats().supplies, 1);
+            Counters::add(&self.counters().supplies, 1);
         }
         result
     }
@@ -204,7 +204,7 @@ impl Vmo {
                 self.protect(run.start + done..run.start + done + pages, true);
                 let _ = uffd.wake(dst_addr, pages * PAGE_SIZE);
             }
-            Stats::add(&self.stats().pages_supplied, pages);
+            Counters::add(&self.counters().pages_supplied, pages);
             done += pages;
         }
         Ok(filled)
@@ -221,7 +221,7 @@ impl Vmo {
         wake: bool,
         filled: &mut Filled,
     ) -> Result<u64, Status> {
-        Stats::add(&self.stats().move_ioctls, 1);
+        Counters::add(&self.counters().move_ioctls, 1);
         let err = match uffd.move_pages_mode(dst_addr, src_addr, bytes, wake) {
             Ok(n) => {
                 filled.moved += n;
@@ -239,7 +239,7 @@ impl Vmo {
             Some(libc::EEXIST) => Ok(PAGE_SIZE), // already present: keep it
             errno => {
                 log::debug!("UFFDIO_MOVE at {dst_addr:#x} failed ({errno:?}); copying the page");
-                Stats::add(&self.stats().copy_fallbacks, 1);
+                Counters::add(&self.counters().copy_fallbacks, 1);
                 copy_pages(uffd, dst_addr, src_addr, PAGE_SIZE, wake, filled)
             }
         }

@@ -2,9 +2,9 @@
 //! statistics, under the names the VMM modules use.
 
 pub use kvmpager::account::FatalFault;
+pub use kvmpager::counters::CounterValues;
 pub use kvmpager::process::Process;
 pub use kvmpager::request::OverdueRequest;
-pub use kvmpager::stats::StatsSnapshot as Stats;
 pub use kvmpager::vmo::Mapping;
 
 use kvmpager::abi::Status;

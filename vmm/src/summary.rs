@@ -53,7 +53,7 @@ pub struct RunSummary {
 
 impl RunSummary {
     /// Sums the statistics of the VM's processes.
-    pub fn collect(host: &kernel::Stats, guest: &kernel::Stats) -> RunSummary {
+    pub fn collect(host: &kernel::CounterValues, guest: &kernel::CounterValues) -> RunSummary {
         let mut hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3)
             .expect("bounds and 3 significant figures are valid");
         for s in [host, guest] {
@@ -136,12 +136,12 @@ mod tests {
 
     #[test]
     fn percentiles_come_from_both_processes() {
-        let host = kernel::Stats {
+        let host = kernel::CounterValues {
             faults: 2,
             fault_latency_ns: vec![1000, 2000],
             ..Default::default()
         };
-        let guest = kernel::Stats {
+        let guest = kernel::CounterValues {
             faults: 1,
             fault_latency_ns: vec![100_000],
             ..Default::default()

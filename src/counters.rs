@@ -8,7 +8,7 @@ pub const MAX_LATENCY_SAMPLES: usize = 1 << 20;
 
 /// Live counters; every field counts since the process was created.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub struct Counters {
     /// Userfaultfd faults taken on pager VMO pages.
     pub faults: AtomicU64,
     /// Page requests made (READ and DIRTY).
@@ -33,35 +33,35 @@ pub struct Stats {
     latencies_ns: Mutex<Vec<u64>>,
 }
 
-/// A copy of [`Stats`] at one moment.
+/// A copy of [`Counters`] at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    /// See [`Stats::faults`].
+pub struct CounterValues {
+    /// See [`Counters::faults`].
     pub faults: u64,
-    /// See [`Stats::requests`].
+    /// See [`Counters::requests`].
     pub requests: u64,
-    /// See [`Stats::supplies`].
+    /// See [`Counters::supplies`].
     pub supplies: u64,
-    /// See [`Stats::pages_supplied`].
+    /// See [`Counters::pages_supplied`].
     pub pages_supplied: u64,
-    /// See [`Stats::pages_skipped`].
+    /// See [`Counters::pages_skipped`].
     pub pages_skipped: u64,
-    /// See [`Stats::bytes_moved`].
+    /// See [`Counters::bytes_moved`].
     pub bytes_moved: u64,
-    /// See [`Stats::bytes_copied`].
+    /// See [`Counters::bytes_copied`].
     pub bytes_copied: u64,
-    /// See [`Stats::bytes_remapped`].
+    /// See [`Counters::bytes_remapped`].
     pub bytes_remapped: u64,
-    /// See [`Stats::move_ioctls`].
+    /// See [`Counters::move_ioctls`].
     pub move_ioctls: u64,
-    /// See [`Stats::copy_fallbacks`].
+    /// See [`Counters::copy_fallbacks`].
     pub copy_fallbacks: u64,
     /// Fault service latencies in ns: from the fault event being read to the faulting
     /// thread's request being resolved.
     pub fault_latency_ns: Vec<u64>,
 }
 
-impl Stats {
+impl Counters {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
@@ -79,9 +79,9 @@ impl Stats {
     }
 
     /// The current values.
-    pub fn snapshot(&self) -> StatsSnapshot {
+    pub fn read(&self) -> CounterValues {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        StatsSnapshot {
+        CounterValues {
             faults: get(&self.faults),
             requests: get(&self.requests),
             supplies: get(&self.supplies),
@@ -101,9 +101,9 @@ impl Stats {
     }
 }
 
-impl StatsSnapshot {
-    /// Adds another snapshot's counts to this one.
-    pub fn merge(&mut self, other: &StatsSnapshot) {
+impl CounterValues {
+    /// Adds another reading's counts to this one.
+    pub fn merge(&mut self, other: &CounterValues) {
         self.faults += other.faults;
         self.requests += other.requests;
         self.supplies += other.supplies;
