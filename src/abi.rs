@@ -375,13 +375,16 @@ pub const VMO_INFO_FLAG_DETACHED: u32 = 1 << 16;
 /// Hypercall numbers (`rax`). These are kvmpager's own; Zircon has no stable numbering.
 ///
 /// Arguments are listed as `(arg1, arg2, ...)`; `*out` arguments are guest-physical addresses
-/// the VMM writes results to. Unless noted the call returns a status in `rax`.
+/// the VMM writes results to. Unless noted the call returns a status in `rax`. Each list is
+/// [`Call::signature`] of the call's row in the argument table ([`Call::args`]), which says
+/// what every argument is; a unit test keeps the two equal.
 #[repr(u64)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
     /// `()` — does nothing and returns `ZX_OK`; used to measure the hypercall round trip.
     Null = 0,
-    /// `(code: i64)` — stops the VM; `kvmpager run` exits with `code & 0xff`. Does not return.
+    /// `(code)` — stops the VM; `kvmpager run` exits with `code & 0xff` (`code` is an `i64`).
+    /// Does not return.
     Exit = 1,
     /// `(buf: gpa, len)` — writes bytes to the VM console.
     ConsoleWrite = 2,
@@ -478,6 +481,342 @@ impl Call {
     }
 }
 
+/// What one hypercall argument is: its direction and how the VMM uses the register.
+///
+/// This is the ABI's argument table, one row per [`Call`] ([`Call::args`]), written once here
+/// and read by the VMM's handlers, its fuzzer, its pointer tests and the guest runtime (Solo5's
+/// per-call IN/OUT structs in `hvt_abi.h` are the model). Pointer roles are guest-physical RAM
+/// addresses and follow "Guest pointers" above; [`Role::Gpa`] is not one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// IN: a plain integer (size, offset, key, op code, deadline, exit code, mapping length).
+    Value,
+    /// IN: option or rights bits.
+    Options,
+    /// IN: a boolean; any non-zero value is true.
+    Bool,
+    /// IN: a [`Handle`] (the low 32 bits).
+    Handle,
+    /// IN: a guest-physical address in the VMO aperture ([`layout::APERTURE_START`]), not a
+    /// RAM pointer: `VmarMap`/`VmarUnmap` give their own statuses for it.
+    Gpa,
+    /// IN: a RAM buffer the VMM reads; its length is argument number `len` (0-based).
+    BufIn {
+        /// Index of the [`Role::Len`] argument.
+        len: u8,
+    },
+    /// OUT: a RAM buffer the VMM writes; its length is argument number `len` (0-based).
+    BufOut {
+        /// Index of the [`Role::Len`] argument.
+        len: u8,
+    },
+    /// IN: text in RAM the VMM reads (lossy UTF-8, possibly cut short); its length is argument
+    /// number `len` (0-based). The whole range is checked.
+    Str {
+        /// Index of the [`Role::Len`] argument.
+        len: u8,
+    },
+    /// IN: the length in bytes of the buffer argument whose `len` names this one.
+    Len,
+    /// OUT: a pointer to a [`Handle`] the VMM stores (the call's new handle).
+    OutHandle,
+    /// OUT: a pointer to a `u64` the VMM stores.
+    OutU64,
+    /// OUT: a pointer to a [`VmoInfo`] the VMM stores.
+    OutInfo,
+    /// OUT: a pointer to a [`PortPacket`] the VMM stores.
+    OutPacket,
+}
+
+/// Which way an argument's data flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// From the guest to the VMM (the register's value, or the bytes it points at).
+    In,
+    /// From the VMM to the guest (bytes stored at the register's address).
+    Out,
+}
+
+impl Role {
+    /// Whether the VMM reads or writes through this argument.
+    pub const fn dir(self) -> Dir {
+        match self {
+            Role::BufOut { .. }
+            | Role::OutHandle
+            | Role::OutU64
+            | Role::OutInfo
+            | Role::OutPacket => Dir::Out,
+            _ => Dir::In,
+        }
+    }
+
+    /// For an out-pointer to one object: the object's size in bytes, from the ABI's own type.
+    pub const fn out_size(self) -> Option<u64> {
+        let n = match self {
+            Role::OutHandle => core::mem::size_of::<Handle>(),
+            Role::OutU64 => core::mem::size_of::<u64>(),
+            Role::OutInfo => core::mem::size_of::<VmoInfo>(),
+            Role::OutPacket => core::mem::size_of::<PortPacket>(),
+            _ => return None,
+        };
+        Some(n as u64)
+    }
+
+    /// For an out-pointer to one object: the object's type, as the docs write it.
+    pub const fn out_type(self) -> Option<&'static str> {
+        match self {
+            Role::OutHandle => Some("Handle"),
+            Role::OutU64 => Some("u64"),
+            Role::OutInfo => Some("VmoInfo"),
+            Role::OutPacket => Some("PortPacket"),
+            _ => None,
+        }
+    }
+
+    /// For a buffer (read, written or text): the index of its length argument.
+    pub const fn buf_len(self) -> Option<usize> {
+        match self {
+            Role::BufIn { len } | Role::BufOut { len } | Role::Str { len } => Some(len as usize),
+            _ => None,
+        }
+    }
+
+    /// Whether the argument is a guest RAM pointer (a buffer or an out-pointer), to which the
+    /// rules of "Guest pointers" apply.
+    pub const fn is_ram_pointer(self) -> bool {
+        self.buf_len().is_some() || self.out_size().is_some()
+    }
+}
+
+/// One argument of a call: its name (as in the [`Call`] docs) and its [`Role`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arg {
+    /// The argument's name, e.g. `vmo`, `buf`, `out`.
+    pub name: &'static str,
+    /// What the argument is.
+    pub role: Role,
+}
+
+const fn arg(name: &'static str, role: Role) -> Arg {
+    Arg { name, role }
+}
+
+/// What a call leaves in `rax`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ret {
+    /// A [`Status`] (sign-extended).
+    Status,
+    /// A value (documented on the call); the call cannot fail.
+    Value,
+    /// Nothing: the call does not return.
+    Never,
+}
+
+mod args {
+    //! The rows of the argument table ([`super::Call::args`]), one constant per call shape.
+    use super::{Arg, Role, arg};
+
+    const HANDLE: Arg = arg("handle", Role::Handle);
+    const VMO: Arg = arg("vmo", Role::Handle);
+    const PAGER: Arg = arg("pager", Role::Handle);
+    const PAGER_VMO: Arg = arg("pager_vmo", Role::Handle);
+    const OPTIONS: Arg = arg("options", Role::Options);
+    const RIGHTS: Arg = arg("rights", Role::Options);
+    const OP: Arg = arg("op", Role::Value);
+    const OFFSET: Arg = arg("offset", Role::Value);
+    const LENGTH: Arg = arg("length", Role::Value);
+    const SIZE: Arg = arg("size", Role::Value);
+    const OUT_HANDLE: Arg = arg("out", Role::OutHandle);
+
+    pub const NONE: &[Arg] = &[];
+    pub const EXIT: &[Arg] = &[arg("code", Role::Value)];
+    pub const CONSOLE_WRITE: &[Arg] = &[arg("buf", Role::BufIn { len: 1 }), arg("len", Role::Len)];
+    pub const HANDLE_CLOSE: &[Arg] = &[HANDLE];
+    pub const HANDLE_RIGHTS: &[Arg] = &[HANDLE, RIGHTS, OUT_HANDLE];
+    pub const VMO_CREATE: &[Arg] = &[SIZE, OPTIONS, OUT_HANDLE];
+    pub const VMO_READ: &[Arg] = &[
+        VMO,
+        arg("buf", Role::BufOut { len: 3 }),
+        OFFSET,
+        arg("len", Role::Len),
+    ];
+    pub const VMO_WRITE: &[Arg] = &[
+        VMO,
+        arg("buf", Role::BufIn { len: 3 }),
+        OFFSET,
+        arg("len", Role::Len),
+    ];
+    pub const VMO_GET_SIZE: &[Arg] = &[VMO, arg("out", Role::OutU64)];
+    pub const VMO_OP_RANGE: &[Arg] = &[VMO, OP, OFFSET, SIZE];
+    pub const VMO_CREATE_CHILD: &[Arg] = &[VMO, OPTIONS, OFFSET, SIZE, OUT_HANDLE];
+    pub const VMO_GET_INFO: &[Arg] = &[VMO, arg("out", Role::OutInfo)];
+    pub const OPTIONS_OUT_HANDLE: &[Arg] = &[OPTIONS, OUT_HANDLE];
+    pub const PAGER_CREATE_VMO: &[Arg] = &[
+        PAGER,
+        OPTIONS,
+        arg("port", Role::Handle),
+        arg("key", Role::Value),
+        SIZE,
+        OUT_HANDLE,
+    ];
+    pub const PAGER_DETACH_VMO: &[Arg] = &[PAGER, VMO];
+    pub const PAGER_VMO_OP: &[Arg] = &[
+        PAGER,
+        PAGER_VMO,
+        OP,
+        OFFSET,
+        LENGTH,
+        arg("aux_vmo", Role::Handle),
+        arg("aux_offset", Role::Value),
+    ];
+    pub const PAGER_SUPPLY_PAGES: &[Arg] = &[
+        PAGER,
+        PAGER_VMO,
+        OFFSET,
+        LENGTH,
+        arg("aux_vmo", Role::Handle),
+        arg("aux_offset", Role::Value),
+    ];
+    pub const PAGER_OP_RANGE: &[Arg] = &[
+        PAGER,
+        OP,
+        PAGER_VMO,
+        OFFSET,
+        LENGTH,
+        arg("data", Role::Value),
+    ];
+    pub const PORT_WAIT: &[Arg] = &[
+        arg("port", Role::Handle),
+        arg("deadline_ns", Role::Value),
+        arg("out", Role::OutPacket),
+    ];
+    pub const VMAR_MAP: &[Arg] = &[
+        OPTIONS,
+        arg("gpa", Role::Gpa),
+        VMO,
+        arg("vmo_offset", Role::Value),
+        arg("len", Role::Value),
+    ];
+    pub const VMAR_UNMAP: &[Arg] = &[arg("gpa", Role::Gpa), arg("len", Role::Value)];
+    pub const TEST_REPORT: &[Arg] = &[
+        arg("case_name", Role::Str { len: 1 }),
+        arg("name_len", Role::Len),
+        arg("passed", Role::Bool),
+        arg("msg", Role::Str { len: 4 }),
+        arg("msg_len", Role::Len),
+    ];
+}
+
+impl Call {
+    /// The call's arguments, in register order (`rdi, rsi, rdx, r10, r8, r9, r12, r13`); the
+    /// registers past the last one are ignored. This is the ABI's argument table: e.g.
+    ///
+    /// | call | arguments |
+    /// |---|---|
+    /// | `VmoRead` | `vmo`: Handle, `buf`: BufOut { len: 3 }, `offset`: Value, `len`: Len |
+    /// | `VmoCreateChild` | `vmo`: Handle, `options`: Options, `offset`, `size`: Value, `out`: OutHandle |
+    /// | `PortWait` | `port`: Handle, `deadline_ns`: Value, `out`: OutPacket |
+    /// | `TestReport` | `case_name`: Str { len: 1 }, `name_len`: Len, `passed`: Bool, `msg`: Str { len: 4 }, `msg_len`: Len |
+    pub const fn args(self) -> &'static [Arg] {
+        use args::*;
+        match self {
+            Call::Null | Call::ClockGetMonotonic | Call::VcpuCount | Call::Snapshot => NONE,
+            Call::Exit => EXIT,
+            Call::ConsoleWrite => CONSOLE_WRITE,
+            Call::HandleClose => HANDLE_CLOSE,
+            Call::HandleDuplicate | Call::HandleReplace => HANDLE_RIGHTS,
+            Call::VmoCreate => VMO_CREATE,
+            Call::VmoRead => VMO_READ,
+            Call::VmoWrite => VMO_WRITE,
+            Call::VmoGetSize => VMO_GET_SIZE,
+            Call::VmoOpRange => VMO_OP_RANGE,
+            Call::VmoCreateChild => VMO_CREATE_CHILD,
+            Call::VmoGetInfo => VMO_GET_INFO,
+            Call::PagerCreate | Call::PortCreate => OPTIONS_OUT_HANDLE,
+            Call::PagerCreateVmo => PAGER_CREATE_VMO,
+            Call::PagerDetachVmo => PAGER_DETACH_VMO,
+            Call::PagerVmoOp => PAGER_VMO_OP,
+            Call::PagerSupplyPages => PAGER_SUPPLY_PAGES,
+            Call::PagerOpRange => PAGER_OP_RANGE,
+            Call::PortWait => PORT_WAIT,
+            Call::VmarMap => VMAR_MAP,
+            Call::VmarUnmap => VMAR_UNMAP,
+            Call::TestReport => TEST_REPORT,
+        }
+    }
+
+    /// What the call leaves in `rax`.
+    pub const fn ret(self) -> Ret {
+        match self {
+            Call::Exit => Ret::Never,
+            Call::ClockGetMonotonic | Call::VcpuCount => Ret::Value,
+            _ => Ret::Status,
+        }
+    }
+
+    /// The call's out-pointer to one object (a call has at most one): its argument index and
+    /// role ([`Role::out_size`] bytes are stored there).
+    pub const fn out(self) -> Option<(usize, Role)> {
+        let args = self.args();
+        let mut i = 0;
+        while i < args.len() {
+            if args[i].role.out_size().is_some() {
+                return Some((i, args[i].role));
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The call's `n`-th buffer (0-based, in argument order): the indexes of its pointer and
+    /// of its length argument.
+    pub const fn buffer(self, n: usize) -> Option<(usize, usize)> {
+        let args = self.args();
+        let (mut i, mut seen) = (0, 0);
+        while i < args.len() {
+            if let Some(len) = args[i].role.buf_len() {
+                if seen == n {
+                    return Some((i, len));
+                }
+                seen += 1;
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The argument list as the [`Call`] docs write it, e.g. `(vmo, buf: gpa, offset, len)`
+    /// or `(vmo, *out: VmoInfo)`.
+    pub const fn signature(self) -> Signature {
+        Signature(self)
+    }
+}
+
+/// A call's argument list in the docs' notation ([`Call::signature`]): plain names, `: gpa`
+/// after a buffer, `: bool` after a boolean, `*name: Type` for an out-pointer.
+#[derive(Clone, Copy, Debug)]
+pub struct Signature(Call);
+
+impl core::fmt::Display for Signature {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("(")?;
+        for (i, a) in self.0.args().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match a.role {
+                Role::Bool => write!(f, "{}: bool", a.name)?,
+                r if r.buf_len().is_some() => write!(f, "{}: gpa", a.name)?,
+                r => match r.out_type() {
+                    Some(t) => write!(f, "*{}: {t}", a.name)?,
+                    None => f.write_str(a.name)?,
+                },
+            }
+        }
+        f.write_str(")")
+    }
+}
+
 /// `zx_vmar_map` permission options.
 pub mod vm_options {
     /// Readable mapping.
@@ -548,6 +887,101 @@ mod tests {
         }
         assert_eq!(Call::from_nr(Call::ALL.len() as u64), None);
         assert_eq!(Call::from_nr(u64::MAX), None);
+    }
+
+    #[test]
+    fn every_call_fits_the_registers_and_names_its_arguments_once() {
+        for c in Call::ALL {
+            let args = c.args();
+            assert!(args.len() <= 8, "{c:?}: more arguments than registers");
+            for (i, a) in args.iter().enumerate() {
+                assert!(!a.name.is_empty(), "{c:?} argument {i} has no name");
+                let same = args.iter().filter(|b| b.name == a.name).count();
+                assert_eq!(same, 1, "{c:?}: two arguments named `{}`", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_buffer_has_its_own_length_argument() {
+        for c in Call::ALL {
+            let args = c.args();
+            for (i, a) in args.iter().enumerate() {
+                if let Some(len) = a.role.buf_len() {
+                    assert_eq!(
+                        args.get(len).map(|l| l.role),
+                        Some(Role::Len),
+                        "{c:?} arg {i}"
+                    );
+                }
+                if a.role == Role::Len {
+                    let users = args.iter().filter(|b| b.role.buf_len() == Some(i)).count();
+                    assert_eq!(users, 1, "{c:?}: length `{}` has {users} buffers", a.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn out_pointers_match_the_abi_types_and_come_one_per_call() {
+        assert_eq!(Role::OutHandle.out_size(), Some(4));
+        assert_eq!(Role::OutU64.out_size(), Some(8));
+        assert_eq!(Role::OutInfo.out_size(), Some(48));
+        assert_eq!(Role::OutPacket.out_size(), Some(48));
+        for c in Call::ALL {
+            let outs: Vec<usize> = (0..c.args().len())
+                .filter(|&i| c.args()[i].role.out_size().is_some())
+                .collect();
+            assert!(outs.len() <= 1, "{c:?}: several out-pointers");
+            assert_eq!(c.out().map(|(i, _)| i), outs.first().copied(), "{c:?}");
+            if c.ret() != Ret::Status {
+                assert!(c.args().iter().all(|a| a.role.dir() == Dir::In), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn directions_and_pointer_kinds_agree() {
+        for c in Call::ALL {
+            for a in c.args() {
+                let out = a.role.dir() == Dir::Out;
+                let stores = a.role.out_size().is_some() || matches!(a.role, Role::BufOut { .. });
+                assert_eq!(out, stores, "{c:?} `{}`", a.name);
+                assert_eq!(a.role.out_size().is_some(), a.role.out_type().is_some());
+            }
+        }
+        // The counts the pointer tests rely on: 10 out-pointers, 5 buffers.
+        let outs = Call::ALL.iter().filter(|c| c.out().is_some()).count();
+        let bufs: usize = Call::ALL
+            .iter()
+            .map(|c| (0..8).take_while(|&n| c.buffer(n).is_some()).count())
+            .sum();
+        assert_eq!((outs, bufs), (10, 5));
+    }
+
+    /// The `(arg, ...)` list that opens each `Call` variant's doc comment is the table's
+    /// [`Call::signature`]: the docs are the table, written out.
+    #[test]
+    fn call_docs_open_with_the_table_signature() {
+        let src = include_str!("abi.rs");
+        for c in Call::ALL {
+            let decl = format!("    {c:?} = {},", c as u64);
+            let at = src
+                .find(&decl)
+                .unwrap_or_else(|| panic!("{decl} not found"));
+            let doc: Vec<&str> = src[..at]
+                .lines()
+                .rev()
+                .take_while(|l| l.trim_start().starts_with("///"))
+                .collect();
+            let first = doc.last().unwrap_or_else(|| panic!("{c:?} has no doc"));
+            let want = format!("/// `{}`", c.signature());
+            assert!(
+                first.trim_start().starts_with(&want),
+                "{c:?}: doc `{}` does not open with {want}",
+                first.trim()
+            );
+        }
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //!
 //! Guest pointers are guest-physical and are checked against guest RAM *before* the kernel
 //! call, so an invalid out-pointer fails with `ZX_ERR_INVALID_ARGS` without side effects.
+//! Which register holds a call's out-pointer or buffer, and how many bytes the out-value has,
+//! comes from the ABI's argument table ([`Call::args`]); the handlers name only the plain
+//! arguments (handles, values, options) by position.
 
 use kvm_bindings::kvm_regs;
 use kvmpager::abi::status::*;
-use kvmpager::abi::{Call, Handle, PortPacket, Status, ZX_TIME_INFINITE};
+use kvmpager::abi::{Call, Dir, Handle, Status, ZX_TIME_INFINITE};
 use vm_memory::ByteValued;
 
 use crate::console::{MAX_REPORT_TEXT, MAX_WRITE, TestReport};
@@ -68,10 +71,10 @@ pub fn handle(vm: &Vm, vcpu: u32, hc: Hypercall) -> Outcome {
     let a = hc.args;
     let r = match call {
         Call::Null => Ok(0),
-        Call::ConsoleWrite => console_write(vm, a[0], a[1]),
+        Call::ConsoleWrite => console_write(vm, buffer(call, &a, 0)),
         Call::ClockGetMonotonic => Ok(vm.now_ns()),
         Call::VcpuCount => Ok(vm.vcpus().into()),
-        Call::TestReport => test_report(vm, a),
+        Call::TestReport => test_report(vm, call, a),
         Call::Snapshot => vm.request_snapshot(vcpu).map(|_| 0),
         Call::VmarMap => vm
             .map_vmo(a[0] as u32, a[1], h(a[2]), a[3], a[4])
@@ -88,17 +91,18 @@ fn kernel_call(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
     let p = vm.guest();
     match call {
         Call::HandleClose => p.handle_close(h(a[0])).map(ok),
-        Call::HandleDuplicate => out_handle(vm, a[2], || p.handle_duplicate(h(a[0]), a[1] as u32)),
-        Call::HandleReplace => out_handle(vm, a[2], || p.handle_replace(h(a[0]), a[1] as u32)),
-        Call::VmoCreate => out_handle(vm, a[2], || p.vmo_create(a[0], a[1] as u32)),
-        Call::VmoRead => vmo_read(vm, h(a[0]), a[1], a[2], a[3]),
-        Call::VmoWrite => vmo_write(vm, h(a[0]), a[1], a[2], a[3]),
-        Call::VmoGetSize => out_u64(vm, a[1], || p.vmo_get_size(h(a[0]))),
+        Call::HandleDuplicate => {
+            out_handle(vm, call, a, || p.handle_duplicate(h(a[0]), a[1] as u32))
+        }
+        Call::HandleReplace => out_handle(vm, call, a, || p.handle_replace(h(a[0]), a[1] as u32)),
+        Call::VmoCreate => out_handle(vm, call, a, || p.vmo_create(a[0], a[1] as u32)),
+        Call::VmoRead | Call::VmoWrite => vmo_copy(vm, h(a[0]), buffer(call, &a, 0), a[2], call),
+        Call::VmoGetSize => out_u64(vm, call, a, || p.vmo_get_size(h(a[0]))),
         Call::VmoOpRange => p.vmo_op_range(h(a[0]), a[1] as u32, a[2], a[3]).map(ok),
-        Call::VmoCreateChild => out_handle(vm, a[4], || {
+        Call::VmoCreateChild => out_handle(vm, call, a, || {
             p.vmo_create_child(h(a[0]), a[1] as u32, a[2], a[3])
         }),
-        Call::VmoGetInfo => vmo_get_info(vm, h(a[0]), a[1]),
+        Call::VmoGetInfo => vmo_get_info(vm, call, a),
         _ => pager_call(vm, call, a),
     }
 }
@@ -107,8 +111,8 @@ fn kernel_call(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
 fn pager_call(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
     let p = vm.guest();
     match call {
-        Call::PagerCreate => out_handle(vm, a[1], || p.pager_create(a[0] as u32)),
-        Call::PagerCreateVmo => out_handle(vm, a[5], || {
+        Call::PagerCreate => out_handle(vm, call, a, || p.pager_create(a[0] as u32)),
+        Call::PagerCreateVmo => out_handle(vm, call, a, || {
             p.pager_create_vmo(h(a[0]), a[1] as u32, h(a[2]), a[3], a[4])
         }),
         Call::PagerDetachVmo => p.pager_detach_vmo(h(a[0]), h(a[1])).map(ok),
@@ -121,8 +125,8 @@ fn pager_call(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
         Call::PagerOpRange => p
             .pager_op_range(h(a[0]), a[1] as u32, h(a[2]), a[3], a[4], a[5])
             .map(ok),
-        Call::PortCreate => out_handle(vm, a[1], || p.port_create(a[0] as u32)),
-        Call::PortWait => port_wait(vm, h(a[0]), a[1] as i64, a[2]),
+        Call::PortCreate => out_handle(vm, call, a, || p.port_create(a[0] as u32)),
+        Call::PortWait => port_wait(vm, call, a),
         _ => Err(ZX_ERR_BAD_SYSCALL),
     }
 }
@@ -131,9 +135,29 @@ fn ok(_: ()) -> i64 {
     0
 }
 
+/// The call's out-pointer, checked against RAM for the size of its out-value: the register
+/// and the size are the ABI table's ([`Call::out`], [`Role::out_size`](kvmpager::abi::Role)).
+fn checked_out(vm: &Vm, call: Call, a: &[u64; 8]) -> Result<u64, Status> {
+    let (index, role) = call.out().ok_or(ZX_ERR_INTERNAL)?;
+    vm.ram()
+        .check(a[index], role.out_size().ok_or(ZX_ERR_INTERNAL)?)?;
+    Ok(a[index])
+}
+
+/// The call's `n`-th guest buffer `(pointer, length)`, from the registers the ABI table names
+/// ([`Call::buffer`]); 0-length when the call has none (the handlers only ask for real ones).
+fn buffer(call: Call, a: &[u64; 8], n: usize) -> (u64, u64) {
+    call.buffer(n).map_or((0, 0), |(ptr, len)| (a[ptr], a[len]))
+}
+
 /// Runs `f` (which creates a handle) after checking the out-pointer, then stores the handle.
-fn out_handle(vm: &Vm, out: u64, f: impl FnOnce() -> Result<Handle, Status>) -> CallResult {
-    vm.ram().check(out, 4)?;
+fn out_handle(
+    vm: &Vm,
+    call: Call,
+    a: [u64; 8],
+    f: impl FnOnce() -> Result<Handle, Status>,
+) -> CallResult {
+    let out = checked_out(vm, call, &a)?;
     let handle = f()?;
     if let Err(s) = vm.ram().write_obj(out, handle) {
         let _ = vm.guest().handle_close(handle);
@@ -142,14 +166,19 @@ fn out_handle(vm: &Vm, out: u64, f: impl FnOnce() -> Result<Handle, Status>) -> 
     Ok(0)
 }
 
-fn out_u64(vm: &Vm, out: u64, f: impl FnOnce() -> Result<u64, Status>) -> CallResult {
-    vm.ram().check(out, 8)?;
+fn out_u64(
+    vm: &Vm,
+    call: Call,
+    a: [u64; 8],
+    f: impl FnOnce() -> Result<u64, Status>,
+) -> CallResult {
+    let out = checked_out(vm, call, &a)?;
     vm.ram().write_obj(out, f()?)?;
     Ok(0)
 }
 
 /// `ConsoleWrite`: the whole buffer must be valid; at most [`MAX_WRITE`] bytes of it are kept.
-fn console_write(vm: &Vm, buf: u64, len: u64) -> CallResult {
+fn console_write(vm: &Vm, (buf, len): (u64, u64)) -> CallResult {
     vm.ram().check(buf, len)?;
     let data = vm.ram().read(buf, len.min(MAX_WRITE))?;
     vm.console().write(&data);
@@ -164,24 +193,17 @@ fn read_text(vm: &Vm, gpa: u64, len: u64) -> Result<String, Status> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn test_report(vm: &Vm, a: [u64; 8]) -> CallResult {
-    vm.ram().check(a[3], a[4])?;
-    let name = read_text(vm, a[0], a[1])?;
-    let message = read_text(vm, a[3], a[4])?;
+fn test_report(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
+    let ((name, name_len), (msg, msg_len)) = (buffer(call, &a, 0), buffer(call, &a, 1));
+    vm.ram().check(msg, msg_len)?;
+    let name = read_text(vm, name, name_len)?;
+    let message = read_text(vm, msg, msg_len)?;
     vm.reports().push(TestReport {
         name,
         passed: a[2] != 0,
         message,
     });
     Ok(0)
-}
-
-fn vmo_read(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64) -> CallResult {
-    vmo_copy(vm, vmo, buf, offset, len, Direction::VmoToRam)
-}
-
-fn vmo_write(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64) -> CallResult {
-    vmo_copy(vm, vmo, buf, offset, len, Direction::RamToVmo)
 }
 
 /// Which way `vmo_copy` copies.
@@ -193,10 +215,26 @@ enum Direction {
     RamToVmo,
 }
 
+impl Direction {
+    /// The way `call`'s buffer goes: written (`BufOut`, `VmoRead`) or read (`BufIn`,
+    /// `VmoWrite`), as the ABI table says.
+    fn of(call: Call) -> Direction {
+        let out = call
+            .buffer(0)
+            .is_some_and(|(i, _)| call.args()[i].role.dir() == Dir::Out);
+        if out {
+            Direction::VmoToRam
+        } else {
+            Direction::RamToVmo
+        }
+    }
+}
+
 /// `VmoRead`/`VmoWrite`: checks the RAM range, then the whole VMO range (asking for its pages),
 /// then copies `len` bytes between `vmo[offset..]` and RAM at `buf` in pieces of at
 /// most [`COPY_CHUNK`].
-fn vmo_copy(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64, dir: Direction) -> CallResult {
+fn vmo_copy(vm: &Vm, vmo: Handle, (buf, len): (u64, u64), offset: u64, call: Call) -> CallResult {
+    let dir = Direction::of(call);
     vm.ram().check(buf, len)?;
     vm.guest()
         .vmo_prepare_io(vmo, offset, len, dir == Direction::RamToVmo)?;
@@ -219,17 +257,16 @@ fn vmo_copy(vm: &Vm, vmo: Handle, buf: u64, offset: u64, len: u64, dir: Directio
     Ok(0)
 }
 
-fn vmo_get_info(vm: &Vm, vmo: Handle, out: u64) -> CallResult {
-    vm.ram()
-        .check(out, std::mem::size_of::<kvmpager::abi::VmoInfo>() as u64)?;
-    let info = vm.guest().vmo_get_info(vmo)?;
+fn vmo_get_info(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
+    let out = checked_out(vm, call, &a)?;
+    let info = vm.guest().vmo_get_info(h(a[0]))?;
     vm.ram().write_obj(out, Plain(info))?;
     Ok(0)
 }
 
-fn port_wait(vm: &Vm, port: Handle, deadline_ns: i64, out: u64) -> CallResult {
-    vm.ram()
-        .check(out, std::mem::size_of::<PortPacket>() as u64)?;
+fn port_wait(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
+    let (port, deadline_ns) = (h(a[0]), a[1] as i64);
+    let out = checked_out(vm, call, &a)?;
     let deadline = (deadline_ns != ZX_TIME_INFINITE).then(|| vm.instant_at(deadline_ns));
     let packet = vm.guest().port_wait(port, deadline)?;
     vm.ram().write(out, &packet.to_bytes())?;

@@ -3,6 +3,12 @@
 //! Free functions take plain [`Handle`]s (so tests can pass bad ones); [`Vmo`], [`Pager`] and
 //! [`Port`] own a handle, close it on drop and have the same calls as methods. Calls that
 //! return a status return [`Result`]; the few that return a value return it directly.
+//!
+//! Wrappers that get a value back through an out-pointer go through `call_out`, which puts the
+//! pointer (and the other arguments) in the registers the ABI's argument table names
+//! ([`Call::args`]) and checks that the value has the table's size. The host test
+//! `vmm/tests/abi_rt.rs` runs every wrapper (guest program `abi_probe`) and checks each
+//! register it set against the table.
 
 use core::fmt;
 use core::mem::ManuallyDrop;
@@ -148,15 +154,31 @@ impl Handle {
     }
 }
 
-/// Makes a call whose last argument is a `*out` the VMM writes a `T` to.
+/// Makes a call with an out-pointer the VMM stores a `T` to: `ins` go to the call's other
+/// arguments in order and the pointer to its out-argument, as the ABI table says
+/// ([`Call::out`]); the table's size for the out-value must be `T`'s.
 #[inline(always)]
-fn call_out<T: Default>(nr: Call, args: &[u64], out_index: usize) -> Result<T> {
+fn call_out<T: Default>(nr: Call, ins: &[u64]) -> Result<T> {
+    let size = nr.out().and_then(|(_, role)| role.out_size());
+    assert!(size == Some(core::mem::size_of::<T>() as u64));
     let mut out = T::default();
-    let mut a = [0u64; 8];
-    a[..args.len()].copy_from_slice(args);
-    a[out_index] = gpa(&raw mut out);
-    call_status(nr, a)?;
+    call_status(nr, place(nr, ins, gpa(&raw mut out)))?;
     Ok(out)
+}
+
+/// The eight argument registers of `nr` from its argument table row: `out` where the row has
+/// an out-pointer, `ins` in order everywhere else; registers past the row are 0.
+#[inline(always)]
+fn place(nr: Call, ins: &[u64], out: u64) -> [u64; 8] {
+    let mut a = [0u64; 8];
+    let mut next = ins.iter().copied();
+    for (reg, arg) in a.iter_mut().zip(nr.args()) {
+        *reg = match arg.role.out_size() {
+            Some(_) => out,
+            None => next.next().unwrap_or(0),
+        };
+    }
+    a
 }
 
 /// `Null`: does nothing; returns the status (always `ZX_OK`).
@@ -193,17 +215,17 @@ pub fn handle_close(handle: Handle) -> Result<()> {
 
 /// `HandleDuplicate`: a new handle to the same object with `rights`.
 pub fn handle_duplicate(handle: Handle, rights: abi::Rights) -> Result<Handle> {
-    call_out::<u32>(Call::HandleDuplicate, &[handle.0 as u64, rights as u64], 2).map(Handle)
+    call_out::<u32>(Call::HandleDuplicate, &[handle.0 as u64, rights as u64]).map(Handle)
 }
 
 /// `HandleReplace`: replaces `handle` (which becomes invalid) by one with `rights`.
 pub fn handle_replace(handle: Handle, rights: abi::Rights) -> Result<Handle> {
-    call_out::<u32>(Call::HandleReplace, &[handle.0 as u64, rights as u64], 2).map(Handle)
+    call_out::<u32>(Call::HandleReplace, &[handle.0 as u64, rights as u64]).map(Handle)
 }
 
 /// `VmoCreate`.
 pub fn vmo_create(size: u64, options: u32) -> Result<Handle> {
-    call_out::<u32>(Call::VmoCreate, &[size, options as u64], 2).map(Handle)
+    call_out::<u32>(Call::VmoCreate, &[size, options as u64]).map(Handle)
 }
 
 /// `VmoRead`: fills `buf` from the VMO at `offset`.
@@ -233,7 +255,7 @@ pub fn vmo_write(vmo: Handle, buf: &[u8], offset: u64) -> Result<()> {
 
 /// `VmoGetSize`.
 pub fn vmo_get_size(vmo: Handle) -> Result<u64> {
-    call_out::<u64>(Call::VmoGetSize, &[vmo.0 as u64], 1)
+    call_out::<u64>(Call::VmoGetSize, &[vmo.0 as u64])
 }
 
 /// `VmoOpRange` (`abi::vmo_op`).
@@ -249,19 +271,18 @@ pub fn vmo_create_child(vmo: Handle, options: u32, offset: u64, size: u64) -> Re
     call_out::<u32>(
         Call::VmoCreateChild,
         &[vmo.0 as u64, options as u64, offset, size],
-        4,
     )
     .map(Handle)
 }
 
 /// `VmoGetInfo`.
 pub fn vmo_get_info(vmo: Handle) -> Result<VmoInfo> {
-    call_out::<VmoInfo>(Call::VmoGetInfo, &[vmo.0 as u64], 1)
+    call_out::<VmoInfo>(Call::VmoGetInfo, &[vmo.0 as u64])
 }
 
 /// `PagerCreate`.
 pub fn pager_create(options: u32) -> Result<Handle> {
-    call_out::<u32>(Call::PagerCreate, &[options as u64], 1).map(Handle)
+    call_out::<u32>(Call::PagerCreate, &[options as u64]).map(Handle)
 }
 
 /// `PagerCreateVmo`: a pager-backed VMO whose page requests go to `port` with `key`.
@@ -275,7 +296,6 @@ pub fn pager_create_vmo(
     call_out::<u32>(
         Call::PagerCreateVmo,
         &[pager.0 as u64, options as u64, port.0 as u64, key, size],
-        5,
     )
     .map(Handle)
 }
@@ -364,7 +384,7 @@ pub fn pager_op_range(
 
 /// `PortCreate`.
 pub fn port_create(options: u32) -> Result<Handle> {
-    call_out::<u32>(Call::PortCreate, &[options as u64], 1).map(Handle)
+    call_out::<u32>(Call::PortCreate, &[options as u64]).map(Handle)
 }
 
 /// `PortWait`: waits until `deadline_ns` on the monotonic clock ([`abi::ZX_TIME_INFINITE`]
@@ -372,7 +392,7 @@ pub fn port_create(options: u32) -> Result<Handle> {
 pub fn port_wait(port: Handle, deadline_ns: i64) -> Result<PortPacket> {
     // `PortPacket` is `repr(C)` with exactly Zircon's 48-byte layout, so the VMM can write the
     // packet straight into it.
-    call_out::<PortPacket>(Call::PortWait, &[port.0 as u64, deadline_ns as u64], 2)
+    call_out::<PortPacket>(Call::PortWait, &[port.0 as u64, deadline_ns as u64])
 }
 
 /// `VmarMap`: maps `vmo[vmo_offset, +len)` at guest-physical `gpa` inside the aperture

@@ -11,13 +11,16 @@
 //!
 //! An input is a list of steps, each chosen by the bytes: an exit (1 in 16 is not a
 //! hypercall: another port, an `in`, an access outside any memslot, `hlt`, ...) whose
-//! hypercall number and eight arguments are drawn from values likely to matter (handles the
-//! guest was given, page multiples, pointers at the edges of RAM and holes, option bits,
-//! wrapping lengths, and raw 64-bit values), or a write of arbitrary bytes into guest RAM. Handles returned through
-//! out-pointers join the pool later arguments draw from, so deep call sequences (pager, port,
-//! pager VMO, supply, map, detach, ...) are reached; the registers that carry no argument are
-//! random. The oracle after each call: every limit held, a failed call left no new handle, and
-//! a call with a guest buffer that breaks the ABI's pointer rules gave `ZX_ERR_INVALID_ARGS`
+//! hypercall number and eight arguments are drawn from values likely to matter, or a write of
+//! arbitrary bytes into guest RAM. Each argument is drawn by its role in the ABI's argument
+//! table (`abi::Call::args`): a handle from those the guest was given, option bits, page
+//! multiples and wrapping lengths, pointers into scratch RAM or at the edges of RAM and holes,
+//! aperture addresses; one in four, and every register that carries no argument, is drawn
+//! from all of those and raw 64-bit values alike. Handles stored through out-pointers join the
+//! pool later arguments draw from, so deep call sequences (pager, port, pager VMO, supply, map,
+//! detach, ...) are reached. The oracle after each call: every limit held, a failed call left no new handle, and
+//! a call with a guest pointer (the table's buffers and out-pointers) that breaks the ABI's
+//! pointer rules gave `ZX_ERR_INVALID_ARGS`
 //! and asked no pager for pages. The VM runs under small [`GuestLimits`] so the limits are
 //! hit, and with a short wait limit so a call that waits for a pager that is the harness
 //! itself returns `ZX_ERR_TIMED_OUT` instead of hanging.
@@ -28,7 +31,7 @@ use std::time::Duration;
 use arbitrary::Unstructured;
 use kvmpager::abi::layout::{APERTURE_SIZE, APERTURE_START};
 use kvmpager::abi::status::{ZX_ERR_INVALID_ARGS, ZX_ERR_TIMED_OUT, ZX_OK};
-use kvmpager::abi::{Call, PAGE_SIZE};
+use kvmpager::abi::{Call, PAGE_SIZE, Role};
 
 use kvm_bindings::kvm_regs;
 use kvm_ioctls::VcpuExit;
@@ -43,7 +46,7 @@ use crate::vm::Vm;
 pub const RAM: u64 = 4 << 20;
 /// Most steps of one input.
 pub const MAX_STEPS: usize = 64;
-/// Where the harness points out-parameters (handles are read back from here).
+/// Where the harness mostly points out-parameters.
 const OUT: u64 = 0x30_0000;
 /// Guest buffers the harness points at (RAM that holds nothing the harness needs).
 const SCRATCH: u64 = 0x20_0000;
@@ -146,9 +149,13 @@ impl<'a> Case<'a> {
             return self.write_ram(u);
         }
         let nr = self.call_number(u)?;
+        let roles = Call::from_nr(nr).map_or(&[][..], Call::args);
         let mut args = [0u64; 8];
-        for a in &mut args {
-            *a = self.arg(u)?;
+        for (i, a) in args.iter_mut().enumerate() {
+            *a = match roles.get(i) {
+                Some(arg) => self.arg_as(arg.role, u)?,
+                None => self.arg(u)?,
+            };
         }
         let exit = Scripted::arbitrary(u)?;
         let mut regs: kvm_regs = kvm_regs {
@@ -172,7 +179,6 @@ impl<'a> Case<'a> {
     /// Runs one scripted exit through the VMM's exit dispatch (`exit::run_once`), which
     /// decodes the registers of a hypercall and calls the handler like a real vCPU would.
     fn exit(&mut self, exit: Scripted, regs: kvm_regs) {
-        let _ = self.vm.ram().write_obj(OUT, 0u32);
         let g = self.vm.guest();
         let before = Before {
             handles: g.handle_count(),
@@ -204,13 +210,50 @@ impl<'a> Case<'a> {
         Ok(*u.choose(&Call::ALL)? as u64)
     }
 
-    /// One argument register.
+    /// An argument with `role` in the ABI table: mostly a value of that kind, one in four
+    /// drawn like any register ([`Case::arg`]).
+    fn arg_as(&self, role: Role, u: &mut Unstructured) -> arbitrary::Result<u64> {
+        if u.ratio(1, 4)? {
+            return self.arg(u);
+        }
+        let edge = u.ratio(1, 4)?;
+        Ok(match role {
+            Role::Handle => self.handle(u)?,
+            Role::Options if u.arbitrary()? => 0,
+            Role::Options => 1 << u.int_in_range(0..=31)?,
+            Role::Bool => u.int_in_range(0..=1)?,
+            Role::Value | Role::Len => self.length(u)?,
+            Role::Gpa if !edge => APERTURE_START + u.int_in_range(0..=64)? * PAGE_SIZE,
+            _ if edge => edge_address(u)?,
+            Role::BufIn { .. } | Role::BufOut { .. } | Role::Str { .. } => {
+                SCRATCH + u.int_in_range(0..=2 * PAGE_SIZE)?
+            }
+            _ => OUT,
+        })
+    }
+
+    /// A handle the guest was given (or any 32-bit value when it has none).
+    fn handle(&self, u: &mut Unstructured) -> arbitrary::Result<u64> {
+        match u.choose(&self.handles) {
+            Ok(&h) => Ok(h),
+            Err(_) => Ok(u.arbitrary::<u32>()?.into()),
+        }
+    }
+
+    /// A size, offset or length: small, page multiples, or wrapping.
+    fn length(&self, u: &mut Unstructured) -> arbitrary::Result<u64> {
+        Ok(match u.int_in_range(0..=3u8)? {
+            0 => u.int_in_range(0..=2 * PAGE_SIZE)?,
+            1 => u.int_in_range(0..=1024u64)? * PAGE_SIZE,
+            2 => u64::MAX - u.int_in_range(0..=PAGE_SIZE)?,
+            _ => u.arbitrary()?,
+        })
+    }
+
+    /// Any argument register.
     fn arg(&self, u: &mut Unstructured) -> arbitrary::Result<u64> {
         Ok(match u.int_in_range(0..=9u8)? {
-            0 | 1 => match u.choose(&self.handles) {
-                Ok(&h) => h,
-                Err(_) => u.arbitrary::<u32>()?.into(),
-            },
+            0 | 1 => self.handle(u)?,
             2 => u.int_in_range(0..=16)?,
             3 => u.int_in_range(0..=1024u64)? * PAGE_SIZE,
             4 => OUT,
@@ -254,7 +297,8 @@ impl<'a> Case<'a> {
         }
     }
 
-    /// Learns the handle a successful call stored at [`OUT`], if any.
+    /// Learns the handle a successful call stored through its out-pointer, if it has one for a
+    /// handle (`Role::OutHandle` in the ABI table).
     fn learn(&mut self, hc: &Hypercall, outcome: &Outcome) {
         self.stats.calls += 1;
         if let Outcome::Return(r) = *outcome {
@@ -264,7 +308,11 @@ impl<'a> Case<'a> {
             return;
         }
         self.stats.ok += 1;
-        if let Ok(b) = self.vm.ram().read(OUT, 4) {
+        let out = Call::from_nr(hc.nr).and_then(Call::out);
+        let Some((i, Role::OutHandle)) = out else {
+            return;
+        };
+        if let Ok(b) = self.vm.ram().read(hc.args[i], 4) {
             let h = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             if h != 0 && self.handles.len() < 256 {
                 self.handles.push(h.into());
@@ -312,38 +360,18 @@ impl<'a> Case<'a> {
     }
 }
 
-/// The guest buffers (pointer, length) a call reads or writes, from the ABI's argument lists
-/// (`abi::Call`).
+/// The guest pointers (pointer, length) a call reads or writes through: its buffers and its
+/// out-pointer, from the ABI's argument table (`abi::Call::args`).
 fn guest_buffers(call: Call, a: &[u64; 8]) -> Vec<(u64, u64)> {
-    const HANDLE: u64 = 4;
-    const U64: u64 = 8;
-    const INFO: u64 = std::mem::size_of::<kvmpager::abi::VmoInfo>() as u64;
-    const PACKET: u64 = 48;
-    match call {
-        Call::ConsoleWrite => vec![(a[0], a[1])],
-        Call::TestReport => vec![(a[0], a[1]), (a[3], a[4])],
-        Call::HandleDuplicate | Call::HandleReplace | Call::VmoCreate => vec![(a[2], HANDLE)],
-        Call::VmoRead | Call::VmoWrite => vec![(a[1], a[3])],
-        Call::VmoGetSize => vec![(a[1], U64)],
-        Call::VmoCreateChild => vec![(a[4], HANDLE)],
-        Call::VmoGetInfo => vec![(a[1], INFO)],
-        Call::PagerCreate | Call::PortCreate => vec![(a[1], HANDLE)],
-        Call::PagerCreateVmo => vec![(a[5], HANDLE)],
-        Call::PortWait => vec![(a[2], PACKET)],
-        Call::Null
-        | Call::Exit
-        | Call::ClockGetMonotonic
-        | Call::HandleClose
-        | Call::VmoOpRange
-        | Call::PagerDetachVmo
-        | Call::PagerVmoOp
-        | Call::PagerSupplyPages
-        | Call::PagerOpRange
-        | Call::VmarMap
-        | Call::VmarUnmap
-        | Call::VcpuCount
-        | Call::Snapshot => Vec::new(),
-    }
+    let args = call.args().iter().enumerate();
+    args.filter_map(|(i, arg)| {
+        let len = match arg.role.buf_len() {
+            Some(len) => a[len],
+            None => arg.role.out_size()?,
+        };
+        Some((a[i], len))
+    })
+    .collect()
 }
 
 /// An address at an edge: the null page, the end of RAM, the hole above it, the aperture
