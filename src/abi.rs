@@ -224,7 +224,8 @@ pub mod vmo_op {
 
 /// `zx_vmo_create_child` options.
 pub mod vmo_child {
-    /// A copy-on-write snapshot child.
+    /// A copy-on-write child (Zircon's name; "snapshot" here means a VMO clone, not a VM
+    /// snapshot). Anonymous VMOs only so far: the child's pages are copied at creation.
     pub const ZX_VMO_CHILD_SNAPSHOT: u32 = 1 << 0;
 }
 

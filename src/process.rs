@@ -127,7 +127,7 @@ impl Process {
     }
 
     /// Counters of this process's pager VMOs.
-    pub fn stats(&self) -> CounterValues {
+    pub fn counters(&self) -> CounterValues {
         self.shared.counters.read()
     }
 

@@ -40,7 +40,7 @@ pub const MAX_VMO_SIZE: u64 = 256 << 30;
 pub enum Origin {
     /// `zx_vmo_create`: the only kind allowed as a SUPPLY source.
     Created,
-    /// `zx_vmo_create_child`: a snapshot of `parent`.
+    /// `zx_vmo_create_child`: a child (clone) of `parent`.
     Child(Arc<Vmo>),
     /// `zx_pager_create_vmo`.
     Pager(PagerLink),
@@ -125,7 +125,7 @@ impl Vmo {
         Ok(vmo)
     }
 
-    /// A snapshot child of `[offset, offset + size)` of this anonymous VMO (pages copied now).
+    /// A child (clone) of `[offset, offset + size)` of this anonymous VMO (pages copied now).
     pub(crate) fn create_child(
         self: &Arc<Self>,
         offset: u64,
@@ -467,7 +467,7 @@ impl Vmo {
         }
     }
 
-    /// Reads the VMO's bytes straight from host memory (tests and snapshots). Pager-VMO pages
+    /// Reads the VMO's bytes straight from host memory (tests and VM snapshots). Pager-VMO pages
     /// that are absent read as zero; nothing is requested.
     pub fn peek(&self, offset: u64, buf: &mut [u8]) -> Result<(), Status> {
         self.page_range(offset, buf.len() as u64)?;

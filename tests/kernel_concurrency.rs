@@ -110,12 +110,12 @@ impl Env {
     }
 
     fn wait_requests(&self, n: u64) {
-        wait_until(&format!("{n} requests"), || self.p.stats().requests >= n);
-        assert_eq!(self.p.stats().requests, n, "more requests than expected");
+        wait_until(&format!("{n} requests"), || self.p.counters().requests >= n);
+        assert_eq!(self.p.counters().requests, n, "more requests than expected");
     }
 
     fn wait_faults(&self, n: u64) {
-        wait_until(&format!("{n} faults"), || self.p.stats().faults >= n);
+        wait_until(&format!("{n} faults"), || self.p.counters().faults >= n);
     }
 }
 
@@ -253,7 +253,7 @@ fn eight_mapped_readers_of_one_page_share_one_request() {
     // ... and together they made exactly one request and one packet.
     e.expect_read(key, 2, 1);
     e.expect_no_packet();
-    assert_eq!(e.p.stats().requests, 1);
+    assert_eq!(e.p.counters().requests, 1);
     assert_still_blocked(&rx, "the mapped readers");
     assert!(!e.p.vmo_object(vmo).unwrap().is_present(2));
 
@@ -267,7 +267,7 @@ fn eight_mapped_readers_of_one_page_share_one_request() {
     done.sort();
     tids.sort();
     assert_eq!(done, tids);
-    let s = e.p.stats();
+    let s = e.p.counters();
     assert!(s.faults >= N as u64, "faults {}", s.faults);
     assert_eq!(s.requests, 1);
     assert_eq!(s.pages_supplied, 1);
@@ -301,7 +301,7 @@ fn vmo_readers_of_one_page_share_one_request() {
         let got = r.expect("vmo_read");
         assert_eq!(got, expected(3, off, got.len()), "reader at {off:#x}");
     }
-    assert_eq!(e.p.stats().requests, 1);
+    assert_eq!(e.p.counters().requests, 1);
     e.expect_no_packet();
 }
 
@@ -318,7 +318,7 @@ fn read_starting_inside_an_outstanding_request_joins_it() {
     spawn_vmo_read(&e.p, vmo, PAGE_SIZE, 2 * PS, &tx);
     e.expect_read(key, 0, 2);
     e.expect_no_packet();
-    assert_eq!(e.p.stats().requests, 1);
+    assert_eq!(e.p.counters().requests, 1);
     assert_still_blocked(&rx, "both readers");
 
     e.supply(vmo, 0, 2, 9).expect("supply [0,2)");
@@ -331,7 +331,7 @@ fn read_starting_inside_an_outstanding_request_joins_it() {
     let (off, r) = recv(&rx, "reader B");
     assert_eq!(off, PAGE_SIZE);
     assert_eq!(r.expect("B"), expected(9, PAGE_SIZE, 2 * PS));
-    assert_eq!(e.p.stats().requests, 2);
+    assert_eq!(e.p.counters().requests, 2);
     e.expect_no_packet();
 }
 
@@ -359,8 +359,8 @@ fn read_starting_before_an_outstanding_request_is_trimmed_to_it() {
         got[1].1.as_deref().expect("B"),
         &expected(4, PAGE_SIZE, 2 * PS)[..]
     );
-    assert_eq!(e.p.stats().requests, 2);
-    assert_eq!(e.p.stats().supplies, 1);
+    assert_eq!(e.p.counters().requests, 2);
+    assert_eq!(e.p.counters().supplies, 1);
     e.expect_no_packet();
 }
 
@@ -390,7 +390,7 @@ fn sub_range_readers_join_one_multi_page_request() {
         let got = r.expect("vmo_read");
         assert_eq!(got, expected(6, off, got.len()), "reader at {off:#x}");
     }
-    assert_eq!(e.p.stats().requests, 1);
+    assert_eq!(e.p.counters().requests, 1);
     e.expect_no_packet();
 }
 
@@ -536,7 +536,7 @@ fn fail_reports_the_page_a_mapped_thread_faulted_on_inside_a_larger_request() {
     // No second request: the fault joined [0, 4). (This wait also gives the fault service
     // time to record the thread on the request; there is no other signal for a join.)
     e.expect_no_packet();
-    assert_eq!(e.p.stats().requests, 1);
+    assert_eq!(e.p.counters().requests, 1);
     e.fail(vmo, 0, 4, ZX_ERR_NO_SPACE).expect("FAIL");
     let (_, r) = recv(&rrx, "the vmo_read");
     assert_eq!(r.err(), Some(ZX_ERR_NO_SPACE));
@@ -782,7 +782,7 @@ fn sixty_four_mapped_threads_served_by_a_pager_thread() {
             .iter()
             .all(|p| *p == read_packet(key, p.page_request.offset / PAGE_SIZE, 1))
     );
-    let s = e.p.stats();
+    let s = e.p.counters();
     assert!(s.faults >= N, "faults {}", s.faults);
     assert_eq!(s.requests, N);
     assert_eq!(s.supplies, N);

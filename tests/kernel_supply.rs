@@ -51,7 +51,7 @@ fn present_pages_are_not_replaced_and_their_aux_pages_are_freed() {
         0,
         "the aux page of the kept page was freed too"
     );
-    let stats = f.p.stats();
+    let stats = f.p.counters();
     assert_eq!(stats.pages_skipped, 1);
     assert_eq!(
         stats.pages_supplied, 4,
@@ -103,7 +103,7 @@ fn zero_copy_the_physical_frame_moves() {
         assert_eq!(aux_obj.pfn(i as u64 * P), None, "aux page {i} is gone");
         assert_eq!(f.peek(i as u64), pattern(0x5a, i as u64));
     }
-    let s = f.p.stats();
+    let s = f.p.counters();
     assert_eq!((s.bytes_moved, s.bytes_copied), (4 * P, 0));
     assert_eq!(s.move_ioctls, 1, "one contiguous run, one UFFDIO_MOVE");
 }
@@ -122,7 +122,7 @@ fn forced_copy_fallback_copies_and_counts() {
     }
     assert_ne!(f.p.vmo_object(f.vmo).unwrap().pfn(0), Some(before));
     assert_eq!(f.committed(aux), 0, "aux decommitted on the copy path too");
-    let s = f.p.stats();
+    let s = f.p.counters();
     assert_eq!((s.bytes_moved, s.bytes_copied), (0, 4 * P));
 }
 
@@ -131,11 +131,11 @@ fn forced_copy_fallback_copies_and_counts() {
 fn runs_of_absent_pages_move_in_one_ioctl_each() {
     let f = Fixture::new(10);
     f.supply(4, 1, 1).unwrap();
-    let before = f.p.stats().move_ioctls;
+    let before = f.p.counters().move_ioctls;
     let aux = f.aux(10, 2);
     f.p.pager_supply_pages(f.pager, f.vmo, 0, 10 * P, aux, 0)
         .unwrap();
-    assert_eq!(f.p.stats().move_ioctls - before, 2, "[0,4) and [5,10)");
+    assert_eq!(f.p.counters().move_ioctls - before, 2, "[0,4) and [5,10)");
 }
 
 /// 2 MiB-aligned runs from a huge-page aux VMO move as whole huge pages.
@@ -159,7 +159,7 @@ fn huge_page_runs_move_whole() {
         .unwrap();
     assert_eq!(&f.peek(0)[..5], b"first");
     assert_eq!(&f.peek(pages - 1)[PS - 4..], b"last");
-    let s = f.p.stats();
+    let s = f.p.counters();
     assert_eq!(s.bytes_moved, 2 * HUGE_PAGE_SIZE);
     assert_eq!(s.move_ioctls, 1);
     let vmo = f.p.vmo_object(f.vmo).unwrap();
@@ -201,7 +201,7 @@ fn presupplied_pages_raise_no_request() {
     f.p.vmo_read(f.vmo, &mut buf, 0).unwrap();
     assert_eq!(&buf[PS..], &pattern(9, 1)[..]);
     f.no_packet();
-    assert_eq!(f.p.stats().requests, 0);
+    assert_eq!(f.p.counters().requests, 0);
 }
 
 /// OverlapSupplyTest: page 0 from one aux, then pages 0-1 from another; page 0 keeps the first.
@@ -395,7 +395,7 @@ fn remap_strategy_moves_frames_and_wakes_faulters() {
     for page in [0, 511, 512, pages - 1] {
         assert_eq!(f.peek(page), pattern(0x3c, page));
     }
-    let s = f.p.stats();
+    let s = f.p.counters();
     assert_eq!((s.bytes_remapped, s.bytes_copied), (2 * HUGE_PAGE_SIZE, 0));
     assert_eq!(f.committed(aux), 0);
     // The aux VMO still works: its range is empty, writable, and supplies again.
@@ -482,7 +482,7 @@ fn auto_strategy_picks_remap_for_small_page_chunks_and_move_otherwise() {
     let aux = f.aux(chunk + 3, 0x61);
     f.p.pager_supply_pages(f.pager, f.vmo, 0, (chunk + 3) * P, aux, 0)
         .unwrap();
-    let s = f.p.stats();
+    let s = f.p.counters();
     assert_eq!((s.bytes_remapped, s.bytes_moved), (HUGE_PAGE_SIZE, 3 * P));
     // Huge-page aux: the chunk moves whole.
     let huge = f.p.vmo_create(HUGE_PAGE_SIZE, KVMPAGER_VMO_HUGE).unwrap();
@@ -491,7 +491,7 @@ fn auto_strategy_picks_remap_for_small_page_chunks_and_move_otherwise() {
     }
     f.p.pager_supply_pages(f.pager, f.vmo, 2 * HUGE_PAGE_SIZE, HUGE_PAGE_SIZE, huge, 0)
         .unwrap();
-    let s = f.p.stats();
+    let s = f.p.counters();
     assert_eq!(
         (s.bytes_remapped, s.bytes_moved),
         (HUGE_PAGE_SIZE, 3 * P + HUGE_PAGE_SIZE)

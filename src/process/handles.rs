@@ -44,7 +44,7 @@ impl Process {
         self.table().insert(object, rights)
     }
 
-    /// The VMO `handle` names, if it names one (host-side use: mapping, snapshots).
+    /// The VMO `handle` names, if it names one (host-side use: mapping, VM snapshots).
     pub fn vmo_object(&self, handle: Handle) -> Result<Arc<Vmo>> {
         Ok(self.vmo(handle, 0)?.0)
     }

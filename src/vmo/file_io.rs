@@ -1,4 +1,4 @@
-//! Moving VMO contents to and from files without extra copies (memory images, snapshots).
+//! Moving VMO contents to and from files without extra copies (memory images, VM snapshots).
 //!
 //! `read_file` preads file bytes straight into an anonymous VMO's host memory (one copy, from
 //! the page cache), so a host pager can then move them into a pager VMO; `write_file`

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kvmpager::vmo::SupplyStrategy;
 use kvmpager_vmm::config::{DEFAULT_VCPUS, GuestLimits, SnapshotConfig, SnapshotThen, parse_size};
+use kvmpager_vmm::kernel::SupplyStrategy;
 use kvmpager_vmm::tools::demo;
 use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests, snapshot};
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use kvmpager::abi::{PAGE_SIZE, layout};
 
+use crate::kernel::{self, SupplyStrategy};
+
 /// Errors in a VM configuration.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
@@ -94,7 +96,7 @@ impl Default for GuestLimits {
             handles: 1 << 16,
             vmos: 1 << 14,
             vmo_bytes: DEFAULT_GUEST_VMO_LIMIT,
-            queued_packets: kvmpager::account::MAX_UNREAD_PACKETS,
+            queued_packets: kernel::MAX_UNREAD_PACKETS,
             mappings: 256,
         }
     }
@@ -102,8 +104,8 @@ impl Default for GuestLimits {
 
 impl GuestLimits {
     /// The kernel's share of these limits.
-    pub fn kernel(&self) -> kvmpager::account::Limits {
-        kvmpager::account::Limits {
+    pub fn kernel_limits(&self) -> kernel::Limits {
+        kernel::Limits {
             handles: self.handles,
             vmos: self.vmos,
             vmo_bytes: self.vmo_bytes,
@@ -159,7 +161,7 @@ pub struct VmConfig {
     /// Print a progress line on stderr during long prefetches.
     pub progress: bool,
     /// How SUPPLY fills pager VMOs, for the host pager and guest pagers alike.
-    pub supply: kvmpager::vmo::SupplyStrategy,
+    pub supply: SupplyStrategy,
 }
 
 impl VmConfig {
@@ -179,7 +181,7 @@ impl VmConfig {
             fault_timeout: None,
             readahead: DEFAULT_READAHEAD,
             huge_pages: true,
-            supply: kvmpager::vmo::SupplyStrategy::Auto,
+            supply: SupplyStrategy::Auto,
             snapshot: None,
             record: None,
             prefetch: None,

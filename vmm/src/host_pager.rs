@@ -33,9 +33,8 @@ use kvmpager::abi::status::ZX_ERR_CANCELED;
 use kvmpager::abi::vmo_op::ZX_VMO_OP_COMMIT;
 use kvmpager::abi::vmo_options::KVMPAGER_VMO_HUGE;
 use kvmpager::abi::{HUGE_PAGE_SIZE, Handle, PAGE_SIZE, PortPacket};
-use kvmpager::vmo::Vmo;
 
-use crate::kernel::{CallFailed, Process, kernel};
+use crate::kernel::{CallFailed, Process, Vmo, kernel};
 use crate::sync::lock;
 
 mod page_source;

@@ -1,11 +1,15 @@
-//! The pager kernel as the VMM sees it: the process API (`kvmpager::process`), mappings and
-//! statistics, under the names the VMM modules use.
+//! The pager kernel as the VMM sees it: every kernel type a VMM module uses (the process API,
+//! VMOs and their mappings, limits, counters, fatal faults) comes through here, plus the one
+//! `kernel(call)` helper that turns a failing kernel call into an error naming the call. The
+//! ABI (`kvmpager::abi`) is used directly, as guests use it. Only the bench's raw baselines
+//! reach below the kernel (`kvmpager::hostmem`, `kvmpager::uffd`), on purpose: they measure
+//! the bare mechanisms.
 
-pub use kvmpager::account::FatalFault;
+pub use kvmpager::account::{FatalFault, Limits, MAX_UNREAD_PACKETS};
 pub use kvmpager::counters::CounterValues;
 pub use kvmpager::process::Process;
 pub use kvmpager::request::OverdueRequest;
-pub use kvmpager::vmo::Mapping;
+pub use kvmpager::vmo::{Mapping, SupplyStrategy, Vmo};
 
 use kvmpager::abi::Status;
 use kvmpager::abi::status::name;

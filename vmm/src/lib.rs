@@ -284,7 +284,7 @@ fn result(vm: &vm::Vm) -> RunResult {
 }
 
 fn stats(vm: &vm::Vm) -> RunSummary {
-    let mut s = RunSummary::collect(&vm.host().stats(), &vm.guest().stats());
+    let mut s = RunSummary::collect(&vm.host().counters(), &vm.guest().counters());
     if let Some(c) = vm.pager_counters() {
         s.add_pager(c);
     }

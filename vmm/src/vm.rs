@@ -27,14 +27,13 @@ use crate::exit::StopReason;
 use crate::host_pager::{
     self, HostPager, ImageSource, PageSource, PagerCounters, PatternSource, SupplyPolicy, ZeroFill,
 };
-use crate::kernel::{CallFailed, Process, kernel};
+use crate::kernel::{CallFailed, Process, Vmo, kernel};
 use crate::layout;
 use crate::loader;
 use crate::memory::{self, GuestRam};
 use crate::slot_gate::SlotGate;
 use crate::snapshot::{self, Snapshot, VcpuState};
 use crate::sync::lock;
-use kvmpager::vmo::Vmo;
 
 mod faults;
 mod memslots;
@@ -323,7 +322,7 @@ impl Vm {
         let (host, guest) = (Process::new(), Process::new());
         host.set_supply_strategy(cfg.supply);
         guest.set_supply_strategy(cfg.supply);
-        guest.set_limits(cfg.limits.kernel());
+        guest.set_limits(cfg.limits.kernel_limits());
         let (ram_vmo, mut pager) = create_ram(&host, &cfg, memory, lazy)?;
         step("RAM VMO created");
         if let Some(program) = &program {

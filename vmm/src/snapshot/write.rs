@@ -7,12 +7,12 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use kvmpager::abi::PAGE_SIZE;
-use kvmpager::vmo::Vmo;
 
 use super::{
     Error, FORMAT, META_FILE, Meta, RAM_FILE, Result, VERSION, VcpuState, invalid, io_err,
 };
 use crate::host_pager::PageSource;
+use crate::kernel::Vmo;
 
 /// What a snapshot writer needs from the VM.
 pub struct SnapshotSource<'a> {

@@ -182,7 +182,7 @@ impl<'a> Case<'a> {
         let g = self.vm.guest();
         let before = Before {
             handles: g.handle_count(),
-            requests: g.stats().requests,
+            requests: g.counters().requests,
             packets: g.queued_packets(),
         };
         let mut vcpu = FuzzVcpu {
@@ -290,7 +290,7 @@ impl<'a> Case<'a> {
                 "{hc:x?}: bad pointer {ptr:#x} (+{len:#x}) must give ZX_ERR_INVALID_ARGS"
             );
             assert_eq!(
-                g.stats().requests,
+                g.counters().requests,
                 before.requests,
                 "{hc:x?}: a call with a bad pointer asked a pager for pages"
             );

@@ -233,7 +233,7 @@ fn host_pager(n: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
     let params = touch_params(TOUCH_BASE, n * PAGE_SIZE, PAGE_SIZE, PAGE_SIZE);
     let done = run_guest(&cfg, &params, |_| Ok(()))?;
     let t = GuestTouches::read(&done)?;
-    let kernel = last(&done.vm.host().stats().fault_latency_ns, t.touched);
+    let kernel = last(&done.vm.host().counters().fault_latency_ns, t.touched);
     Ok((t.samples_ns, kernel))
 }
 
@@ -246,7 +246,7 @@ fn guest_pager(n: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
     if t.errors > 0 {
         return Err(format!("{} guest pager calls failed", t.errors));
     }
-    let kernel = last(&done.vm.guest().stats().fault_latency_ns, t.touched);
+    let kernel = last(&done.vm.guest().counters().fault_latency_ns, t.touched);
     Ok((t.samples_ns, kernel))
 }
 

@@ -208,7 +208,7 @@ fn host_once(opts: &Options, files: &Files, mode: HostMode) -> Result<(f64, Stri
     let t = GuestTouches::read(&done)?;
     let end = done.vm.instant_at(t.end_clock_ns as i64);
     let ns = end.saturating_duration_since(done.t_start).as_nanos() as f64;
-    let s = done.vm.host().stats();
+    let s = done.vm.host().counters();
     Ok((ns, format!("{} faults, {} supplies", s.faults, s.supplies)))
 }
 
@@ -271,7 +271,7 @@ fn once(size: u64, run: u64, stride: u64, mode: u64) -> Result<(f64, String), St
     if t.errors > 0 {
         return Err(format!("{} guest pager calls failed", t.errors));
     }
-    let s = done.vm.guest().stats();
+    let s = done.vm.guest().counters();
     let info = format!(
         "{} faults, {} supplies, guest let go at {}",
         s.faults,

@@ -11,14 +11,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::kernel::{Process, SupplyStrategy};
 use kvmpager::abi::pager_op::ZX_PAGER_SUPPLY_PAGES;
 use kvmpager::abi::vmo_op::ZX_VMO_OP_COMMIT;
 use kvmpager::abi::vmo_options::KVMPAGER_VMO_HUGE;
 use kvmpager::abi::{HUGE_PAGE_SIZE, PAGE_SIZE};
 use kvmpager::hostmem::HostMemory;
-use kvmpager::process::Process;
 use kvmpager::uffd::Userfault;
-use kvmpager::vmo::SupplyStrategy;
 
 use super::{Figure, Options, Report, Target, median, size_name};
 
@@ -175,12 +174,12 @@ fn supply(way: &Way, size: u64, iters: u64) -> Result<Measured, String> {
     let st = |call: &'static str| move |s: i32| format!("{call}: status {s}");
     let pager = p.pager_create(0).map_err(st("zx_pager_create"))?;
     let port = p.port_create(0).map_err(st("zx_port_create"))?;
-    let before = p.stats();
+    let before = p.counters();
     let mut ns = Vec::new();
     for _ in 0..iters {
         ns.push(one_supply(&p, pager, port, size, way.huge_aux)?);
     }
-    let after = p.stats();
+    let after = p.counters();
     let paths = format!(
         "moved {} / remapped {} / copied {} / fallbacks {}",
         super::size_name(after.bytes_moved - before.bytes_moved),
