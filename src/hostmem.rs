@@ -304,7 +304,8 @@ impl Drop for HostMemory {
 
 /// Validates a region length and converts it to `usize`.
 fn checked_len(len: u64) -> Result<usize, HostMemError> {
-    let valid = len != 0 && len % PAGE_SIZE == 0 && len <= (isize::MAX as u64) - HUGE_PAGE_SIZE;
+    let valid =
+        len != 0 && len.is_multiple_of(PAGE_SIZE) && len <= (isize::MAX as u64) - HUGE_PAGE_SIZE;
     match usize::try_from(len) {
         Ok(size) if valid => Ok(size),
         _ => Err(HostMemError::InvalidLength(len)),

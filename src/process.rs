@@ -202,7 +202,7 @@ impl Drop for Process {
 
 /// `ZX_ERR_INVALID_ARGS` unless `offset` and `length` are page aligned.
 fn check_aligned(offset: u64, length: u64) -> Result<()> {
-    if offset % PAGE_SIZE != 0 || length % PAGE_SIZE != 0 {
+    if !offset.is_multiple_of(PAGE_SIZE) || !length.is_multiple_of(PAGE_SIZE) {
         return Err(ZX_ERR_INVALID_ARGS);
     }
     Ok(())

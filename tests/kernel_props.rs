@@ -423,7 +423,7 @@ fn page_range(size: u64, offset: u64, len: u64) -> R<std::ops::Range<usize>> {
 }
 
 fn aligned(x: u64) -> bool {
-    x % PS == 0
+    x.is_multiple_of(PS)
 }
 
 fn page_bytes(v: &mut [u8], page: usize) -> &mut [u8] {

@@ -187,7 +187,7 @@ impl Process {
         aux_offset: u64,
     ) -> Result<u64> {
         check_aligned(offset, length)?;
-        if aux_offset % PAGE_SIZE != 0 {
+        if !aux_offset.is_multiple_of(PAGE_SIZE) {
             return Err(ZX_ERR_INVALID_ARGS);
         }
         let vmo = self.owned_vmo(pager, ZX_RIGHT_MANAGE_VMO, pager_vmo)?;

@@ -106,7 +106,7 @@ impl Process {
     ) -> Result<Mapping> {
         let need = ZX_RIGHT_MAP | ZX_RIGHT_READ | if writable { ZX_RIGHT_WRITE } else { 0 };
         let (vmo, _) = self.vmo(vmo, need)?;
-        if len == 0 || vmo_offset % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+        if len == 0 || !vmo_offset.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
             return Err(ZX_ERR_INVALID_ARGS);
         }
         vmo.page_range(vmo_offset, len)?;

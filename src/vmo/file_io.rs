@@ -22,7 +22,7 @@ impl Vmo {
         file: &File,
         file_offset: u64,
     ) -> Result<(), Status> {
-        if self.is_pager_backed() || offset % PAGE_SIZE != 0 {
+        if self.is_pager_backed() || !offset.is_multiple_of(PAGE_SIZE) {
             return Err(ZX_ERR_INVALID_ARGS);
         }
         let pages = self.page_range(offset, len)?;

@@ -22,12 +22,13 @@ impl Vmo {
     pub(crate) fn unmapped(&self) {
         let mut st = self.lock();
         st.mappings = st.mappings.saturating_sub(1);
-        if !self.is_pager_backed() && self.pages() > 0 {
-            if let Ok(resident) = self.mem.resident(0, self.size) {
-                for (p, r) in resident.iter().enumerate() {
-                    if *r {
-                        st.committed.insert(p);
-                    }
+        if !self.is_pager_backed()
+            && self.pages() > 0
+            && let Ok(resident) = self.mem.resident(0, self.size)
+        {
+            for (p, r) in resident.iter().enumerate() {
+                if *r {
+                    st.committed.insert(p);
                 }
             }
         }

@@ -248,7 +248,7 @@ impl Vmo {
 
 /// Bytes of whole 2 MiB chunks at the start of a run that the remap strategy can take.
 fn remap_len(dst_addr: u64, src_addr: u64, bytes: u64) -> u64 {
-    if dst_addr % HUGE_PAGE_SIZE != 0 || src_addr % HUGE_PAGE_SIZE != 0 {
+    if !dst_addr.is_multiple_of(HUGE_PAGE_SIZE) || !src_addr.is_multiple_of(HUGE_PAGE_SIZE) {
         return 0;
     }
     bytes / HUGE_PAGE_SIZE * HUGE_PAGE_SIZE

@@ -35,7 +35,7 @@ impl Aperture {
 
     /// Checks `gpa`/`len` and reserves the range and a memslot for it.
     pub fn reserve(&mut self, gpa: u64, len: u64) -> Result<Range, Status> {
-        if len == 0 || gpa % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+        if len == 0 || !gpa.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
             return Err(ZX_ERR_INVALID_ARGS);
         }
         let end = gpa.checked_add(len).ok_or(ZX_ERR_OUT_OF_RANGE)?;

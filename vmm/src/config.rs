@@ -195,7 +195,7 @@ impl VmConfig {
             return Err(Error::BadVcpus(self.vcpus));
         }
         let m = self.memory;
-        if m % PAGE_SIZE != 0 || !(MIN_MEMORY..=MAX_MEMORY).contains(&m) {
+        if !m.is_multiple_of(PAGE_SIZE) || !(MIN_MEMORY..=MAX_MEMORY).contains(&m) {
             return Err(Error::BadMemory(m));
         }
         let r = self.readahead;

@@ -284,8 +284,9 @@ impl HostPager {
 
     /// The aux VMO for a run: huge for whole 2 MiB-aligned runs (when the policy allows).
     fn aux_for(&mut self, offset: u64, len: u64) -> Result<(Handle, Arc<Vmo>)> {
-        let huge =
-            self.policy.huge_pages && offset % HUGE_PAGE_SIZE == 0 && len % HUGE_PAGE_SIZE == 0;
+        let huge = self.policy.huge_pages
+            && offset.is_multiple_of(HUGE_PAGE_SIZE)
+            && len.is_multiple_of(HUGE_PAGE_SIZE);
         let slot = usize::from(huge);
         if self.aux[slot].is_none() {
             let options = if huge { KVMPAGER_VMO_HUGE } else { 0 };

@@ -199,10 +199,9 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
     if let (Some(path), Some(pages)) = (
         &config.record,
         vm.pager_counters().and_then(|c| c.recorded()),
-    ) {
-        if let Err(e) = snapshot::write_working_set(path, vm.ram().size(), &pages) {
-            warnings.push(format!("cannot write the working set: {e}"));
-        }
+    ) && let Err(e) = snapshot::write_working_set(path, vm.ram().size(), &pages)
+    {
+        warnings.push(format!("cannot write the working set: {e}"));
     }
     if vm.console().dropped() > 0 {
         warnings.push(format!(

@@ -151,7 +151,7 @@ impl Meta {
             return Err(invalid(path, "checksum mismatch: the metadata is corrupt"));
         }
         let m = self.ram_size;
-        if m % PAGE_SIZE != 0 || !(MIN_MEMORY..=MAX_MEMORY).contains(&m) {
+        if !m.is_multiple_of(PAGE_SIZE) || !(MIN_MEMORY..=MAX_MEMORY).contains(&m) {
             return Err(invalid(path, format!("RAM size {m:#x} is out of range")));
         }
         if self.vcpus == 0 || self.vcpus > MAX_VCPUS || self.cpus.len() != self.vcpus as usize {

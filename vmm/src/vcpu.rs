@@ -152,11 +152,11 @@ impl Vcpu {
             Err(e) if e.errno() != libc::EINTR => Err(format!("KVM_RUN to complete I/O: {e}")),
             _ => self.state(),
         };
-        if let Some(status) = self.vm.park_paused(self.index, state) {
-            if let Ok(mut regs) = self.fd.get_regs() {
-                regs.rax = i64::from(status) as u64;
-                let _ = self.fd.set_regs(&regs);
-            }
+        if let Some(status) = self.vm.park_paused(self.index, state)
+            && let Ok(mut regs) = self.fd.get_regs()
+        {
+            regs.rax = i64::from(status) as u64;
+            let _ = self.fd.set_regs(&regs);
         }
     }
 

@@ -79,10 +79,10 @@ fn replace_dir(tmp: &Path, dir: &Path) -> Result<()> {
     if had_old {
         let _ = fs::remove_dir_all(&old);
     }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(d) = File::open(parent) {
-            let _ = d.sync_all();
-        }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Ok(d) = File::open(parent)
+    {
+        let _ = d.sync_all();
     }
     Ok(())
 }

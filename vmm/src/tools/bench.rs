@@ -193,17 +193,17 @@ pub fn main(args: &BenchArgs) -> i32 {
     let report = run(&opts);
     println!("{}", report.table());
     let mut code = 0;
-    if let Some(path) = &args.json {
-        if let Err(e) = std::fs::write(path, report.json()) {
-            eprintln!("kvmpager bench: {}: {e}", path.display());
-            code = 1;
-        }
+    if let Some(path) = &args.json
+        && let Err(e) = std::fs::write(path, report.json())
+    {
+        eprintln!("kvmpager bench: {}: {e}", path.display());
+        code = 1;
     }
-    if let Some(path) = &args.svg {
-        if let Err(e) = std::fs::write(path, report.svg()) {
-            eprintln!("kvmpager bench: {}: {e}", path.display());
-            code = 1;
-        }
+    if let Some(path) = &args.svg
+        && let Err(e) = std::fs::write(path, report.svg())
+    {
+        eprintln!("kvmpager bench: {}: {e}", path.display());
+        code = 1;
     }
     if report.figures.iter().all(|f| f.value.is_none()) {
         code = 1;

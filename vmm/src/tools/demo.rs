@@ -98,7 +98,7 @@ fn header(data_len: u64) -> Vec<u8> {
 }
 
 fn check_len(data_len: u64) -> io::Result<()> {
-    if data_len == 0 || data_len % CHUNK != 0 {
+    if data_len == 0 || !data_len.is_multiple_of(CHUNK) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "demo data length must be a non-zero multiple of 2 MiB",
