@@ -48,7 +48,8 @@ type CallResult = Result<i64, Status>;
 /// Bytes copied per step by `VmoRead`/`VmoWrite` (bounds host memory per call).
 const COPY_CHUNK: u64 = 64 << 10;
 
-/// Wrapper so `VmoInfo` and `PortPacket` can go through `Bytes::write_obj`.
+/// Wrapper so `VmoInfo` can go through `Bytes::write_obj` (`PortPacket` is written as its
+/// `to_bytes()` instead).
 #[derive(Clone, Copy, Default)]
 #[repr(transparent)]
 struct Plain<T>(T);
