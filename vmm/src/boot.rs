@@ -6,7 +6,7 @@
 //! exception stub, which reports an exception on `EXCEPTION_PORT` and stops.
 
 use kvm_bindings::{kvm_fpu, kvm_regs, kvm_segment, kvm_sregs};
-use kvmpager::abi::{EXCEPTION_PORT, HYPERCALL_PORT, layout as abi_layout};
+use kvmpager::abi::{EXCEPTION_PORT, ExceptionReport, HYPERCALL_PORT, layout as abi_layout};
 
 use crate::layout::*;
 
@@ -188,6 +188,16 @@ pub fn exception_stub() -> Vec<u8> {
         0xFD, // cli; hlt; jmp back to hlt
     ]);
     s
+}
+
+/// What [`exception_stub`] reports, read back from the registers at its `out`.
+pub fn exception_report(vector: u8, r: &kvm_regs) -> ExceptionReport {
+    ExceptionReport {
+        vector,
+        error_code: r.rdi,
+        rip: r.rsi,
+        cr2: r.rdx,
+    }
 }
 
 /// The whole boot area (guest-physical `0..BOOT_AREA_END`) as one image.

@@ -214,13 +214,7 @@ impl ExitHandler for Vcpu {
     }
 
     fn exception_report(&mut self, vector: u8) -> ExceptionReport {
-        let r = self.fd.sync_regs().regs;
-        ExceptionReport {
-            vector,
-            error_code: r.rdi,
-            rip: r.rsi,
-            cr2: r.rdx,
-        }
+        boot::exception_report(vector, &self.fd.sync_regs().regs)
     }
 
     fn rip(&mut self) -> u64 {

@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use kvm_bindings::kvm_regs;
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 use kvmpager::abi::{Call, ExceptionReport, Ret, Role};
 use kvmpager_vmm::exit::{self, ExitAction, ExitHandler, StopReason};
@@ -147,13 +146,7 @@ impl ExitHandler for Probe {
     }
 
     fn exception_report(&mut self, vector: u8) -> ExceptionReport {
-        let r: kvm_regs = self.fd.sync_regs().regs;
-        ExceptionReport {
-            vector,
-            error_code: r.rdi,
-            rip: r.rsi,
-            cr2: r.rdx,
-        }
+        boot::exception_report(vector, &self.fd.sync_regs().regs)
     }
 
     fn rip(&mut self) -> u64 {
