@@ -6,7 +6,7 @@
 //! still sound and that the result is what the ABI promises.
 //!
 //! Used by the libFuzzer target in `fuzz/` (`cargo +nightly fuzz run hypercalls`), by
-//! `tests/fuzz_hypercalls.rs` (the saved crashing inputs in `fuzz/regressions/`, then random
+//! `vmm/tests/fuzz_hypercalls.rs` (the saved crashing inputs in `fuzz/regressions/`, then random
 //! inputs) and by nothing else. README "Fuzzing" says how to run it.
 //!
 //! An input is a list of steps, each chosen by the bytes: an exit (1 in 16 is not a
@@ -18,12 +18,12 @@
 //! aperture addresses; one in four, and every register that carries no argument, is drawn
 //! from all of those and raw 64-bit values alike. Handles stored through out-pointers join the
 //! pool later arguments draw from, so deep call sequences (pager, port, pager VMO, supply, map,
-//! detach, ...) are reached. The oracle after each call: every limit held, a failed call left no new handle, and
-//! a call with a guest pointer (the table's buffers and out-pointers) that breaks the ABI's
-//! pointer rules gave `ZX_ERR_INVALID_ARGS`
-//! and asked no pager for pages. The VM runs under small [`GuestLimits`] so the limits are
-//! hit, and with a short wait limit so a call that waits for a pager that is the harness
-//! itself returns `ZX_ERR_TIMED_OUT` instead of hanging.
+//! detach, ...) are reached. The oracle after each call: every limit held, a failed call left
+//! no new handle, and a call with a guest pointer (the table's buffers and out-pointers) that
+//! breaks the ABI's pointer rules gave `ZX_ERR_INVALID_ARGS` and asked no pager for pages.
+//! The VM runs under small [`GuestLimits`] so the limits are hit, and with a short wait limit
+//! so a call that waits for a pager that is the harness itself returns `ZX_ERR_TIMED_OUT`
+//! instead of hanging.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -484,12 +484,7 @@ impl ExitHandler for FuzzVcpu<'_> {
     }
 
     fn exception_report(&mut self, vector: u8) -> ExceptionReport {
-        ExceptionReport {
-            vector,
-            error_code: self.regs.rdi,
-            rip: self.regs.rsi,
-            cr2: self.regs.rdx,
-        }
+        crate::boot::exception_report(vector, &self.regs)
     }
 
     fn rip(&mut self) -> u64 {
