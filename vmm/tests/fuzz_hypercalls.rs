@@ -1,11 +1,11 @@
 //! The hypercall fuzzer's inputs as ordinary tests: every saved input in
 //! `fuzz/regressions/hypercalls/` (each one crashed, hung or broke an invariant once, and was
-//! fixed), then random inputs from a fixed seed. Each saved input has a `.expect` file naming
-//! the call it was saved for and the status that call must now return (`TestReport
-//! ZX_ERR_INVALID_ARGS`): if the harness's byte encoding changes and an input no longer makes
-//! that call, the test says so instead of passing without testing anything. Both go through the same harness as the
-//! libFuzzer target (`kvmpager_vmm::tools::fuzz::run_case`), which panics when the VMM is unsound.
-//! The long runs (1M+ inputs) use cargo-fuzz; see README "Fuzzing".
+//! fixed), then random inputs from a fixed seed. Each saved input has a `.expect` file naming the
+//! call it was saved for and the status that call must now return (`TestReport
+//! ZX_ERR_INVALID_ARGS`): if the harness's byte encoding changes and an input no longer makes that
+//! call, the test says so instead of passing without testing anything. Both go through the same
+//! harness as the libFuzzer target (`kvmpager_vmm::tools::fuzz::run_case`), which panics when the
+//! VMM is unsound. The long runs (1M+ inputs) use cargo-fuzz; see README "Fuzzing".
 
 use std::cell::Cell;
 use std::path::PathBuf;

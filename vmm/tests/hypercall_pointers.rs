@@ -3,15 +3,15 @@
 //! statuses for bad guest-physical addresses.
 //!
 //! The tests build a VM (plain and lazy RAM, 4 MiB, never run) and call
-//! `kvmpager_vmm::hypercall::handle` directly, one table row at a time. A row names the call,
-//! the pointer argument and the case; on a mismatch the message names the row. Which calls have an
-//! out-pointer or a buffer, at which argument, storing how many bytes, read or written, comes
-//! from the ABI's argument table (`Call::args`): a new call with a pointer gets rows by itself,
-//! or `every_pointer_argument_has_rows` fails naming the call this file cannot set up. For each pointer
-//! argument of each call the cases are: null with a non-zero length, inside and straddling the
-//! end of the null page, just above it, unaligned (must succeed and store/read the right bytes),
-//! the last bytes of RAM, exactly at the end of RAM, straddling it, in the hole between RAM and
-//! the aperture, inside the aperture (unmapped, and on a VMO mapped there with `VmarMap`),
+//! `kvmpager_vmm::hypercall::handle` directly, one table row at a time. A row names the call, the
+//! pointer argument and the case; on a mismatch the message names the row. Which calls have an
+//! out-pointer or a buffer, at which argument, storing how many bytes, read or written, comes from
+//! the ABI's argument table (`Call::args`): a new call with a pointer gets rows by itself, or
+//! `every_pointer_argument_has_rows` fails naming the call this file cannot set up. For each
+//! pointer argument of each call the cases are: null with a non-zero length, inside and straddling
+//! the end of the null page, just above it, unaligned (must succeed and store/read the right
+//! bytes), the last bytes of RAM, exactly at the end of RAM, straddling it, in the hole between RAM
+//! and the aperture, inside the aperture (unmapped, and on a VMO mapped there with `VmarMap`),
 //! above the aperture, and wrapping past 2^64; buffers also get zero lengths anywhere (always
 //! accepted) and overflowing lengths (`u64::MAX`, `ptr + len` wrapping, past the end of RAM).
 //!

@@ -1,7 +1,8 @@
-//! Guest pointers (abi "Guest pointers"): the same bad pointers as `vmm/tests/hypercall_pointers.rs`
-//! (null, straddling the end of RAM, in the hole, on a mapped VMO, wrapping), from a real guest
-//! through the real hypercall path, for an out-handle call, a buffer the VMM writes, a buffer it
-//! reads, and PortWait. RAM ends at `t.ram` (RAM is identity mapped from 0).
+//! Guest pointers (abi "Guest pointers"): the same bad pointers as
+//! `vmm/tests/hypercall_pointers.rs` (null, straddling the end of RAM, in the hole, on a mapped
+//! VMO, wrapping), from a real guest through the real hypercall path, for an out-handle call, a
+//! buffer the VMM writes, a buffer it reads, and PortWait. RAM ends at `t.ram` (RAM is identity
+//! mapped from 0).
 
 use rt::abi::packet::ZX_PAGER_VMO_COMPLETE;
 use rt::abi::{Call, layout};
