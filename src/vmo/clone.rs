@@ -297,9 +297,10 @@ impl Vmo {
         let dst = self.host_addr() + page * PAGE_SIZE;
         let protect = src.is_some() && self.protects_cached();
         let r = match src {
-            Some((v, at)) => {
-                uffd.copy_mode(dst, v.host_addr() + at * PAGE_SIZE, PAGE_SIZE, !protect)
+            Some((v, at)) if protect => {
+                uffd.copy_protected(dst, v.host_addr() + at * PAGE_SIZE, PAGE_SIZE)
             }
+            Some((v, at)) => uffd.copy(dst, v.host_addr() + at * PAGE_SIZE, PAGE_SIZE),
             None => uffd.zeropage(dst, PAGE_SIZE),
         };
         match r.map_err(|e| e.errno()) {
@@ -308,12 +309,6 @@ impl Vmo {
                 log::error!("filling clone {} page {page}: errno {errno:?}", self.koid());
                 return Err(ZX_ERR_NO_MEMORY);
             }
-        }
-        if protect {
-            if let Err(e) = uffd.write_protect(dst, PAGE_SIZE, true) {
-                log::error!("write-protecting clone {} page {page}: {e}", self.koid());
-            }
-            let _ = uffd.wake(dst, PAGE_SIZE);
         }
         st.committed.insert(page as usize);
         if src.is_none() {
@@ -325,11 +320,11 @@ impl Vmo {
     /// Forks the (present) pages of `pages` of a clone: they become its own and writable. A
     /// no-op for other VMOs.
     pub(super) fn fork(&self, st: &mut VmoState, pages: Range<u64>) {
-        if pages.is_empty() || !self.is_clone() {
+        let range = pages.start as usize..pages.end as usize;
+        if !self.is_clone() || range.clone().all(|p| st.forked.contains(p)) {
             return;
         }
-        st.forked
-            .insert_range(pages.start as usize..pages.end as usize);
+        st.forked.insert_range(range);
         if let Some(uffd) = self.clone_uffd().filter(|u| u.supports_wp()) {
             let (addr, len) = (
                 self.host_addr() + pages.start * PAGE_SIZE,
