@@ -138,8 +138,7 @@ fn a_clone_read_batches_a_run_and_skips_pages_an_ancestor_forked() {
     f.supply(1, 1, 1).unwrap();
     let rx = spawn_read(&f.p, c1, 1); // present in the root: no request
     assert!(rx.recv_timeout(TIMEOUT).unwrap().is_ok());
-    f.p.vmo_write(c1, &[9; PS], 1 * P)
-        .unwrap_or_else(|_| unreachable!());
+    f.p.vmo_write(c1, &[9; PS], P).unwrap();
     let p2 = f.p.clone();
     let (tx, done) = mpsc::channel();
     thread::spawn(move || {
@@ -423,9 +422,21 @@ fn a_clone_larger_than_its_parent_reads_zero_past_the_end_and_keeps_it_after_det
     let c = clone(&f, f.vmo, 0, 3);
     assert_eq!(read(&f.p, c, 2).unwrap(), vec![0; PS]);
     f.no_packet();
+    // A clone of that clone sees the zeros, and then the middle clone's write there.
+    let c2 = clone(&f, c, 0, 3);
+    assert_eq!(read(&f.p, c2, 2).unwrap(), vec![0; PS]);
+    f.p.vmo_write(c, &[7; PS], 2 * P).unwrap();
+    assert_eq!(read(&f.p, c2, 2).unwrap(), vec![7; PS]);
     f.p.pager_detach_vmo(f.pager, f.vmo).unwrap();
-    assert_eq!(read(&f.p, c, 2).unwrap(), vec![0; PS], "its own page");
+    assert_eq!(read(&f.p, c, 2).unwrap(), vec![7; PS], "not the pager's page");
+    assert_eq!(read(&f.p, c, 1).unwrap(), vec![0; PS], "past the root's end");
     assert_eq!(read(&f.p, c, 0).err(), Some(ZX_ERR_BAD_STATE));
+    // Offsets as far out as they go read zeros and never overflow.
+    let far = (u64::MAX - 2 * P) & !(P - 1);
+    let c3 = f.p.vmo_create_child(c2, COW, far, P).unwrap();
+    let c4 = f.p.vmo_create_child(c3, COW, far, P).unwrap();
+    assert_eq!(read(&f.p, c4, 0).unwrap(), vec![0; PS]);
+    f.p.vmo_write(c2, &[1; PS], 2 * P).unwrap();
 }
 
 #[test]

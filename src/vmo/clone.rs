@@ -10,8 +10,8 @@
 //! - A touch, read or commit of an absent clone page walks up the chain: the nearest ancestor
 //!   clone that holds the page, else the root. If the root lacks it, the request is raised on
 //!   the ROOT (root page = clone page + the sum of the offsets), shared with every other reader
-//!   of that range, and the copy follows the supply. Pages past an ancestor's end are zero
-//!   pages of the clone's own.
+//!   of that range, and the copy follows the supply. Pages past an ancestor's end read as
+//!   zeros (copies too: an intermediate clone may still write them).
 //! - A write (`zx_vmo_write`, a write fault on a cached page, `ZX_VMO_OP_COMMIT`) forks the
 //!   page: it stops being a copy. Intermediate clones keep nothing a descendant copied.
 //! - A write the kernel sees (`zx_vmo_write` on any VMO of the tree) drops the cached copies of
@@ -64,9 +64,12 @@ impl ChildLink {
     }
 }
 
+/// The bytes of a clone page past an ancestor's end (the source of its copies).
+static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+
 /// Where the bytes of a clone page come from.
 enum Found {
-    /// Past an ancestor's end: a zero page of the clone's own.
+    /// Past an ancestor's end: zeros, whatever the pager does.
     Zero,
     /// Present in this ancestor (a clone or the root) at this page.
     In(Arc<Vmo>, u64),
@@ -211,7 +214,7 @@ impl Vmo {
             return Ok(Found::Zero);
         };
         let mut cur = parent.clone();
-        let mut at = page + offset;
+        let mut at = page.saturating_add(offset);
         loop {
             if at >= cur.pages() {
                 return Ok(Found::Zero);
@@ -225,7 +228,7 @@ impl Vmo {
                 return Err(ZX_ERR_BAD_STATE);
             }
             let next = match cur.clone_parent() {
-                Some((p, off)) => (p.clone(), at + off),
+                Some((p, off)) => (p.clone(), at.saturating_add(off)),
                 None if cur.link().is_some() => {
                     drop(st);
                     return Ok(Found::Absent(cur, at));
@@ -283,8 +286,8 @@ impl Vmo {
         }
     }
 
-    /// Installs clone page `page`: a write-protected copy of `src`'s page, or (no source) a
-    /// zero page of the clone's own. Wakes threads faulting on it.
+    /// Installs clone page `page`: a write-protected copy of `src`'s page, or (no source) of
+    /// zeros (still a copy: an ancestor may write the page later). Wakes threads faulting on it.
     fn install(
         &self,
         st: &mut VmoState,
@@ -295,13 +298,14 @@ impl Vmo {
             return Err(ZX_ERR_BAD_STATE);
         };
         let dst = self.host_addr() + page * PAGE_SIZE;
-        let protect = src.is_some() && self.protects_cached();
-        let r = match src {
-            Some((v, at)) if protect => {
-                uffd.copy_protected(dst, v.host_addr() + at * PAGE_SIZE, PAGE_SIZE)
-            }
-            Some((v, at)) => uffd.copy(dst, v.host_addr() + at * PAGE_SIZE, PAGE_SIZE),
-            None => uffd.zeropage(dst, PAGE_SIZE),
+        let from = match src {
+            Some((v, at)) => v.host_addr() + at * PAGE_SIZE,
+            None => ZERO_PAGE.as_ptr() as u64,
+        };
+        let r = if self.protects_cached() {
+            uffd.copy_protected(dst, from, PAGE_SIZE)
+        } else {
+            uffd.copy(dst, from, PAGE_SIZE)
         };
         match r.map_err(|e| e.errno()) {
             Ok(_) | Err(Some(libc::EEXIST)) => {}
@@ -311,9 +315,6 @@ impl Vmo {
             }
         }
         st.committed.insert(page as usize);
-        if src.is_none() {
-            st.forked.insert(page as usize);
-        }
         Ok(())
     }
 
@@ -427,7 +428,10 @@ impl Vmo {
             .filter_map(|c| {
                 let (_, off) = c.clone_parent()?;
                 let start = pages.start.max(off) - off;
-                let end = pages.end.min(off + c.pages()).saturating_sub(off);
+                let end = pages
+                    .end
+                    .min(off.saturating_add(c.pages()))
+                    .saturating_sub(off);
                 (start < end).then_some((c, start..end))
             })
             .collect()
