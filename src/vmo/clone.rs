@@ -375,28 +375,26 @@ impl Vmo {
         let Some(me) = self.this.upgrade() else {
             return;
         };
-        let spawned = std::thread::Builder::new()
-            .name("kvmpager-clone-fault".into())
-            .spawn(move || {
-                let mut next = Some((root, root_page));
-                while let Some((root, at)) = next.take() {
-                    let killed = &me.owner.killed;
-                    let waited = root.ensure(root.lock(), ZX_PAGER_VMO_READ, at..at + 1, killed);
-                    next = match waited
-                        .map(drop)
-                        .and_then(|()| me.resolve_fault(page, false))
-                    {
-                        Ok(next) => next,
-                        Err(ZX_ERR_CANCELED) => None,
-                        Err(status) => {
-                            me.report_fatal(&[(tid, page)], status);
-                            None
-                        }
-                    };
-                }
-            });
-        if let Err(e) = spawned {
-            log::error!("spawning a clone fault waiter: {e}");
+        let job = Box::new(move || {
+            let mut next = Some((root, root_page));
+            while let Some((root, at)) = next.take() {
+                let killed = &me.owner.killed;
+                let waited = root.ensure(root.lock(), ZX_PAGER_VMO_READ, at..at + 1, killed);
+                next = match waited
+                    .map(drop)
+                    .and_then(|()| me.resolve_fault(page, false))
+                {
+                    Ok(next) => next,
+                    Err(ZX_ERR_CANCELED) => None,
+                    Err(status) => {
+                        me.report_fatal(&[(tid, page)], status);
+                        None
+                    }
+                };
+            }
+        });
+        if let Err(e) = helpers::run(job) {
+            log::error!("starting a clone fault waiter: {e}");
             self.report_fatal(&[(tid, page)], ZX_ERR_NO_RESOURCES);
         }
     }
@@ -447,5 +445,78 @@ impl Vmo {
         let forked = std::mem::take(&mut st.forked);
         self.discard_committed(&mut st, pages, |p| forked.contains(p as usize));
         st.forked = forked;
+    }
+}
+
+/// The helper threads that wait for a root's pager on behalf of faulting clone pages (the fault
+/// service must not block). Each waiting fault holds one thread; threads are kept for
+/// [`helpers::IDLE`] after their last job, so a run of faults does not pay a thread start each.
+mod helpers {
+    use std::collections::VecDeque;
+    use std::sync::{Condvar, Mutex, OnceLock};
+    use std::time::Duration;
+
+    /// How long an idle helper waits for another job before it exits.
+    pub(super) const IDLE: Duration = Duration::from_secs(2);
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    #[derive(Default)]
+    struct Queue {
+        jobs: VecDeque<Job>,
+        idle: usize,
+    }
+
+    #[derive(Default)]
+    struct Pool {
+        queue: Mutex<Queue>,
+        more: Condvar,
+    }
+
+    fn pool() -> &'static Pool {
+        static POOL: OnceLock<Pool> = OnceLock::new();
+        POOL.get_or_init(Pool::default)
+    }
+
+    /// Runs `job` on an idle helper, or on a new one when every helper is busy.
+    pub(super) fn run(job: Job) -> std::io::Result<()> {
+        let shared = pool();
+        let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.idle > q.jobs.len() {
+            q.jobs.push_back(job);
+            shared.more.notify_one();
+            return Ok(());
+        }
+        drop(q);
+        std::thread::Builder::new()
+            .name("kvmpager-clone-fault".into())
+            .spawn(move || {
+                job();
+                serve(pool());
+            })
+            .map(drop)
+    }
+
+    /// A helper's loop: runs jobs until none comes for [`IDLE`].
+    fn serve(pool: &Pool) {
+        let mut q = pool.queue.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                drop(q);
+                job();
+                q = pool.queue.lock().unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            q.idle += 1;
+            let (guard, timeout) = pool
+                .more
+                .wait_timeout(q, IDLE)
+                .unwrap_or_else(|e| e.into_inner());
+            q = guard;
+            q.idle -= 1;
+            if timeout.timed_out() && q.jobs.is_empty() {
+                return;
+            }
+        }
     }
 }
