@@ -320,32 +320,41 @@ fn a_mapped_clone_read_faults_to_the_root_pager() {
 
 #[test]
 fn a_mapped_write_forks_and_survives_a_detach_while_unforked_pages_fault_fatally() {
-    let f = Fixture::new(2);
+    let f = Fixture::new(3);
     let sink = fault_sink(&f.p);
-    f.supply(0, 2, 1).unwrap();
-    let c = clone(&f, f.vmo, 0, 2);
-    let map = f.p.vmar_map(c, 0, 2 * P, true).unwrap();
+    f.supply(0, 3, 1).unwrap();
+    let c = clone(&f, f.vmo, 0, 3);
+    let map = f.p.vmar_map(c, 0, 3 * P, true).unwrap();
     let base = map.host_addr();
+    // Page 0 is first touched by a write; page 2 is read (copied) and then written.
+    let first = spawn_touch(base, 2).recv_timeout(TIMEOUT).unwrap();
+    assert_eq!(first, pattern(1, 2)[0]);
     let writer = thread::spawn(move || {
-        // SAFETY: page 0 of the clone's host memory, mapped while `map` lives (joined below).
-        unsafe { std::ptr::write_volatile(base as *mut u8, 0xEE) };
+        for page in [0, 2] {
+            // SAFETY: a page of the clone's host memory, mapped while `map` lives (joined
+            // below).
+            unsafe { std::ptr::write_volatile((base + page * P) as *mut u8, 0xEE) };
+        }
     });
     writer.join().unwrap();
-    assert_eq!(
-        spawn_touch(base, 1).recv_timeout(TIMEOUT).unwrap(),
-        pattern(1, 1)[0]
-    );
+    let one = spawn_touch(base, 1).recv_timeout(TIMEOUT).unwrap();
+    assert_eq!(one, pattern(1, 1)[0]);
     assert_eq!(
         read(&f.p, f.vmo, 0).unwrap(),
         pattern(1, 0),
         "the root is unchanged"
     );
+    assert_eq!(read(&f.p, f.vmo, 2).unwrap(), pattern(1, 2));
+    // A root write no longer reaches the pages the mapping wrote.
+    f.p.vmo_write(f.vmo, &[3; PS], 2 * P).unwrap();
+    assert_eq!(read(&f.p, c, 2).unwrap()[..2], [0xEE, pattern(1, 2)[1]]);
     f.p.pager_detach_vmo(f.pager, f.vmo).unwrap();
     assert_eq!(
         read(&f.p, c, 0).unwrap()[0],
         0xEE,
         "the mapped write forked page 0"
     );
+    assert_eq!(read(&f.p, c, 2).unwrap()[0], 0xEE, "and page 2");
     let _blocked = spawn_touch(base, 1);
     let fatal = sink.recv_timeout(TIMEOUT).expect("a fatal fault");
     assert_eq!(fatal.status, ZX_ERR_BAD_STATE);
@@ -387,6 +396,8 @@ fn options_rights_and_info() {
         .unwrap();
     let info = p.vmo_get_info(c).unwrap();
     assert_ne!(info.flags & VMO_INFO_FLAG_PAGER_BACKED, 0);
+    let root_koid = p.vmo_object(f.vmo).unwrap().koid();
+    assert_eq!(p.vmo_object(c).unwrap().parent_koid(), Some(root_koid));
     assert_eq!(info.rights & ZX_RIGHT_WRITE, 0, "NO_WRITE");
     assert_eq!(p.vmo_write(c, &[1], 0).err(), Some(ZX_ERR_ACCESS_DENIED));
     let snap_of_clone = p.vmo_create_child(c, ZX_VMO_CHILD_SNAPSHOT, 0, P);

@@ -171,6 +171,12 @@ fn snapshot_root_vmo_write(_t: &mut TestCtx) -> TestResult {
     check_ok!(fx.vmo.write(&page, 0));
     check_page(&read_mapped_page(m.gpa), other, 0, "mapped, after the root's write")?;
     check_content(clone.handle(), 0, 1, other, 0, "VmoRead, after the root's write")?;
+    // Once the clone writes the page (through its mapping), the root's writes stay out.
+    let mine = fx.seed ^ 0x3c3c;
+    write_mapped_page(m.gpa, mine, 0);
+    check_ok!(fx.vmo.write(&page, 0));
+    check_page(&read_mapped_page(m.gpa), mine, 0, "the clone's own page")?;
+    check_content(fx.vmo.handle(), 0, 1, other, 0, "the root")?;
     check_ok!(m.unmap());
     expect_no_packet(fx.port.handle())
 }
