@@ -194,7 +194,7 @@ impl Vmo {
         let pages = (size / PAGE_SIZE) as usize;
         let (tracked, forked) = match &origin {
             Origin::Pager(_) => (pages, 0),
-            Origin::Child(link) if link.is_clone() => (pages, pages),
+            Origin::Child(link) if link.is_clone() => (0, pages),
             _ => (0, 0),
         };
         let state = VmoState {

@@ -575,6 +575,7 @@ fn figures_clone_fault_cost_and_memory() {
     // Clone first touches of supplied pages through a mapping (fault + UFFDIO_COPY).
     let c = clone(&f, f.vmo, 0, N);
     let map = f.p.vmar_map(c, 0, N * P, false).unwrap();
+    let rss_before = rss_kib();
     let t = Instant::now();
     let mut sum = 0u64;
     for page in 0..N {
@@ -582,6 +583,7 @@ fn figures_clone_fault_cost_and_memory() {
         sum += unsafe { std::ptr::read_volatile((map.host_addr() + page * P) as *const u8) } as u64;
     }
     let clone_ns = t.elapsed().as_nanos() as u64 / N;
+    let rss_growth = rss_kib() - rss_before;
     // Mapped faults answered by a pager thread (fault + packet + SUPPLY by UFFDIO_MOVE): on the
     // root, and on a clone of an empty root (then also a helper thread and the copy).
     let mut pager_ns = [0u64; 2];
@@ -625,7 +627,15 @@ fn figures_clone_fault_cost_and_memory() {
         "clone mapped first touch {clone_ns} ns/page; root mapped fault served by a pager \
          thread {root_ns} ns/page, clone mapped fault with the root's page absent \
          {clone_pager_ns} ns/page; clone vmo_read of an absent page {read_ns} ns/page; \
-         clone committed after {N} touches: {} KiB (sum {sum})",
+         clone committed after {N} touches: {} KiB, host RSS growth {rss_growth} KiB \
+         (sum {sum})",
         f.committed(c) / 1024
     );
+}
+
+/// This process's resident set (`/proc/self/statm`), KiB.
+fn rss_kib() -> i64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: i64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
 }
