@@ -359,9 +359,11 @@ impl Vmo {
         }
         let mut st = self.lock();
         if st.committed.contains(page as usize) {
+            // Filled (or forked) since the fault was raised: make sure the thread goes on.
             if wp {
                 self.fork(&mut st, page..page + 1);
-            } else if let Some(uffd) = self.clone_uffd() {
+            }
+            if let Some(uffd) = self.clone_uffd() {
                 let _ = uffd.wake(self.host_addr() + page * PAGE_SIZE, PAGE_SIZE);
             }
             return Ok(None);
