@@ -586,6 +586,7 @@ fn mapped_writers_and_readers_race_root_writes_without_hanging_or_losing_writes(
                         // SAFETY: inside the clone's mapped memory, alive until all threads
                         // have reported (the test waits for them before dropping `map`).
                         unsafe { std::ptr::write_volatile(base as *mut u8, 0xA0) };
+                        // SAFETY: as above.
                         unsafe { std::ptr::write_volatile((base + P) as *mut u8, 0xB0) };
                     }
                     2 => {
