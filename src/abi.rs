@@ -1187,8 +1187,14 @@ mod tests {
         assert_eq!(&b[20..24], &0x108u32.to_le_bytes());
         assert_eq!(&b[24..32], &0x10_0000_3000u64.to_le_bytes());
         assert_eq!(&b[40..48], &0x3000u64.to_le_bytes());
-        assert_eq!(ExceptionPacket::from_port_packet(&PortPacket::from_bytes(&b)), Some(e));
-        assert_eq!(ExceptionPacket::from_port_packet(&PortPacket::default()), None);
+        assert_eq!(
+            ExceptionPacket::from_port_packet(&PortPacket::from_bytes(&b)),
+            Some(e)
+        );
+        assert_eq!(
+            ExceptionPacket::from_port_packet(&PortPacket::default()),
+            None
+        );
     }
 
     #[test]

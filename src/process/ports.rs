@@ -39,20 +39,29 @@ impl Process {
             crate::abi::ZX_HANDLE_INVALID => None,
             h => Some((self.port(h, ZX_RIGHT_WRITE)?, key)),
         };
-        *self.exception_port.lock().unwrap_or_else(|e| e.into_inner()) = new;
+        *self
+            .exception_port
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = new;
         Ok(())
     }
 
     /// Whether exception packets have a live port to go to.
     pub fn has_exception_port(&self) -> bool {
-        let port = self.exception_port.lock().unwrap_or_else(|e| e.into_inner());
+        let port = self
+            .exception_port
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         port.as_ref().is_some_and(|(p, _)| !p.is_closed())
     }
 
     /// Queues `e` (its key replaced by the port's) on the exception port; `false` when there is
     /// no live port or the process's queued-packet limit is reached (the packet is dropped).
     pub fn deliver_exception(&self, e: ExceptionPacket) -> bool {
-        let port = self.exception_port.lock().unwrap_or_else(|e| e.into_inner());
+        let port = self
+            .exception_port
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let Some((port, key)) = port.as_ref().filter(|(p, _)| !p.is_closed()) else {
             return false;
         };

@@ -71,7 +71,12 @@ impl Vmo {
     /// `ZX_VMO_OP_PREFETCH` / `ZX_VMO_OP_ALWAYS_NEED`: a pager VMO (or clone) requests its
     /// absent pages (READ, one run at a time) and waits for them, without forking clone pages;
     /// an anonymous VMO commits them.
-    pub(crate) fn prefetch(&self, offset: u64, len: u64, killed: &AtomicBool) -> Result<(), Status> {
+    pub(crate) fn prefetch(
+        &self,
+        offset: u64,
+        len: u64,
+        killed: &AtomicBool,
+    ) -> Result<(), Status> {
         if !self.is_pager_backed() {
             return self.commit(offset, len, killed);
         }
