@@ -59,6 +59,13 @@ pub struct SnapshotConfig {
     pub then: SnapshotThen,
 }
 
+impl SnapshotConfig {
+    /// Whether the target is a snapshot URL (`crate::store`), not a directory.
+    pub fn is_url(&self) -> bool {
+        self.dir.to_str().is_some_and(crate::store::is_url)
+    }
+}
+
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
 

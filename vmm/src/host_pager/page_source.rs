@@ -34,6 +34,9 @@ pub trait PageSource: Send + Sync + 'static {
 
     /// A short description for messages.
     fn describe(&self) -> String;
+
+    /// The VM is going away: stop waiting for anything (remote sources).
+    fn shut_down(&self) {}
 }
 
 /// RAM that starts as zeros.

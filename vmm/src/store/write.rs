@@ -1,0 +1,234 @@
+//! Writing a chunked snapshot: RAM cut into chunks, each hashed, zero chunks skipped, the
+//! others uploaded unless the store has them (dedupe), 16 at a time; the manifest last.
+
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use kvmpager::abi::PAGE_SIZE;
+use serde::Serialize;
+
+use super::manifest::chunk_len;
+use super::{CHUNK_SIZE, ChunkStore, Hash, Manifest, SnapshotUrl};
+use crate::snapshot::{self, Meta, SnapshotSource, Written, subtract};
+
+/// Chunks uploaded at once.
+const UPLOAD_CONCURRENCY: usize = 16;
+
+/// What writing a chunked snapshot did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UploadStats {
+    /// The snapshot URL.
+    pub url: String,
+    /// Chunks of RAM.
+    pub chunks: u64,
+    /// All-zero chunks (not stored).
+    pub zero_chunks: u64,
+    /// Chunks uploaded (the store did not have them).
+    pub new_chunks: u64,
+    /// Chunks the store already had (dedupe).
+    pub reused_chunks: u64,
+    /// Bytes uploaded (new chunks and the manifest).
+    pub bytes_uploaded: u64,
+    /// Manifest size.
+    pub manifest_bytes: u64,
+    /// Nanoseconds the whole snapshot took.
+    pub elapsed_ns: u64,
+}
+
+impl UploadStats {
+    /// New chunks as a percentage of non-zero chunks.
+    pub fn new_percent(&self) -> f64 {
+        let stored = self.new_chunks + self.reused_chunks;
+        if stored == 0 {
+            0.0
+        } else {
+            100.0 * self.new_chunks as f64 / stored as f64
+        }
+    }
+}
+
+fn vm_err(e: impl std::fmt::Display) -> snapshot::Error {
+    snapshot::Error::Vm(e.to_string())
+}
+
+/// Reads RAM chunk by chunk from a paused VM.
+struct RamReader<'a> {
+    src: &'a SnapshotSource<'a>,
+    /// Present page runs of the RAM VMO (page numbers).
+    present: Vec<Range<u64>>,
+    /// Byte runs the page source holds data for, minus present pages.
+    from_source: Vec<Range<u64>>,
+    /// An unlinked scratch file the page source copies into.
+    scratch: File,
+}
+
+impl<'a> RamReader<'a> {
+    fn new(src: &'a SnapshotSource<'a>) -> snapshot::Result<Self> {
+        let present = src.ram.present_runs();
+        let mut from_source = Vec::new();
+        for run in src.pages.data_runs().map_err(vm_err)? {
+            from_source.extend(subtract(run, &present));
+        }
+        let path = std::env::temp_dir().join(format!("kvmpager-upload-{}", std::process::id()));
+        let scratch = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| vm_err(format!("{}: {e}", path.display())))?;
+        let _ = std::fs::remove_file(&path);
+        Ok(RamReader {
+            src,
+            present,
+            from_source,
+            scratch,
+        })
+    }
+
+    /// Chunk `r`'s bytes, or `None` when they are all zero.
+    fn chunk(&self, r: Range<u64>) -> snapshot::Result<Option<Vec<u8>>> {
+        let overlaps = |a: &Range<u64>| a.start < r.end && r.start < a.end;
+        let present: Vec<Range<u64>> = self
+            .present
+            .iter()
+            .map(|p| p.start * PAGE_SIZE..p.end * PAGE_SIZE)
+            .filter(overlaps)
+            .collect();
+        let source: Vec<&Range<u64>> = self.from_source.iter().filter(|a| overlaps(a)).collect();
+        if present.is_empty() && source.is_empty() {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; (r.end - r.start) as usize];
+        for s in source {
+            let g = s.start.max(r.start)..s.end.min(r.end);
+            self.src.pages.copy_to(&self.scratch, g.clone()).map_err(vm_err)?;
+            let dst = &mut buf[(g.start - r.start) as usize..(g.end - r.start) as usize];
+            self.scratch.read_exact_at(dst, g.start).map_err(vm_err)?;
+        }
+        for p in present {
+            let g = p.start.max(r.start)..p.end.min(r.end);
+            let dst = &mut buf[(g.start - r.start) as usize..(g.end - r.start) as usize];
+            self.src
+                .ram
+                .peek(g.start, dst)
+                .map_err(|s| vm_err(format!("reading RAM at {:#x}: {s}", g.start)))?;
+        }
+        Ok(buf.iter().any(|&b| b != 0).then_some(buf))
+    }
+}
+
+/// Writes a chunked snapshot of `src` to `url` with `working_set` (page numbers, first-touch
+/// order) as its prefetch list.
+pub fn write_snapshot(
+    url: &str,
+    src: &SnapshotSource<'_>,
+    working_set: Vec<u64>,
+) -> snapshot::Result<Written> {
+    let t0 = Instant::now();
+    let url = SnapshotUrl::parse(url).map_err(vm_err)?;
+    let store = ChunkStore::new(url.store.clone());
+    let rt = super::runtime("kvmpager-upload", 2).map_err(vm_err)?;
+    let ram_size = src.ram.size();
+    let n = ram_size.div_ceil(CHUNK_SIZE) as usize;
+    let reader = RamReader::new(src)?;
+    let mut stats = UploadStats {
+        url: url.url(),
+        chunks: n as u64,
+        ..Default::default()
+    };
+    let mut hashes: Vec<Option<Hash>> = Vec::with_capacity(n);
+    let mut batch = Vec::new();
+    let mut progress = Progress::new(ram_size);
+    for i in 0..n {
+        let start = i as u64 * CHUNK_SIZE;
+        let bytes = reader.chunk(start..start + chunk_len(ram_size, CHUNK_SIZE, i))?;
+        let Some(bytes) = bytes else {
+            stats.zero_chunks += 1;
+            hashes.push(None);
+            continue;
+        };
+        let h = Hash::of(&bytes);
+        hashes.push(Some(h));
+        batch.push((h, bytes::Bytes::from(bytes)));
+        if batch.len() == UPLOAD_CONCURRENCY || i + 1 == n {
+            upload(&rt, &store, std::mem::take(&mut batch), &mut stats)?;
+        }
+        progress.at(start);
+    }
+    upload(&rt, &store, batch, &mut stats)?;
+    let data = (0..n)
+        .filter(|&i| hashes[i].is_some())
+        .map(|i| chunk_len(ram_size, CHUNK_SIZE, i))
+        .sum();
+    let cpus = src.cpus.clone();
+    let meta = Meta::sealed(ram_size, cpus, src.clock_ns, data, src.cpus.len() as u32);
+    let manifest = Manifest::new(&url.name, &meta, &hashes, working_set);
+    let text = manifest.encode();
+    stats.manifest_bytes = text.len() as u64;
+    stats.bytes_uploaded += text.len() as u64;
+    rt.block_on(store.put(&url.manifest_rel(), text.into()))
+        .map_err(vm_err)?;
+    progress.done();
+    stats.elapsed_ns = t0.elapsed().as_nanos() as u64;
+    rt.shutdown_background();
+    Ok(Written {
+        dir: url.url().into(),
+        ram_data_bytes: data,
+        from_source_bytes: 0,
+        upload: Some(stats),
+    })
+}
+
+/// Uploads a batch of chunks concurrently (each skipped if the store has it).
+fn upload(
+    rt: &tokio::runtime::Runtime,
+    store: &ChunkStore,
+    batch: Vec<(Hash, bytes::Bytes)>,
+    stats: &mut UploadStats,
+) -> snapshot::Result<()> {
+    let futs = batch.into_iter().map(|(h, b)| {
+        let len = b.len() as u64;
+        async move { store.put_if_absent(&h, b).await.map(|new| (new, len)) }
+    });
+    for r in rt.block_on(futures::future::join_all(futs)) {
+        match r.map_err(vm_err)? {
+            (true, len) => {
+                stats.new_chunks += 1;
+                stats.bytes_uploaded += len;
+            }
+            (false, _) => stats.reused_chunks += 1,
+        }
+    }
+    Ok(())
+}
+
+/// A `\r`-updated progress line for large uploads.
+struct Progress {
+    total: u64,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        Progress {
+            total,
+            last: Instant::now(),
+        }
+    }
+
+    fn at(&mut self, done: u64) {
+        if self.total >= 256 << 20 && self.last.elapsed() >= Duration::from_millis(500) {
+            eprint!("\rupload: {} / {} MiB", done >> 20, self.total >> 20);
+            self.last = Instant::now();
+        }
+    }
+
+    fn done(&self) {
+        if self.total >= 256 << 20 {
+            eprintln!("\rupload: {} / {} MiB", self.total >> 20, self.total >> 20);
+        }
+    }
+}
