@@ -150,6 +150,10 @@ struct PagerArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// When the VM stops, print a BLAKE3 hash of all guest RAM (`ram_blake3` in --json), to
+    /// compare restores.
+    #[arg(long)]
+    ram_hash: bool,
 }
 
 #[derive(Debug, Args)]
@@ -346,6 +350,7 @@ fn pager_config(
     c.record = a.record.as_ref().map(default_file).transpose()?;
     c.prefetch = a.prefetch.as_ref().map(default_file).transpose()?;
     c.prefetch_while_running = a.prefetch_while_running;
+    c.ram_hash = a.ram_hash;
     c.limits = GuestLimits {
         handles: a.max_handles,
         vmos: a.max_vmos,
@@ -413,6 +418,7 @@ fn report(r: &RunResult, json: bool) -> i32 {
             "snapshots": snapshots,
             "uploads": r.snapshots.iter().filter_map(|w| w.upload.as_ref()).collect::<Vec<_>>(),
             "warnings": r.warnings,
+            "ram_blake3": r.ram_blake3,
             "stats": r.stats,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -438,6 +444,9 @@ fn report(r: &RunResult, json: bool) -> i32 {
             }
         }
         eprintln!("{}", r.stats.summary());
+        if let Some(h) = &r.ram_blake3 {
+            eprintln!("guest RAM blake3: {h}");
+        }
     }
     match r.stop {
         StopReason::Exit(code) => (code & 0xff) as i32,

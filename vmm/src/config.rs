@@ -169,6 +169,9 @@ pub struct VmConfig {
     pub progress: bool,
     /// How SUPPLY fills pager VMOs, for the host pager and guest pagers alike.
     pub supply: SupplyStrategy,
+    /// When the VM stops, hash all of guest RAM (BLAKE3, lazy RAM only) into
+    /// [`crate::RunResult::ram_blake3`], to compare restores.
+    pub ram_hash: bool,
 }
 
 impl VmConfig {
@@ -193,6 +196,7 @@ impl VmConfig {
             record: None,
             prefetch: None,
             progress: false,
+            ram_hash: false,
         }
     }
 

@@ -108,6 +108,8 @@ pub struct RunResult {
     /// Things that went wrong without stopping the VM (a failed snapshot, an unwritable
     /// working set).
     pub warnings: Vec<String>,
+    /// BLAKE3 of all guest RAM when the VM stopped ([`VmConfig::ram_hash`]), hex.
+    pub ram_blake3: Option<String>,
 }
 
 impl RunResult {
@@ -264,6 +266,12 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
         ));
     }
     let mut r = result(&vm);
+    if config.ram_hash {
+        match vm.ram_blake3() {
+            Ok(h) => r.ram_blake3 = h,
+            Err(e) => warnings.push(format!("cannot hash guest RAM: {e}")),
+        }
+    }
     r.snapshots = snapshots;
     r.warnings = warnings;
     Ok(r)
@@ -332,6 +340,7 @@ fn result(vm: &vm::Vm) -> RunResult {
         stats: stats(vm),
         snapshots: Vec::new(),
         warnings: Vec::new(),
+        ram_blake3: None,
     }
 }
 

@@ -20,14 +20,15 @@
 //! Submodules: `url` (URL → object_store), `chunks` (the chunk-store interface over an
 //! `ObjectStore`), `manifest` (the wire type), `cache` (the local LRU chunk cache), `fetch`
 //! (the fetcher: its own tokio runtime, single-flight, demand-before-prefetch, retries,
-//! verification), `source` (the host pager's [`ChunkSource`]), `write` (the uploader) and
-//! `admin` (`ls`, `gc`).
+//! verification), `source` (the host pager's [`ChunkSource`]), `write` (the uploader), `copy`
+//! (between directories and URLs) and `admin` (`ls`, `gc`).
 
 use std::path::PathBuf;
 
 mod admin;
 mod cache;
 mod chunks;
+mod copy;
 mod fetch;
 pub mod manifest;
 mod source;
@@ -37,11 +38,12 @@ mod write;
 pub use admin::{GcStats, SnapshotInfo, gc, gc_store, list};
 pub use cache::{ChunkCache, default_cache_dir};
 pub use chunks::{ChunkStore, Hash};
+pub use copy::copy;
 pub use fetch::{FetchStats, Fetcher, FetcherConfig};
 pub use manifest::Manifest;
 pub use source::{ChunkSource, RemoteSnapshot, open_snapshot};
 pub use url::{SnapshotUrl, StoreUrl, is_url, runtime};
-pub use write::{UploadStats, write_snapshot};
+pub use write::{UploadStats, ram_blake3, write_snapshot};
 
 /// Bytes per chunk: 512 KiB, aligned to guest-physical offsets.
 pub const CHUNK_SIZE: u64 = 512 << 10;

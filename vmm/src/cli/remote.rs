@@ -49,6 +49,16 @@ pub enum SnapshotAction {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a snapshot: directory or URL to directory or URL (push a local snapshot to a
+    /// store, pull one into the directory format, or move it between stores).
+    Copy {
+        /// The snapshot to read (directory or snapshot URL).
+        src: String,
+        /// Where to write it (directory or snapshot URL).
+        dst: String,
+        #[command(flatten)]
+        cache: RemoteArgs,
+    },
     /// Delete the chunks no snapshot of a store references.
     Gc {
         /// The store's root URL.
@@ -87,6 +97,22 @@ pub fn snapshot_action(a: &SnapshotAction) -> Result<i32, String> {
                     s.chunks,
                     s.working_set_pages,
                     age
+                );
+            }
+            Ok(0)
+        }
+        SnapshotAction::Copy { src, dst, cache } => {
+            let o = cache.options(false);
+            let w = store::copy(src, dst, &o.cache_dir, o.cache_bytes)?;
+            eprintln!(
+                "kvmpager: copied {src} to {} ({:.1} MiB of RAM data)",
+                w.dir.display(),
+                w.ram_data_bytes as f64 / (1 << 20) as f64
+            );
+            if let Some(u) = &w.upload {
+                eprintln!(
+                    "upload: {} new chunks, {} already stored, {} zero",
+                    u.new_chunks, u.reused_chunks, u.zero_chunks
                 );
             }
             Ok(0)

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::{Error, Result, StoreUrl};
@@ -134,25 +133,28 @@ impl ChunkStore {
         r.bytes().await.map_err(self.err(rel))
     }
 
-    /// Every object under `rel` (relative paths), recursively.
+    /// Every object under `rel` (relative paths), recursively. Walks one level at a time
+    /// (WebDAV servers such as nginx refuse `Depth: infinity`).
     pub async fn list(&self, rel: &str) -> Result<Vec<Listed>> {
-        let path = self.root.path(rel);
         let prefix_len = self.root.prefix.as_ref().len();
-        let metas: Vec<_> = match self.store().list(Some(&path)).try_collect().await {
-            Ok(m) => m,
-            Err(object_store::Error::NotFound { .. }) => Vec::new(),
-            Err(e) => return Err(self.err(rel)(e)),
-        };
-        Ok(metas
-            .into_iter()
-            .map(|m| Listed {
+        let mut out = Vec::new();
+        let mut dirs = vec![self.root.path(rel)];
+        while let Some(dir) = dirs.pop() {
+            let r = match self.store().list_with_delimiter(Some(&dir)).await {
+                Ok(r) => r,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(self.err(rel)(e)),
+            };
+            dirs.extend(r.common_prefixes.into_iter().filter(|p| *p != dir));
+            out.extend(r.objects.into_iter().map(|m| Listed {
                 rel: m.location.as_ref()[prefix_len..]
                     .trim_start_matches('/')
                     .to_string(),
                 size: m.size,
                 modified: m.last_modified.into(),
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 
     /// Deletes `rel`.

@@ -142,8 +142,17 @@ impl Fetcher {
     /// The verified bytes of chunk `h` (`len` bytes): from the cache, or fetched (joining a
     /// fetch already in flight). Blocks the calling thread, never the runtime.
     pub fn get(&self, h: Hash, len: u64) -> Result<Arc<Vec<u8>>> {
+        self.get_counted(h, len, true)
+    }
+
+    /// [`Fetcher::get`] that a shutdown does not cut short (snapshot writers, RAM hashes).
+    pub fn get_uncancelled(&self, h: Hash, len: u64) -> Result<Arc<Vec<u8>>> {
+        self.get_counted(h, len, false)
+    }
+
+    fn get_counted(&self, h: Hash, len: u64, cancellable: bool) -> Result<Arc<Vec<u8>>> {
         let t0 = Instant::now();
-        let r = self.get_inner(h, len);
+        let r = self.get_inner(h, len, cancellable);
         add(&self.inner.counters.wait_ns, t0.elapsed().as_nanos() as u64);
         if r.is_err() {
             add(&self.inner.counters.failures, 1);
@@ -151,7 +160,7 @@ impl Fetcher {
         r
     }
 
-    fn get_inner(&self, h: Hash, len: u64) -> Result<Arc<Vec<u8>>> {
+    fn get_inner(&self, h: Hash, len: u64, cancellable: bool) -> Result<Arc<Vec<u8>>> {
         if let Some(b) = self.inner.cache.get(&h, len) {
             add(&self.inner.counters.hits, 1);
             return Ok(Arc::new(b));
@@ -159,21 +168,39 @@ impl Fetcher {
         let (tx, rx) = mpsc::channel();
         let start = {
             let mut inflight = lock(&self.inner.inflight);
-            let waiters = inflight.entry(h).or_default();
-            waiters.push(tx);
-            waiters.len() == 1
+            match inflight.get_mut(&h) {
+                Some(waiters) => {
+                    waiters.push(tx);
+                    false
+                }
+                None => {
+                    // A fetch may have finished since the look above: look again, under the
+                    // lock, before starting another.
+                    if let Some(b) = self.inner.cache.get(&h, len) {
+                        add(&self.inner.counters.hits, 1);
+                        return Ok(Arc::new(b));
+                    }
+                    inflight.insert(h, vec![tx]);
+                    true
+                }
+            }
         };
         if start {
             let inner = self.inner.clone();
             self.rt().spawn(async move { inner.fetch(h, len, false).await });
         }
-        self.wait(&rx, h)
+        self.wait(&rx, h, cancellable)
     }
 
-    fn wait(&self, rx: &mpsc::Receiver<Fetched>, h: Hash) -> Result<Arc<Vec<u8>>> {
+    fn wait(
+        &self,
+        rx: &mpsc::Receiver<Fetched>,
+        h: Hash,
+        cancellable: bool,
+    ) -> Result<Arc<Vec<u8>>> {
         let deadline = Instant::now() + self.cfg.wait;
         loop {
-            if self.inner.shutdown.load(Ordering::SeqCst) {
+            if cancellable && self.inner.shutdown.load(Ordering::SeqCst) {
                 return Err(Error::Runtime("shut down while a chunk was awaited".into()));
             }
             let slice = deadline
@@ -280,12 +307,12 @@ fn clone_err(e: &Error) -> Error {
 impl Inner {
     /// A prefetch of one chunk: skipped when cached or already in flight.
     async fn prefetch_one(self: &Arc<Self>, h: Hash, len: u64) {
-        if self.shutdown.load(Ordering::SeqCst) || self.cache.contains(&h) {
+        if self.shutdown.load(Ordering::SeqCst) {
             return;
         }
         {
             let mut inflight = lock(&self.inflight);
-            if inflight.contains_key(&h) {
+            if inflight.contains_key(&h) || self.cache.contains(&h) {
                 return;
             }
             inflight.insert(h, Vec::new());

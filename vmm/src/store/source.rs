@@ -94,10 +94,22 @@ impl ChunkSource {
             .collect()
     }
 
-    /// Chunk `i`'s bytes; the error names the chunk, the page and the snapshot URL.
-    fn chunk(&self, i: usize, h: Hash, page_offset: u64) -> host_pager::Result<Arc<Vec<u8>>> {
+    /// Chunk `i`'s bytes; the error names the chunk, the page and the snapshot URL. Only
+    /// `cancellable` waits end early when the VM shuts down (the pager's).
+    fn chunk(
+        &self,
+        i: usize,
+        h: Hash,
+        page_offset: u64,
+        cancellable: bool,
+    ) -> host_pager::Result<Arc<Vec<u8>>> {
         let len = chunk_len(self.ram_size, CHUNK_SIZE, i);
-        self.fetcher.get(h, len).map_err(|e| host_pager::Error::Remote {
+        let r = if cancellable {
+            self.fetcher.get(h, len)
+        } else {
+            self.fetcher.get_uncancelled(h, len)
+        };
+        r.map_err(|e| host_pager::Error::Remote {
             status: if e.is_integrity() {
                 ZX_ERR_IO_DATA_INTEGRITY
             } else {
@@ -140,7 +152,7 @@ impl PageSource for ChunkSource {
             let Some(h) = h else {
                 return aux.zero(at, piece.end - piece.start);
             };
-            let bytes = self.chunk(i, h, piece.start)?;
+            let bytes = self.chunk(i, h, piece.start, true)?;
             let c = self.chunk_range(i);
             let from = (piece.start - c.start) as usize;
             aux.write(at, &bytes[from..from + (piece.end - piece.start) as usize])
@@ -162,7 +174,7 @@ impl PageSource for ChunkSource {
     fn copy_to(&self, out: &File, range: Range<u64>) -> host_pager::Result<()> {
         self.pieces(range, |i, h, piece| {
             let Some(h) = h else { return Ok(()) };
-            let bytes = self.chunk(i, h, piece.start)?;
+            let bytes = self.chunk(i, h, piece.start, false)?;
             let from = (piece.start - self.chunk_range(i).start) as usize;
             let data = &bytes[from..from + (piece.end - piece.start) as usize];
             out.write_all_at(data, piece.start)

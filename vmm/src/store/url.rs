@@ -71,7 +71,13 @@ impl StoreUrl {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad(&url, "no scheme"))?;
         let (store, prefix): (Arc<dyn ObjectStore>, String) = match scheme {
             "file" => (local(&url, rest)?, String::new()),
-            "http" | "https" => (http(&url)?, String::new()),
+            "http" | "https" => {
+                // The store is the origin and the URL's path the prefix: WebDAV listings
+                // name objects by their full path.
+                let path_at = rest.find('/').map_or(url.len(), |i| scheme.len() + 3 + i);
+                let prefix = url[path_at..].trim_matches('/').to_string();
+                (http(&url[..path_at])?, prefix)
+            }
             "s3" => s3(&url, rest)?,
             other => return Err(bad(&url, format!("unsupported scheme {other:?}"))),
         };

@@ -182,6 +182,23 @@ pub fn write_snapshot(
     })
 }
 
+/// BLAKE3 of all of `src`'s RAM bytes, hex.
+pub fn ram_blake3(src: &SnapshotSource<'_>) -> snapshot::Result<String> {
+    let reader = RamReader::new(src)?;
+    let ram_size = src.ram.size();
+    let zeros = vec![0u8; CHUNK_SIZE as usize];
+    let mut h = blake3::Hasher::new();
+    for i in 0..ram_size.div_ceil(CHUNK_SIZE) as usize {
+        let start = i as u64 * CHUNK_SIZE;
+        let len = chunk_len(ram_size, CHUNK_SIZE, i);
+        match reader.chunk(start..start + len)? {
+            Some(b) => h.update(&b),
+            None => h.update(&zeros[..len as usize]),
+        };
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
 /// Uploads a batch of chunks concurrently (each skipped if the store has it).
 fn upload(
     rt: &tokio::runtime::Runtime,

@@ -133,6 +133,21 @@ impl Vm {
         }
     }
 
+    /// BLAKE3 of all guest RAM (present pages, and the page source for the rest); `None`
+    /// without lazy RAM.
+    pub fn ram_blake3(&self) -> std::result::Result<Option<String>, snapshot::Error> {
+        let (Some(ram), Some(pages)) = (&self.ram_vmo, &self.source) else {
+            return Ok(None);
+        };
+        let src = snapshot::SnapshotSource {
+            ram,
+            pages: pages.as_ref(),
+            cpus: Vec::new(),
+            clock_ns: 0,
+        };
+        crate::store::ram_blake3(&src).map(Some)
+    }
+
     /// The working set a chunked snapshot records: the pages the guest faulted on in
     /// first-touch order, then one page of every other chunk holding present pages (RAM the
     /// VM was given up front, e.g. the boot image).
