@@ -266,7 +266,8 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
         ));
     }
     let mut r = result(&vm);
-    if config.ram_hash {
+    // Only a VM that stopped in good order is hashed (a failed source would fail again).
+    if config.ram_hash && matches!(r.stop, StopReason::Exit(_) | StopReason::Snapshotted(_)) {
         match vm.ram_blake3() {
             Ok(h) => r.ram_blake3 = h,
             Err(e) => warnings.push(format!("cannot hash guest RAM: {e}")),
