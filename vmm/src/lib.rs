@@ -181,7 +181,12 @@ pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result
     };
     if let Some(pages) = &pages {
         // Network first, many in flight; the pager's supplies below wait per chunk.
-        drop(remote.source.fetcher().prefetch(remote.source.chunks_for_pages(pages)));
+        drop(
+            remote
+                .source
+                .fetcher()
+                .prefetch(remote.source.chunks_for_pages(pages)),
+        );
     }
     let mut config = config.clone();
     config.prefetch = None;

@@ -97,8 +97,8 @@ mod write;
 
 pub use state::{Dtable, Fpu, Regs, Segment, Sregs, VcpuState};
 pub use working_set::{read_working_set, write_working_set};
-pub use write::{SnapshotSource, Written, write};
 pub(crate) use write::subtract;
+pub use write::{SnapshotSource, Written, write};
 
 // ---- meta.json -----------------------------------------------------------------------------
 

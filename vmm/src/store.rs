@@ -103,6 +103,9 @@ pub enum Error {
         /// The wait.
         secs: u64,
     },
+    /// A failure shared by every request that waited for the same fetch.
+    #[error("{0}")]
+    Shared(String),
     /// The fetcher's runtime could not be started or is gone.
     #[error("chunk fetcher: {0}")]
     Runtime(String),

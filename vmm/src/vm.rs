@@ -84,6 +84,9 @@ pub enum Error {
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// RAM of a restore from a snapshot URL: its page source and the working set to prefetch.
+type RemoteRam = (Arc<dyn PageSource>, Option<Vec<u64>>);
+
 /// Memslot of guest RAM; aperture mappings use the slots above it.
 /// Guest RAM is registered with KVM in memslots of this size (slot i covers
 /// `[i * RAM_CHUNK, (i + 1) * RAM_CHUNK)`), and only the pieces a VM starts in are registered
@@ -314,7 +317,7 @@ impl Vm {
         cfg: &VmConfig,
         snap: Option<&Snapshot>,
         t0: Instant,
-        remote: Option<(Arc<dyn PageSource>, Option<Vec<u64>>)>,
+        remote: Option<RemoteRam>,
     ) -> Result<Arc<Vm>> {
         let (vcpus, memory, lazy) = match snap {
             Some(s) => (s.meta.vcpus, s.meta.ram_size, true),

@@ -51,8 +51,20 @@ fn snapshot_pattern(dir: &TempDir, target: &str, rounds: u64, env: &[(String, St
     let p = params.to_str().unwrap();
     let out = kvmpager(
         &[
-            "run", "--guest", "embedded:pattern", "--image", p, "--memory", "128M", "--vcpus", "1",
-            "--snapshot-dir", target, "--timeout", "60", "--json",
+            "run",
+            "--guest",
+            "embedded:pattern",
+            "--image",
+            p,
+            "--memory",
+            "128M",
+            "--vcpus",
+            "1",
+            "--snapshot-dir",
+            target,
+            "--timeout",
+            "60",
+            "--json",
         ],
         env,
     );
@@ -63,7 +75,16 @@ fn snapshot_pattern(dir: &TempDir, target: &str, rounds: u64, env: &[(String, St
 /// Restores `src` in a new process with the cache in `cache`; returns the output.
 fn restore(src: &str, cache: &Path, extra: &[&str], env: &[(String, String)]) -> Output {
     let cache = cache.to_str().unwrap();
-    let mut args = vec!["restore", src, "--cache-dir", cache, "--timeout", "60", "--json", "--ram-hash"];
+    let mut args = vec![
+        "restore",
+        src,
+        "--cache-dir",
+        cache,
+        "--timeout",
+        "60",
+        "--json",
+        "--ram-hash",
+    ];
     args.extend_from_slice(extra);
     kvmpager(&args, env)
 }
@@ -74,7 +95,10 @@ fn restore_ok(src: &str, cache: &Path, extra: &[&str], env: &[(String, String)])
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert!(
-        v["console"].as_str().unwrap().contains("verified every byte"),
+        v["console"]
+            .as_str()
+            .unwrap()
+            .contains("verified every byte"),
         "{v}"
     );
     v
@@ -135,7 +159,12 @@ fn http_restore_in_another_process_is_byte_identical_and_a_warm_cache_fetches_no
     // Prefetching the manifest's working set, cold: same bytes, the prefetch did the fetching.
     let pre = restore_ok(&url, &f.dir.join("cache2"), &["--prefetch"], &[]);
     assert_eq!(pre["ram_blake3"].as_str().unwrap(), f.reference);
-    assert!(pre["stats"]["remote"]["prefetched_chunks"].as_u64().unwrap() > 0);
+    assert!(
+        pre["stats"]["remote"]["prefetched_chunks"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert!(pre["stats"]["pages_prefetched"].as_u64().unwrap() > 0);
     // A 2 MiB cache (4 chunks) never holds more, and the bytes are still right.
     let small = f.dir.join("cache3");
@@ -145,7 +174,14 @@ fn http_restore_in_another_process_is_byte_identical_and_a_warm_cache_fetches_no
     // And pulled back into a directory, the snapshot restores as the original did.
     let back = f.dir.join("back").display().to_string();
     let out = kvmpager(
-        &["snapshot", "copy", &url, &back, "--cache-dir", f.dir.join("cache4").to_str().unwrap()],
+        &[
+            "snapshot",
+            "copy",
+            &url,
+            &back,
+            "--cache-dir",
+            f.dir.join("cache4").to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -170,21 +206,43 @@ fn run_snapshots_to_a_url_and_a_second_snapshot_mostly_dedupes() {
     // Restored in another process, the guest verifies and snapshots round 2 to a new name.
     let out = kvmpager(
         &[
-            "restore", &nginx.url("store/r1"), "--cache-dir", dir.join("c").to_str().unwrap(),
-            "--snapshot-dir", &nginx.url("store/r2"), "--timeout", "60", "--json",
+            "restore",
+            &nginx.url("store/r1"),
+            "--cache-dir",
+            dir.join("c").to_str().unwrap(),
+            "--snapshot-dir",
+            &nginx.url("store/r2"),
+            "--timeout",
+            "60",
+            "--json",
         ],
         &[],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     let up = &v["uploads"][0];
-    let (new, reused) = (up["new_chunks"].as_u64().unwrap(), up["reused_chunks"].as_u64().unwrap());
+    let (new, reused) = (
+        up["new_chunks"].as_u64().unwrap(),
+        up["reused_chunks"].as_u64().unwrap(),
+    );
     let pct = 100.0 * new as f64 / (new + reused) as f64;
     eprintln!("dedupe: second snapshot {new} new / {reused} reused chunks = {pct:.1} % new");
     assert!(pct <= 10.0, "{up}");
     // The same VM snapshotted again unchanged uploads only a manifest.
-    let out = kvmpager(&["snapshot", "copy", &nginx.url("store/r2"), &nginx.url("store/r2b")], &[]);
-    assert!(stderr(&out).contains("upload: 0 new chunks"), "{}", stderr(&out));
+    let out = kvmpager(
+        &[
+            "snapshot",
+            "copy",
+            &nginx.url("store/r2"),
+            &nginx.url("store/r2b"),
+        ],
+        &[],
+    );
+    assert!(
+        stderr(&out).contains("upload: 0 new chunks"),
+        "{}",
+        stderr(&out)
+    );
     // Round 2 restores in a third process and finishes.
     let r = restore_ok(&nginx.url("store/r2"), &dir.join("c2"), &[], &[]);
     assert_eq!(r["exit_code"], 0);
@@ -197,7 +255,10 @@ fn ls_lists_snapshots_and_gc_deletes_only_old_unreferenced_chunks() {
     }
     let f = fixture("remote-gc");
     let store = f.nginx.url("store");
-    let out = kvmpager(&["snapshot", "copy", &f.local, &f.nginx.url("store/s2")], &[]);
+    let out = kvmpager(
+        &["snapshot", "copy", &f.local, &f.nginx.url("store/s2")],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(0));
     let out = kvmpager(&["snapshot", "ls", &store, "--json"], &[]);
     let names: Vec<String> = json(&out)
@@ -209,16 +270,25 @@ fn ls_lists_snapshots_and_gc_deletes_only_old_unreferenced_chunks() {
     assert_eq!(names, ["s1", "s2"]);
     // Orphans: one old, one fresh (a snapshot still uploading).
     let chunks = f.nginx.root().join("store/chunks");
-    let old = chunks.join(format!("{}", "a".repeat(64)));
-    let young = chunks.join(format!("{}", "b".repeat(64)));
+    let old = chunks.join("a".repeat(64));
+    let young = chunks.join("b".repeat(64));
     std::fs::write(&old, b"x").unwrap();
     std::fs::write(&young, b"y").unwrap();
     let t = std::time::SystemTime::now() - Duration::from_secs(7200);
-    std::fs::File::options().write(true).open(&old).unwrap().set_modified(t).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
     let before = std::fs::read_dir(&chunks).unwrap().count();
     let out = kvmpager(&["snapshot", "gc", &store, "--json"], &[]);
     let g = json(&out);
-    assert_eq!((g["deleted"].as_u64(), g["kept_young"].as_u64()), (Some(1), Some(1)), "{g}");
+    assert_eq!(
+        (g["deleted"].as_u64(), g["kept_young"].as_u64()),
+        (Some(1), Some(1)),
+        "{g}"
+    );
     assert!(!old.exists() && young.exists());
     assert_eq!(std::fs::read_dir(&chunks).unwrap().count(), before - 1);
     // Both snapshots still restore, byte for byte.
@@ -249,10 +319,20 @@ fn s3_snapshot_restores_in_another_process_with_sigv4() {
     assert_eq!(json(&out).as_array().unwrap().len(), 1);
     restore_ok("s3://kvmpager/pre/run1", &dir.join("c2"), &[], &env);
     // Without credentials the server says no, and kvmpager says so.
-    let bad = vec![("AWS_ENDPOINT_URL".to_string(), env[0].1.clone()), ("AWS_ALLOW_HTTP".into(), "true".into()), ("AWS_ACCESS_KEY_ID".into(), "x".into()), ("AWS_SECRET_ACCESS_KEY".into(), "y".into()), ("AWS_REGION".into(), "us-east-1".into())];
+    let bad = vec![
+        ("AWS_ENDPOINT_URL".to_string(), env[0].1.clone()),
+        ("AWS_ALLOW_HTTP".into(), "true".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "x".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "y".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ];
     let out = restore("s3://kvmpager/nope/s1", &dir.join("c3"), &[], &bad);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("nope/snapshots/s1/manifest.json"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nope/snapshots/s1/manifest.json"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Restores the fixture's snapshot through a proxy injecting `fault`, with an empty cache.
@@ -302,7 +382,10 @@ fn assert_failed_naming_chunk(f: &Fixture, out: &Output, want: &str) {
     assert!(err.contains(want), "{err}");
     assert!(err.contains("guest RAM page 0x"), "{err}");
     assert!(err.contains("store/s1"), "{err}");
-    assert!(chunk_names(f).iter().any(|c| err.contains(c.as_str())), "{err}");
+    assert!(
+        chunk_names(f).iter().any(|c| err.contains(c.as_str())),
+        "{err}"
+    );
     // Never wrong bytes: the guest did not get to say it verified anything.
     assert!(!String::from_utf8_lossy(&out.stdout).contains("verified every byte"));
 }
@@ -328,7 +411,11 @@ fn unrecoverable_faults_fail_the_page_request_naming_chunk_page_and_url() {
     // A server that never answers: --fault-timeout stops the VM.
     let (out, _p, t) = through(&f, Fault::Stall, &["--fault-timeout", "2"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("unanswered") || stderr(&out).contains("timeout"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unanswered") || stderr(&out).contains("timeout"),
+        "{}",
+        stderr(&out)
+    );
     assert!(t < Duration::from_secs(15), "{t:?}");
 }
 

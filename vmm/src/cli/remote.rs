@@ -82,10 +82,16 @@ pub fn snapshot_action(a: &SnapshotAction) -> Result<i32, String> {
         SnapshotAction::Ls { url, json } => {
             let list = store::list(url).map_err(|e| e.to_string())?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
                 return Ok(0);
             }
-            println!("{:<24} {:>10} {:>10} {:>7} {:>8}  created", "NAME", "RAM", "DATA", "CHUNKS", "WS-PAGES");
+            println!(
+                "{:<24} {:>10} {:>10} {:>7} {:>8}  created",
+                "NAME", "RAM", "DATA", "CHUNKS", "WS-PAGES"
+            );
             for s in &list {
                 let created = UNIX_EPOCH + Duration::from_millis(s.created_unix_ms);
                 let age = created.elapsed().map_or(0, |d| d.as_secs());
@@ -123,7 +129,8 @@ pub fn snapshot_action(a: &SnapshotAction) -> Result<i32, String> {
             dry_run,
             json,
         } => {
-            let s = store::gc(url, Duration::from_secs(*grace), *dry_run).map_err(|e| e.to_string())?;
+            let s =
+                store::gc(url, Duration::from_secs(*grace), *dry_run).map_err(|e| e.to_string())?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
             } else {

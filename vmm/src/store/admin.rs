@@ -101,7 +101,11 @@ pub fn gc(root: &str, grace: Duration, dry_run: bool) -> Result<GcStats> {
 /// [`gc`] on a chunk store.
 pub async fn gc_store(store: &ChunkStore, grace: Duration, dry_run: bool) -> Result<GcStats> {
     let ms = manifests(store).await?;
-    let referenced: HashSet<Hash> = ms.iter().flat_map(|(_, _, c)| c.iter().flatten()).copied().collect();
+    let referenced: HashSet<Hash> = ms
+        .iter()
+        .flat_map(|(_, _, c)| c.iter().flatten())
+        .copied()
+        .collect();
     let mut stats = GcStats {
         snapshots: ms.len() as u64,
         referenced: referenced.len() as u64,
@@ -137,7 +141,7 @@ mod tests {
         let rt = crate::store::runtime("t", 1).unwrap();
         let root = StoreUrl::with_store("mem://", Arc::new(object_store::memory::InMemory::new()));
         let store = ChunkStore::new(root);
-        let m = crate::store::manifest::tests::sample(4);
+        let m = crate::store::manifest::tests::sample(16);
         let (_, chunks) = Manifest::decode(&m.encode()).unwrap();
         rt.block_on(async {
             store
@@ -145,15 +149,23 @@ mod tests {
                 .await
                 .unwrap();
             for h in chunks.iter().flatten() {
-                store.put(&ChunkStore::chunk_rel(h), vec![1u8].into()).await.unwrap();
+                store
+                    .put(&ChunkStore::chunk_rel(h), vec![1u8].into())
+                    .await
+                    .unwrap();
             }
             let orphan = Hash::of(b"orphan");
-            store.put(&ChunkStore::chunk_rel(&orphan), vec![2u8].into()).await.unwrap();
-            let young = gc_store(&store, Duration::from_secs(3600), false).await.unwrap();
+            store
+                .put(&ChunkStore::chunk_rel(&orphan), vec![2u8].into())
+                .await
+                .unwrap();
+            let young = gc_store(&store, Duration::from_secs(3600), false)
+                .await
+                .unwrap();
             assert_eq!((young.deleted, young.kept_young), (0, 1));
             let s = gc_store(&store, Duration::ZERO, false).await.unwrap();
-            assert_eq!((s.snapshots, s.referenced, s.deleted), (1, 2, 1));
-            assert_eq!(store.list("chunks").await.unwrap().len(), 2);
+            assert_eq!((s.snapshots, s.referenced, s.deleted), (1, 10, 1));
+            assert_eq!(store.list("chunks").await.unwrap().len(), 10);
         });
     }
 }

@@ -18,7 +18,11 @@ use crate::sync::lock;
 /// The default cache directory: `$XDG_CACHE_HOME/kvmpager/chunks`, else
 /// `$HOME/.cache/kvmpager/chunks`, else `$TMPDIR/kvmpager-chunks`.
 pub fn default_cache_dir() -> PathBuf {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(x) = env("XDG_CACHE_HOME") {
         return x.join("kvmpager/chunks");
     }
@@ -175,12 +179,7 @@ impl ChunkCache {
     /// Deletes least-recently-used chunks until the total is within the bound (`keep` last).
     fn evict_except(&self, ix: &mut Index, keep: Option<&Hash>) {
         while ix.total > self.bound {
-            let victim = ix
-                .lru
-                .values()
-                .find(|h| Some(*h) != keep)
-                .or(keep)
-                .copied();
+            let victim = ix.lru.values().find(|h| Some(*h) != keep).or(keep).copied();
             let Some(v) = victim else { break };
             let _ = fs::remove_file(self.path(&v));
             ix.remove(&v);

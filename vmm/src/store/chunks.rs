@@ -23,7 +23,9 @@ impl Hash {
         if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return None;
         }
-        blake3::Hash::from_hex(hex).ok().map(|h| Hash(*h.as_bytes()))
+        blake3::Hash::from_hex(hex)
+            .ok()
+            .map(|h| Hash(*h.as_bytes()))
     }
 
     /// 64 lowercase hex digits.
@@ -146,12 +148,14 @@ impl ChunkStore {
                 Err(e) => return Err(self.err(rel)(e)),
             };
             dirs.extend(r.common_prefixes.into_iter().filter(|p| *p != dir));
-            out.extend(r.objects.into_iter().map(|m| Listed {
-                rel: m.location.as_ref()[prefix_len..]
-                    .trim_start_matches('/')
-                    .to_string(),
-                size: m.size,
-                modified: m.last_modified.into(),
+            out.extend(r.objects.into_iter().map(|m| {
+                Listed {
+                    rel: m.location.as_ref()[prefix_len..]
+                        .trim_start_matches('/')
+                        .to_string(),
+                    size: m.size,
+                    modified: m.last_modified.into(),
+                }
             }));
         }
         Ok(out)
@@ -190,7 +194,10 @@ mod tests {
         rt.block_on(async {
             assert!(s.put_if_absent(&h, b.clone()).await.unwrap());
             assert!(!s.put_if_absent(&h, b.clone()).await.unwrap());
-            assert_eq!(&s.get_range(&ChunkStore::chunk_rel(&h), 1..3).await.unwrap()[..], b"el");
+            assert_eq!(
+                &s.get_range(&ChunkStore::chunk_rel(&h), 1..3).await.unwrap()[..],
+                b"el"
+            );
             let l = s.list("chunks").await.unwrap();
             assert_eq!(l.len(), 1);
             assert_eq!(l[0].rel, ChunkStore::chunk_rel(&h));

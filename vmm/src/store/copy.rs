@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::{FetcherConfig, is_url, open_snapshot, write_snapshot};
 use crate::host_pager::{ImageSource, PageSource};
 use crate::kernel::Process;
-use crate::snapshot::{self, Meta, SnapshotSource, Snapshot, Written};
+use crate::snapshot::{self, Meta, Snapshot, SnapshotSource, Written};
 
 /// Copies snapshot `src` to `dst` (each a directory or a snapshot URL); chunks of URL sources
 /// go through the cache in `cache_dir` (bounded to `cache_bytes`).
@@ -37,8 +37,7 @@ pub fn copy(src: &str, dst: &str, cache_dir: &Path, cache_bytes: u64) -> Result<
     let w = snapshot::write(Path::new(dst), &s).map_err(|e| e.to_string())?;
     if !working_set.is_empty() {
         let ws = Path::new(dst).join(snapshot::WORKING_SET_FILE);
-        snapshot::write_working_set(&ws, meta.ram_size, &working_set)
-            .map_err(|e| e.to_string())?;
+        snapshot::write_working_set(&ws, meta.ram_size, &working_set).map_err(|e| e.to_string())?;
     }
     Ok(w)
 }
@@ -53,7 +52,8 @@ fn open_source(src: &str, cache_dir: &Path, cache_bytes: u64) -> Result<Source, 
         return Ok((r.manifest.meta(), r.source, ws));
     }
     let snap = Snapshot::open(Path::new(src)).map_err(|e| e.to_string())?;
-    let image = ImageSource::open(&snap.ram_path(), snap.meta.ram_size).map_err(|e| e.to_string())?;
+    let image =
+        ImageSource::open(&snap.ram_path(), snap.meta.ram_size).map_err(|e| e.to_string())?;
     let ws_path = snap.dir.join(snapshot::WORKING_SET_FILE);
     let ws = if ws_path.exists() {
         snapshot::read_working_set(&ws_path, snap.meta.ram_size).map_err(|e| e.to_string())?

@@ -187,7 +187,8 @@ impl Fetcher {
         };
         if start {
             let inner = self.inner.clone();
-            self.rt().spawn(async move { inner.fetch(h, len, false).await });
+            self.rt()
+                .spawn(async move { inner.fetch(h, len, false).await });
         }
         self.wait(&rx, h, cancellable)
     }
@@ -300,7 +301,7 @@ fn clone_err(e: &Error) -> Error {
             url: url.clone(),
             secs: *secs,
         },
-        other => Error::Runtime(other.to_string()),
+        other => Error::Shared(other.to_string()),
     }
 }
 

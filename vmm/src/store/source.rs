@@ -142,7 +142,13 @@ impl ChunkSource {
 }
 
 impl PageSource for ChunkSource {
-    fn fill(&self, aux: &Aux<'_>, aux_offset: u64, ram_offset: u64, len: u64) -> host_pager::Result<()> {
+    fn fill(
+        &self,
+        aux: &Aux<'_>,
+        aux_offset: u64,
+        ram_offset: u64,
+        len: u64,
+    ) -> host_pager::Result<()> {
         let end = (ram_offset + len).min(self.ram_size);
         if end < ram_offset + len {
             aux.zero(aux_offset + (end - ram_offset), ram_offset + len - end)?;

@@ -68,7 +68,9 @@ impl StoreUrl {
     /// Parses a store root URL and builds its store (no request is made).
     pub fn parse(url: &str) -> Result<StoreUrl> {
         let url = url.trim_end_matches('/').to_string();
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad(&url, "no scheme"))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad(&url, "no scheme"))?;
         let (store, prefix): (Arc<dyn ObjectStore>, String) = match scheme {
             "file" => (local(&url, rest)?, String::new()),
             "http" | "https" => {
@@ -114,7 +116,12 @@ impl SnapshotUrl {
         let (root, name) = trimmed
             .rsplit_once('/')
             .filter(|(root, _)| !root.ends_with('/') && root.contains("://"))
-            .ok_or_else(|| bad(url, "give ROOT/NAME: the last path segment names the snapshot"))?;
+            .ok_or_else(|| {
+                bad(
+                    url,
+                    "give ROOT/NAME: the last path segment names the snapshot",
+                )
+            })?;
         check_name(url, name)?;
         Ok(SnapshotUrl {
             store: StoreUrl::parse(root)?,
@@ -153,7 +160,10 @@ fn check_name(url: &str, name: &str) -> Result<()> {
 
 fn local(url: &str, path: &str) -> Result<Arc<dyn ObjectStore>> {
     if !path.starts_with('/') {
-        return Err(bad(url, "file:// URLs need an absolute path (file:///dir/NAME)"));
+        return Err(bad(
+            url,
+            "file:// URLs need an absolute path (file:///dir/NAME)",
+        ));
     }
     std::fs::create_dir_all(path).map_err(|e| bad(url, format!("cannot create {path}: {e}")))?;
     let fs = object_store::local::LocalFileSystem::new_with_prefix(path)

@@ -104,7 +104,10 @@ impl<'a> RamReader<'a> {
         let mut buf = vec![0u8; (r.end - r.start) as usize];
         for s in source {
             let g = s.start.max(r.start)..s.end.min(r.end);
-            self.src.pages.copy_to(&self.scratch, g.clone()).map_err(vm_err)?;
+            self.src
+                .pages
+                .copy_to(&self.scratch, g.clone())
+                .map_err(vm_err)?;
             let dst = &mut buf[(g.start - r.start) as usize..(g.end - r.start) as usize];
             self.scratch.read_exact_at(dst, g.start).map_err(vm_err)?;
         }

@@ -28,7 +28,10 @@ fn wait_listening(port: u16, what: &str, child: &mut Child) {
         if let Ok(Some(st)) = child.try_wait() {
             panic!("{what} exited at start ({st})");
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "{what} did not start listening");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{what} did not start listening"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -71,7 +74,10 @@ impl Nginx {
     pub fn start(dir: &Path) -> Nginx {
         let install = "apt-get install nginx libnginx-mod-http-dav-ext";
         let bin = find("nginx", &["/usr/sbin/nginx"], install);
-        assert!(Path::new(DAV_EXT).is_file(), "{DAV_EXT} is missing: {install}");
+        assert!(
+            Path::new(DAV_EXT).is_file(),
+            "{DAV_EXT} is missing: {install}"
+        );
         let port = free_port();
         for d in ["root", "tmp", "logs"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
@@ -154,7 +160,12 @@ impl Moto {
             .expect("moto_server starts");
         wait_listening(port, "moto_server", &mut child);
         let m = Moto { port, child };
-        let (status, _) = http(port, &format!("PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+        let (status, _) = http(
+            port,
+            &format!(
+                "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        );
         assert!(status.contains("200"), "creating bucket {bucket}: {status}");
         m
     }
@@ -162,7 +173,10 @@ impl Moto {
     /// The environment a kvmpager needs to reach this server (SigV4 with test credentials).
     pub fn env(&self) -> Vec<(String, String)> {
         [
-            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.port)),
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
             ("AWS_REGION", "us-east-1".into()),
@@ -311,7 +325,8 @@ fn serve(st: &ProxyState, conn: TcpStream) -> std::io::Result<()> {
     let mut r = BufReader::new(conn.try_clone()?);
     let (head, body) = read_request(&mut r)?;
     let mut out = conn;
-    let is_chunk = head.starts_with("GET ") && head.lines().next().unwrap_or("").contains("/chunks/");
+    let is_chunk =
+        head.starts_with("GET ") && head.lines().next().unwrap_or("").contains("/chunks/");
     let n = if is_chunk {
         st.chunk_gets.fetch_add(1, Ordering::SeqCst) + 1
     } else {
