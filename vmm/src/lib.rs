@@ -185,7 +185,7 @@ pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result
             remote
                 .source
                 .fetcher()
-                .prefetch(remote.source.chunks_for_pages(pages)),
+                .prefetch(remote.source.chunks_for_pages(pages, config.readahead)),
         );
     }
     let mut config = config.clone();

@@ -148,6 +148,24 @@ impl ChunkCache {
         Some(bytes)
     }
 
+    /// Chunk `h`'s file, opened, if it is cached and `len` bytes long (not re-hashed: files
+    /// are written only after verification, and renamed into place whole). The fast path of
+    /// the pager, which reads it straight into an aux VMO.
+    pub fn open_file(&self, h: &Hash, len: u64) -> Option<File> {
+        let f = File::open(self.path(h)).ok()?;
+        if f.metadata().ok()?.len() != len {
+            return None;
+        }
+        let _ = File::options()
+            .write(true)
+            .open(self.path(h))
+            .and_then(|w| w.set_modified(SystemTime::now()));
+        let mut ix = lock(&self.index);
+        ix.touch(*h, len);
+        self.evict_except(&mut ix, Some(h));
+        Some(f)
+    }
+
     /// Stores chunk `h` (already verified); chunks larger than the bound are not kept.
     pub fn put(&self, h: &Hash, bytes: &[u8]) -> Result<()> {
         if bytes.len() as u64 > self.bound {

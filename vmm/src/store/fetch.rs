@@ -23,7 +23,7 @@ use super::{ChunkCache, ChunkStore, Error, Hash, Result};
 use crate::sync::lock;
 
 /// A fetched chunk, or why not (shared by every waiter).
-type Fetched = std::result::Result<Arc<Vec<u8>>, Arc<Error>>;
+type Fetched = std::result::Result<bytes::Bytes, Arc<Error>>;
 
 /// How the fetcher runs.
 #[derive(Clone, Debug)]
@@ -83,9 +83,21 @@ fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
+/// Most bytes of prefetched chunks held in memory until the pager takes them.
+const STAGE_MAX: u64 = 64 << 20;
+
+/// Chunks the prefetch fetched and the pager has not taken yet (so it need not read them
+/// back from the cache).
+#[derive(Default)]
+struct Staged {
+    chunks: HashMap<Hash, bytes::Bytes>,
+    bytes: u64,
+}
+
 struct Inner {
     store: ChunkStore,
     cache: ChunkCache,
+    staged: Mutex<Staged>,
     inflight: Mutex<HashMap<Hash, Vec<mpsc::Sender<Fetched>>>>,
     counters: Counters,
     shutdown: AtomicBool,
@@ -106,6 +118,7 @@ impl Fetcher {
             inner: Arc::new(Inner {
                 store,
                 cache,
+                staged: Mutex::default(),
                 inflight: Mutex::default(),
                 counters: Counters::default(),
                 shutdown: AtomicBool::new(false),
@@ -117,6 +130,22 @@ impl Fetcher {
 
     fn rt(&self) -> &tokio::runtime::Runtime {
         self.rt.as_ref().expect("runtime lives until drop")
+    }
+
+    /// Takes chunk `h` from the prefetch's staging area, if it is there (counted as a hit).
+    pub fn take_staged(&self, h: &Hash) -> Option<bytes::Bytes> {
+        let mut s = lock(&self.inner.staged);
+        let b = s.chunks.remove(h)?;
+        s.bytes -= b.len() as u64;
+        add(&self.inner.counters.hits, 1);
+        Some(b)
+    }
+
+    /// Chunk `h`'s cache file, if cached with the right length (counted as a hit).
+    pub fn cached_file(&self, h: &Hash, len: u64) -> Option<std::fs::File> {
+        let f = self.inner.cache.open_file(h, len)?;
+        add(&self.inner.counters.hits, 1);
+        Some(f)
     }
 
     /// Runs `f` on the fetcher's runtime and waits for it (not from the runtime's threads).
@@ -141,16 +170,16 @@ impl Fetcher {
 
     /// The verified bytes of chunk `h` (`len` bytes): from the cache, or fetched (joining a
     /// fetch already in flight). Blocks the calling thread, never the runtime.
-    pub fn get(&self, h: Hash, len: u64) -> Result<Arc<Vec<u8>>> {
+    pub fn get(&self, h: Hash, len: u64) -> Result<bytes::Bytes> {
         self.get_counted(h, len, true)
     }
 
     /// [`Fetcher::get`] that a shutdown does not cut short (snapshot writers, RAM hashes).
-    pub fn get_uncancelled(&self, h: Hash, len: u64) -> Result<Arc<Vec<u8>>> {
+    pub fn get_uncancelled(&self, h: Hash, len: u64) -> Result<bytes::Bytes> {
         self.get_counted(h, len, false)
     }
 
-    fn get_counted(&self, h: Hash, len: u64, cancellable: bool) -> Result<Arc<Vec<u8>>> {
+    fn get_counted(&self, h: Hash, len: u64, cancellable: bool) -> Result<bytes::Bytes> {
         let t0 = Instant::now();
         let r = self.get_inner(h, len, cancellable);
         add(&self.inner.counters.wait_ns, t0.elapsed().as_nanos() as u64);
@@ -160,10 +189,10 @@ impl Fetcher {
         r
     }
 
-    fn get_inner(&self, h: Hash, len: u64, cancellable: bool) -> Result<Arc<Vec<u8>>> {
+    fn get_inner(&self, h: Hash, len: u64, cancellable: bool) -> Result<bytes::Bytes> {
         if let Some(b) = self.inner.cache.get(&h, len) {
             add(&self.inner.counters.hits, 1);
-            return Ok(Arc::new(b));
+            return Ok(bytes::Bytes::from(b));
         }
         let (tx, rx) = mpsc::channel();
         let start = {
@@ -178,7 +207,7 @@ impl Fetcher {
                     // lock, before starting another.
                     if let Some(b) = self.inner.cache.get(&h, len) {
                         add(&self.inner.counters.hits, 1);
-                        return Ok(Arc::new(b));
+                        return Ok(bytes::Bytes::from(b));
                     }
                     inflight.insert(h, vec![tx]);
                     true
@@ -198,7 +227,7 @@ impl Fetcher {
         rx: &mpsc::Receiver<Fetched>,
         h: Hash,
         cancellable: bool,
-    ) -> Result<Arc<Vec<u8>>> {
+    ) -> Result<bytes::Bytes> {
         let deadline = Instant::now() + self.cfg.wait;
         loop {
             if cancellable && self.inner.shutdown.load(Ordering::SeqCst) {
@@ -323,25 +352,41 @@ impl Inner {
 
     /// Fetches, verifies and caches chunk `h`, then answers its waiters.
     async fn fetch(self: &Arc<Self>, h: Hash, len: u64, prefetch: bool) {
-        let r = self.fetch_verified(h, len).await;
+        let r: Fetched = self.fetch_verified(h, len).await.map_err(Arc::new);
         if let Ok(b) = &r {
             add(&self.counters.fetched, 1);
             if prefetch {
                 add(&self.counters.prefetched, 1);
-            }
-            if let Err(e) = self.cache.put(&h, b) {
-                log::warn!("chunk cache: {e}");
+                let mut s = lock(&self.staged);
+                if s.bytes + len <= STAGE_MAX && !s.chunks.contains_key(&h) {
+                    s.bytes += len;
+                    s.chunks.insert(h, b.clone());
+                }
             }
         }
-        let r: Fetched = r.map(Arc::new).map_err(Arc::new);
-        let waiters = lock(&self.inflight).remove(&h).unwrap_or_default();
-        for w in waiters {
-            let _ = w.send(r.clone());
+        // Waiters first, then the cache (on a blocking thread: it is file I/O); requests
+        // that come meanwhile still join this fetch, and are answered once the file is in.
+        let answer = |waiters: Vec<mpsc::Sender<Fetched>>| {
+            for w in waiters {
+                let _ = w.send(r.clone());
+            }
+        };
+        if let Ok(b) = r.clone() {
+            let waiters = lock(&self.inflight).get_mut(&h).map(std::mem::take);
+            answer(waiters.unwrap_or_default());
+            let inner = self.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = inner.cache.put(&h, &b) {
+                    log::warn!("chunk cache: {e}");
+                }
+            })
+            .await;
         }
+        answer(lock(&self.inflight).remove(&h).unwrap_or_default());
     }
 
     /// One chunk from the store, verified; bytes that do not verify are fetched twice more.
-    async fn fetch_verified(&self, h: Hash, len: u64) -> Result<Vec<u8>> {
+    async fn fetch_verified(&self, h: Hash, len: u64) -> Result<bytes::Bytes> {
         let rel = ChunkStore::chunk_rel(&h);
         let mut reason = String::new();
         for attempt in 0..3u32 {
@@ -355,7 +400,7 @@ impl Inner {
             } else if Hash::of(&b) != h {
                 format!("its bytes hash to {}", Hash::of(&b))
             } else {
-                return Ok(b.to_vec());
+                return Ok(b);
             };
             add(&self.counters.integrity, 1);
             log::warn!("chunk {h}: {reason}; fetching it again");

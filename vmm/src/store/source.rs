@@ -82,12 +82,18 @@ impl ChunkSource {
         start..start + chunk_len(self.ram_size, CHUNK_SIZE, i)
     }
 
-    /// The distinct non-zero chunks holding `pages` (page numbers), first use first.
-    pub fn chunks_for_pages(&self, pages: &[u64]) -> Vec<(Hash, u64)> {
+    /// The distinct non-zero chunks holding `pages` (page numbers) each widened to its
+    /// aligned `window` (the pager's read-ahead, a power of two), first use first.
+    pub fn chunks_for_pages(&self, pages: &[u64], window: u64) -> Vec<(Hash, u64)> {
+        let window = window.max(PAGE_SIZE);
         let mut seen = std::collections::HashSet::new();
         pages
             .iter()
-            .map(|p| (p * PAGE_SIZE / CHUNK_SIZE) as usize)
+            .flat_map(|p| {
+                let start = (p * PAGE_SIZE) & !(window - 1);
+                let end = (start + window).min(self.ram_size);
+                (start / CHUNK_SIZE) as usize..end.div_ceil(CHUNK_SIZE) as usize
+            })
             .filter_map(|i| Some((self.chunks.get(i).copied()??, i)))
             .filter(|(h, _)| seen.insert(*h))
             .map(|(h, i)| (h, chunk_len(self.ram_size, CHUNK_SIZE, i)))
@@ -102,7 +108,7 @@ impl ChunkSource {
         h: Hash,
         page_offset: u64,
         cancellable: bool,
-    ) -> host_pager::Result<Arc<Vec<u8>>> {
+    ) -> host_pager::Result<bytes::Bytes> {
         let len = chunk_len(self.ram_size, CHUNK_SIZE, i);
         let r = if cancellable {
             self.fetcher.get(h, len)
@@ -141,6 +147,32 @@ impl ChunkSource {
     }
 }
 
+impl ChunkSource {
+    /// Fills `aux[at..]` with `piece` of chunk `i`: from the prefetch's staging area, else
+    /// straight from the cache file into the aux VMO (one copy, as a local image), else
+    /// fetched.
+    fn fill_piece(
+        &self,
+        aux: &Aux<'_>,
+        at: u64,
+        i: usize,
+        h: Hash,
+        piece: Range<u64>,
+    ) -> host_pager::Result<()> {
+        let c = self.chunk_range(i);
+        let (from, len) = (piece.start - c.start, piece.end - piece.start);
+        let bytes = from as usize..(from + len) as usize;
+        if let Some(b) = self.fetcher.take_staged(&h) {
+            return aux.write(at, &b[bytes]);
+        }
+        if let Some(f) = self.fetcher.cached_file(&h, c.end - c.start) {
+            return aux.read_file(at, len, &f, from);
+        }
+        let b = self.chunk(i, h, piece.start, true)?;
+        aux.write(at, &b[bytes])
+    }
+}
+
 impl PageSource for ChunkSource {
     fn fill(
         &self,
@@ -155,13 +187,10 @@ impl PageSource for ChunkSource {
         }
         self.pieces(ram_offset..end, |i, h, piece| {
             let at = aux_offset + (piece.start - ram_offset);
-            let Some(h) = h else {
-                return aux.zero(at, piece.end - piece.start);
-            };
-            let bytes = self.chunk(i, h, piece.start, true)?;
-            let c = self.chunk_range(i);
-            let from = (piece.start - c.start) as usize;
-            aux.write(at, &bytes[from..from + (piece.end - piece.start) as usize])
+            match h {
+                None => aux.zero(at, piece.end - piece.start),
+                Some(h) => self.fill_piece(aux, at, i, h, piece),
+            }
         })
     }
 

@@ -1,140 +1,33 @@
-//! Real object servers for the snapshot-URL tests, each started on a free loopback port from
-//! a temporary config and stopped on drop: nginx with WebDAV (the distribution's package,
-//! PROPFIND from libnginx-mod-http-dav-ext) and moto's S3 server (PyPI `moto[server]`). A
-//! missing binary fails the test saying what to install (`.ci/run` installs both). Also a
-//! fault-injecting HTTP proxy that sits in front of the real nginx.
+//! Real object servers for the snapshot-URL tests, each started on a free loopback port and
+//! stopped on drop: nginx with WebDAV (`kvmpager_vmm::tools::servers`) and moto's S3 server
+//! (PyPI `moto[server]`). A missing binary fails the test saying what to install (`.ci/run`
+//! installs both). Also a fault-injecting HTTP proxy that sits in front of the real nginx.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use kvmpager_vmm::tools::servers::free_port;
+use kvmpager_vmm::tools::servers::{find_binary, stop_child, wait_listening};
 
-fn wait_listening(port: u16, what: &str, child: &mut Child) {
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("{what} exited at start ({st})");
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "{what} did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `binary` on PATH or at one of `also`, else a panic saying what to install.
-fn find(binary: &str, also: &[&str], install: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(binary))
-        .chain(also.iter().map(PathBuf::from))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{binary} is not installed: {install} (.ci/run does this)"))
-}
-
-/// Stops a server we started: SIGTERM, then SIGKILL if it lingers.
-fn stop(child: &mut Child) {
-    // SAFETY: kill(2) on the pid of a child this test spawned; no memory is passed.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(5) {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-const DAV_EXT: &str = "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so";
-
-/// nginx serving `root()` with WebDAV on 127.0.0.1.
-pub struct Nginx {
-    pub port: u16,
-    pub dir: PathBuf,
-    child: Option<Child>,
-}
+/// nginx with WebDAV on a free loopback port (panics saying what to install if missing).
+pub struct Nginx(pub kvmpager_vmm::tools::servers::Nginx);
 
 impl Nginx {
     pub fn start(dir: &Path) -> Nginx {
-        let install = "apt-get install nginx libnginx-mod-http-dav-ext";
-        let bin = find("nginx", &["/usr/sbin/nginx"], install);
-        assert!(
-            Path::new(DAV_EXT).is_file(),
-            "{DAV_EXT} is missing: {install}"
-        );
-        let port = free_port();
-        for d in ["root", "tmp", "logs"] {
-            std::fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        // SAFETY: geteuid has no arguments and cannot fail.
-        let root_user = unsafe { libc::geteuid() } == 0;
-        let user = if root_user { "user root root;" } else { "" };
-        let d = dir.display();
-        let conf = format!(
-            "load_module {DAV_EXT};\n{user}\nworker_processes 1; pid {d}/nginx.pid; \
-             error_log {d}/logs/error.log;\nevents {{ worker_connections 512; }}\n\
-             http {{ access_log {d}/logs/access.log; client_body_temp_path {d}/tmp; \
-             client_max_body_size 64m;\n  server {{ listen 127.0.0.1:{port}; root {d}/root;\n    \
-             location / {{ dav_methods PUT DELETE MKCOL COPY MOVE; \
-             dav_ext_methods PROPFIND OPTIONS; create_full_put_path on; \
-             dav_access user:rw group:r all:r; }} }} }}\n"
-        );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let mut child = Command::new(bin)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .arg("-p")
-            .arg(dir)
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx starts");
-        wait_listening(port, "nginx", &mut child);
-        Nginx {
-            port,
-            dir: dir.to_path_buf(),
-            child: Some(child),
-        }
-    }
-
-    /// The served directory.
-    pub fn root(&self) -> PathBuf {
-        self.dir.join("root")
-    }
-
-    /// `http://127.0.0.1:PORT/rel`.
-    pub fn url(&self, rel: &str) -> String {
-        format!("http://127.0.0.1:{}/{rel}", self.port)
-    }
-
-    /// Stops the server now.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            stop(&mut c);
-        }
+        Nginx(kvmpager_vmm::tools::servers::Nginx::start(dir).unwrap_or_else(|e| panic!("{e}")))
     }
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        self.stop();
+impl std::ops::Deref for Nginx {
+    type Target = kvmpager_vmm::tools::servers::Nginx;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -146,19 +39,17 @@ pub struct Moto {
 
 impl Moto {
     pub fn start(bucket: &str) -> Moto {
-        let bin = find(
-            "moto_server",
-            &[],
-            "pip install 'moto[server]' (puts moto_server on PATH)",
-        );
-        let port = free_port();
+        let bin = find_binary("moto_server", &[]).unwrap_or_else(|| {
+            panic!("moto_server is not installed: pip install 'moto[server]' (.ci/run does this)")
+        });
+        let port = free_port().unwrap();
         let mut child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server starts");
-        wait_listening(port, "moto_server", &mut child);
+        wait_listening(port, "moto_server", &mut child).unwrap();
         let m = Moto { port, child };
         let (status, _) = http(
             port,
@@ -190,7 +81,7 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        stop(&mut self.child);
+        stop_child(&mut self.child);
     }
 }
 
