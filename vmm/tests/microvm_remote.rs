@@ -432,3 +432,83 @@ fn a_manifest_missing_a_chunk_fails_naming_it() {
     let out = restore(&f.nginx.url("store/s1"), &f.dir.join("c"), &[], &[]);
     assert_failed_naming_chunk(&f, &out, "Not Found");
 }
+
+#[test]
+fn sigusr1_snapshots_to_a_file_url_and_bad_urls_are_clear_errors() {
+    if skip_without_kvm() {
+        return;
+    }
+    let dir = TempDir::new("remote-signal");
+    let url = format!("file://{}/store/spin", dir.path().display());
+    let child = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
+        .args([
+            "run",
+            "--guest",
+            "embedded:spin",
+            "--memory",
+            "64M",
+            "--timeout",
+            "30",
+        ])
+        .args(["--snapshot-dir", &url, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = child.id().to_string();
+    assert_eq!(
+        kvmpager(&["snapshot", "--pid", &pid], &[]).status.code(),
+        Some(0)
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["uploads"][0]["url"], url.as_str());
+    assert!(dir.join("store/snapshots/spin/manifest.json").is_file());
+    // The spinning guest resumes in another process (and times out).
+    let cache = dir.join("cache");
+    let c = cache.to_str().unwrap();
+    let out = kvmpager(
+        &[
+            "restore",
+            &url,
+            "--cache-dir",
+            c,
+            "--timeout",
+            "0.5",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(json(&out)["stop"], "timed out", "{}", stderr(&out));
+    // Bad URLs and snapshots: exit 1 with a clear message, before any guest runs.
+    for (bad, want) in [
+        (
+            format!("file://{}/store/nope", dir.path().display()),
+            "manifest.json",
+        ),
+        (
+            "http://127.0.0.1:1/x/y".to_string(),
+            "127.0.0.1:1/x/snapshots/y/manifest.json",
+        ),
+        ("ftp://h/x".to_string(), "unsupported scheme"),
+        ("file://relative/x".to_string(), "absolute path"),
+        ("http://h/".to_string(), "ROOT/NAME"),
+    ] {
+        let out = kvmpager(&["restore", &bad, "--cache-dir", c], &[]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(stderr(&out).contains(want), "{bad}: {}", stderr(&out));
+    }
+    let m = dir.join("store/snapshots/spin/manifest.json");
+    let mut text = std::fs::read(&m).unwrap();
+    let i = text.len() / 2;
+    text[i] ^= 1;
+    std::fs::write(&m, &text).unwrap();
+    let out = kvmpager(&["restore", &url, "--cache-dir", c], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid snapshot"),
+        "{}",
+        stderr(&out)
+    );
+}

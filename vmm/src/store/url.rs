@@ -8,12 +8,15 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use super::{Error, Result};
 
-/// Whether `s` is a URL this module serves (`file://`, `http://`, `https://`, `s3://`), not a
-/// plain directory path.
+/// Whether `s` is a URL (`SCHEME://...`), not a plain directory path. This module serves
+/// `file://`, `http://`, `https://` and `s3://`; other schemes are refused by name.
 pub fn is_url(s: &str) -> bool {
-    ["file://", "http://", "https://", "s3://"]
-        .iter()
-        .any(|p| s.starts_with(p))
+    s.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+.-".contains(&b))
+    })
 }
 
 /// A store root: where `chunks/` and `snapshots/` live.
