@@ -71,7 +71,10 @@ impl<'a> RamReader<'a> {
         for run in src.pages.data_runs().map_err(vm_err)? {
             from_source.extend(subtract(run, &present));
         }
-        let path = std::env::temp_dir().join(format!("kvmpager-upload-{}", std::process::id()));
+        static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("kvmpager-upload-{}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(name);
         let scratch = File::options()
             .read(true)
             .write(true)
