@@ -16,6 +16,8 @@
 //! The pager can also *record* the pages the guest faulted on (the request offsets, in first
 //! touch order) and *prefetch* a recorded set before the guest starts, in large batched
 //! supplies (REAP's record and replay). [`PagerCounters`] says how many pages came which way.
+//! When a source cannot deliver a request's pages, the VM is told why and the request is
+//! failed (`ZX_PAGER_OP_FAIL` with [`Error::status`]), so the faulting vCPU never waits on.
 //!
 //! The sources live in `page_source` (re-exported here); this module is the pager itself.
 

@@ -23,8 +23,9 @@
 //! [`restore`].
 //!
 //! Entry points: [`run`] boots a guest program; [`restore`] resumes a snapshot with RAM served
-//! lazily from it. Both take snapshots on request (the `Snapshot` hypercall, or SIGUSR1 after
-//! [`install_snapshot_signal`]) when [`VmConfig::snapshot`] is set.
+//! lazily from it, [`restore_url`] one in object storage ([`store`]). All take snapshots on
+//! request (the `Snapshot` hypercall, or SIGUSR1 after [`install_snapshot_signal`]) when
+//! [`VmConfig::snapshot`] is set: to a directory, or to a snapshot URL.
 #![warn(missing_docs)]
 
 pub mod config;
