@@ -153,13 +153,19 @@ impl ChunkCache {
     /// the pager, which reads it straight into an aux VMO.
     pub fn open_file(&self, h: &Hash, len: u64) -> Option<File> {
         let f = File::open(self.path(h)).ok()?;
-        if f.metadata().ok()?.len() != len {
+        let md = f.metadata().ok()?;
+        if md.len() != len {
             return None;
         }
-        let _ = File::options()
-            .write(true)
-            .open(self.path(h))
-            .and_then(|w| w.set_modified(SystemTime::now()));
+        // Recency for later processes: the mtime, bumped at most once a minute.
+        let stale = md
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_none_or(|age| age > std::time::Duration::from_secs(60));
+        if stale {
+            let _ = f.set_modified(SystemTime::now());
+        }
         let mut ix = lock(&self.index);
         ix.touch(*h, len);
         self.evict_except(&mut ix, Some(h));

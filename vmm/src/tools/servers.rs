@@ -138,7 +138,7 @@ fn config(dir: &Path, port: u16) -> String {
     format!(
         "load_module {DAV_EXT};\n{user}\nworker_processes 1;\npid {d}/nginx.pid;\n\
          error_log {d}/logs/error.log;\nevents {{ worker_connections 512; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  \
+         http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  client_body_temp_path {d}/tmp;\n  \
          client_max_body_size 64m;\n  server {{\n    listen 127.0.0.1:{port};\n    \
          root {d}/root;\n    location / {{\n      dav_methods PUT DELETE MKCOL COPY MOVE;\n      \
          dav_ext_methods PROPFIND OPTIONS;\n      create_full_put_path on;\n      \
