@@ -228,13 +228,17 @@ fn run_snapshots_to_a_url_and_a_second_snapshot_mostly_dedupes() {
     let pct = 100.0 * new as f64 / (new + reused) as f64;
     eprintln!("dedupe: second snapshot {new} new / {reused} reused chunks = {pct:.1} % new");
     assert!(pct <= 10.0, "{up}");
-    // The same VM snapshotted again unchanged uploads only a manifest.
+    // The same VM snapshotted again unchanged uploads only a manifest, and fetches nothing:
+    // untouched chunks are named by the hashes the manifest already has.
+    let cc = dir.join("copy-cache");
     let out = kvmpager(
         &[
             "snapshot",
             "copy",
             &nginx.url("store/r2"),
             &nginx.url("store/r2b"),
+            "--cache-dir",
+            cc.to_str().unwrap(),
         ],
         &[],
     );
@@ -243,6 +247,7 @@ fn run_snapshots_to_a_url_and_a_second_snapshot_mostly_dedupes() {
         "{}",
         stderr(&out)
     );
+    assert_eq!(du(&cc), 0, "the copy fetched chunks");
     // Round 2 restores in a third process and finishes.
     let r = restore_ok(&nginx.url("store/r2"), &dir.join("c2"), &[], &[]);
     assert_eq!(r["exit_code"], 0);
@@ -481,6 +486,35 @@ fn sigusr1_snapshots_to_a_file_url_and_bad_urls_are_clear_errors() {
         &[],
     );
     assert_eq!(json(&out)["stop"], "timed out", "{}", stderr(&out));
+    // Snapshotted again from a restore: nothing new to upload.
+    let url2 = format!("file://{}/store/spin2", dir.path().display());
+    let c2 = dir.join("cache2");
+    let child = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
+        .args([
+            "restore",
+            &url,
+            "--cache-dir",
+            c2.to_str().unwrap(),
+            "--timeout",
+            "30",
+        ])
+        .args(["--snapshot-dir", &url2, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = child.id().to_string();
+    assert_eq!(
+        kvmpager(&["snapshot", "--pid", &pid], &[]).status.code(),
+        Some(0)
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    let up = &v["uploads"][0];
+    assert_eq!(up["new_chunks"], 0, "{up}");
+    assert!(up["reused_chunks"].as_u64().unwrap() > 0, "{up}");
     // Bad URLs and snapshots: exit 1 with a clear message, before any guest runs.
     for (bad, want) in [
         (

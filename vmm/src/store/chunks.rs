@@ -96,6 +96,16 @@ impl ChunkStore {
         self.root.store.as_ref()
     }
 
+    /// Whether the store has chunk `hash`, `len` bytes long.
+    pub async fn has(&self, hash: &Hash, len: u64) -> Result<bool> {
+        let rel = Self::chunk_rel(hash);
+        match self.store().head(&self.root.path(&rel)).await {
+            Ok(m) => Ok(m.size == len),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.err(&rel)(e)),
+        }
+    }
+
     /// Stores chunk `hash` unless the store has it; `true` if it was uploaded.
     pub async fn put_if_absent(&self, hash: &Hash, bytes: bytes::Bytes) -> Result<bool> {
         let rel = Self::chunk_rel(hash);

@@ -503,6 +503,29 @@ mod tests {
         let _ = std::fs::remove_dir_all(tmp("corrupt"));
     }
 
+    #[test]
+    fn demand_requests_jump_the_prefetch_queue() {
+        let mem: Arc<dyn ObjectStore> = Arc::new(ThrottledStore::new(
+            InMemory::new(),
+            ThrottleConfig {
+                wait_get_per_call: Duration::from_millis(50),
+                ..Default::default()
+            },
+        ));
+        let (cs, hs) = filled(mem, 40, 4096);
+        let f = fetcher(cs, "jump", 1 << 20, 1);
+        // 40 x 50 ms queued one at a time: 2 s; the last one asked for on demand comes in
+        // one request's time.
+        let _bg = f.prefetch(hs.iter().map(|h| (*h, 4096)).collect());
+        std::thread::sleep(Duration::from_millis(20));
+        let t0 = Instant::now();
+        f.get(hs[39], 4096).unwrap();
+        let t = t0.elapsed();
+        assert!(t < Duration::from_millis(500), "demand waited {t:?}");
+        assert!(f.stats().prefetched_chunks < 10);
+        let _ = std::fs::remove_dir_all(tmp("jump"));
+    }
+
     /// 256 chunks at 20 ms per request: 16 in flight is at least 10x faster than 1.
     #[test]
     fn prefetch_concurrency_hides_latency() {

@@ -91,6 +91,16 @@ impl<'a> RamReader<'a> {
         })
     }
 
+    /// Chunk `r`'s hash without its bytes, when the guest touched none of it and the page
+    /// source knows the hash (a chunk of the snapshot the VM was restored from).
+    fn known(&self, r: &Range<u64>) -> Option<Hash> {
+        let overlaps = |p: &Range<u64>| p.start * PAGE_SIZE < r.end && r.start < p.end * PAGE_SIZE;
+        if self.present.iter().any(overlaps) {
+            return None;
+        }
+        self.src.pages.known_hash(r.clone()).map(Hash)
+    }
+
     /// Chunk `r`'s bytes, or `None` when they are all zero.
     fn chunk(&self, r: Range<u64>) -> snapshot::Result<Option<Vec<u8>>> {
         let overlaps = |a: &Range<u64>| a.start < r.end && r.start < a.end;
@@ -150,21 +160,30 @@ pub fn write_snapshot(
     let mut progress = Progress::new(ram_size);
     for i in 0..n {
         let start = i as u64 * CHUNK_SIZE;
-        let bytes = reader.chunk(start..start + chunk_len(ram_size, CHUNK_SIZE, i))?;
-        let Some(bytes) = bytes else {
-            stats.zero_chunks += 1;
-            hashes.push(None);
-            continue;
+        let r = start..start + chunk_len(ram_size, CHUNK_SIZE, i);
+        let item = match reader.known(&r) {
+            Some(h) => Pending { h, bytes: None, r },
+            None => match reader.chunk(r.clone())? {
+                None => {
+                    stats.zero_chunks += 1;
+                    hashes.push(None);
+                    continue;
+                }
+                Some(b) => Pending {
+                    h: Hash::of(&b),
+                    bytes: Some(b.into()),
+                    r,
+                },
+            },
         };
-        let h = Hash::of(&bytes);
-        hashes.push(Some(h));
-        batch.push((h, bytes::Bytes::from(bytes)));
-        if batch.len() == UPLOAD_CONCURRENCY || i + 1 == n {
-            upload(&rt, &store, std::mem::take(&mut batch), &mut stats)?;
+        hashes.push(Some(item.h));
+        batch.push(item);
+        if batch.len() == UPLOAD_CONCURRENCY {
+            upload(&rt, &store, &reader, std::mem::take(&mut batch), &mut stats)?;
         }
         progress.at(start);
     }
-    upload(&rt, &store, batch, &mut stats)?;
+    upload(&rt, &store, &reader, batch, &mut stats)?;
     let data = (0..n)
         .filter(|&i| hashes[i].is_some())
         .map(|i| chunk_len(ram_size, CHUNK_SIZE, i))
@@ -205,14 +224,47 @@ pub fn ram_blake3(src: &SnapshotSource<'_>) -> snapshot::Result<String> {
     Ok(h.finalize().to_hex().to_string())
 }
 
-/// Uploads a batch of chunks concurrently (each skipped if the store has it).
+/// A chunk to store: its hash, and its bytes unless they were not read (a known hash).
+struct Pending {
+    h: Hash,
+    bytes: Option<bytes::Bytes>,
+    r: Range<u64>,
+}
+
+/// Uploads a batch of chunks concurrently (each skipped if the store has it). Chunks known
+/// only by hash are looked for first (HEAD) and read only if the store lacks them.
 fn upload(
     rt: &tokio::runtime::Runtime,
     store: &ChunkStore,
-    batch: Vec<(Hash, bytes::Bytes)>,
+    reader: &RamReader<'_>,
+    batch: Vec<Pending>,
     stats: &mut UploadStats,
 ) -> snapshot::Result<()> {
-    let futs = batch.into_iter().map(|(h, b)| {
+    let (known, mut read): (Vec<Pending>, Vec<Pending>) =
+        batch.into_iter().partition(|p| p.bytes.is_none());
+    let looks = known.iter().map(|p| store.has(&p.h, p.r.end - p.r.start));
+    let found = rt.block_on(futures::future::join_all(looks));
+    for (p, has) in known.into_iter().zip(found) {
+        if has.map_err(vm_err)? {
+            stats.reused_chunks += 1;
+            continue;
+        }
+        let b = reader
+            .chunk(p.r.clone())?
+            .ok_or_else(|| vm_err(format!("chunk at {:#x} read back as zeros", p.r.start)))?;
+        if Hash::of(&b) != p.h {
+            return Err(vm_err(format!(
+                "chunk at {:#x} does not match its hash",
+                p.r.start
+            )));
+        }
+        read.push(Pending {
+            bytes: Some(b.into()),
+            ..p
+        });
+    }
+    let batch = read.into_iter().filter_map(|p| Some((p.h, p.bytes?)));
+    let futs = batch.map(|(h, b)| {
         let len = b.len() as u64;
         async move { store.put_if_absent(&h, b).await.map(|new| (new, len)) }
     });
