@@ -27,7 +27,8 @@ enum Command {
     /// Resume a snapshot with RAM served lazily from it.
     Restore(RestoreArgs),
     /// Ask a running `kvmpager run|restore --snapshot-dir DIR` to snapshot (sends SIGUSR1);
-    /// `snapshot ls|gc URL` list a store's snapshots or delete its unreferenced chunks.
+    /// `snapshot ls|gc|copy` list a store's snapshots, delete its unreferenced chunks, copy a
+    /// snapshot between directories and URLs.
     Snapshot(SnapshotArgs),
     /// Measure the hypercall, SUPPLY, fault, start and restore paths against baselines.
     Bench(kvmpager_vmm::tools::bench::BenchArgs),
@@ -301,7 +302,9 @@ fn signal_snapshot(args: &SnapshotArgs) -> Result<i32, String> {
         return remote::snapshot_action(a);
     }
     let Some(pid) = args.pid else {
-        return Err("give --pid PID, or `snapshot ls URL` / `snapshot gc URL`".into());
+        return Err(
+            "give --pid PID, or `snapshot ls|gc ROOT-URL` / `snapshot copy SRC DST`".into(),
+        );
     };
     signal_pid(pid)
 }

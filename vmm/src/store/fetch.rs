@@ -473,6 +473,8 @@ mod tests {
         }
         let s = f.stats();
         assert_eq!(s.chunks_fetched, 1, "{s:?}");
+        // The cache file goes in just after the waiters are answered.
+        std::thread::sleep(Duration::from_millis(200));
         assert_eq!(f.get(hs[0], 4096).unwrap()[0], 1);
         assert_eq!(f.stats().chunks_fetched, 1);
         assert!(f.stats().cache_hits >= 1);
