@@ -9,6 +9,8 @@ use kvmpager_vmm::kernel::SupplyStrategy;
 use kvmpager_vmm::tools::demo;
 use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests, snapshot};
 
+mod remote;
+
 /// kvmpager: a KVM micro-VMM whose guests get Zircon's user-pager model.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -24,7 +26,9 @@ enum Command {
     Run(RunArgs),
     /// Resume a snapshot with RAM served lazily from it.
     Restore(RestoreArgs),
-    /// Ask a running `kvmpager run|restore --snapshot-dir DIR` to snapshot (sends SIGUSR1).
+    /// Ask a running `kvmpager run|restore --snapshot-dir DIR` to snapshot (sends SIGUSR1);
+    /// `snapshot ls|gc|copy` list a store's snapshots, delete its unreferenced chunks, copy a
+    /// snapshot between directories and URLs.
     Snapshot(SnapshotArgs),
     /// Measure the hypercall, SUPPLY, fault, start and restore paths against baselines.
     Bench(kvmpager_vmm::tools::bench::BenchArgs),
@@ -90,8 +94,9 @@ struct PagerArgs {
     #[arg(long)]
     timeout: Option<f64>,
     /// Allow snapshots (the guest's `Snapshot` hypercall, or SIGUSR1 / `kvmpager snapshot`),
-    /// written atomically to this directory.
-    #[arg(long, value_name = "DIR")]
+    /// written atomically to this directory, or to a snapshot URL (file:///DIR/NAME,
+    /// http(s)://HOST/PATH/NAME, s3://BUCKET/PREFIX/NAME) as content-addressed chunks.
+    #[arg(long, value_name = "DIR|URL")]
     snapshot_dir: Option<PathBuf>,
     /// After a snapshot: stop the VM or let it continue.
     #[arg(long, value_enum, default_value = "stop")]
@@ -146,21 +151,30 @@ struct PagerArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// When the VM stops, print a BLAKE3 hash of all guest RAM (`ram_blake3` in --json), to
+    /// compare restores.
+    #[arg(long)]
+    ram_hash: bool,
 }
 
 #[derive(Debug, Args)]
 struct RestoreArgs {
-    /// The snapshot directory.
+    /// The snapshot directory, or a snapshot URL (file://, http(s)://, s3://).
     dir: PathBuf,
     #[command(flatten)]
     pager: PagerArgs,
+    #[command(flatten)]
+    remote: remote::RemoteArgs,
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct SnapshotArgs {
     /// Process id of the running kvmpager.
     #[arg(long)]
-    pid: i32,
+    pid: Option<i32>,
+    #[command(subcommand)]
+    action: Option<remote::SnapshotAction>,
 }
 
 #[derive(Debug, Args)]
@@ -257,25 +271,57 @@ fn run(args: &RunArgs) -> Result<i32, String> {
 }
 
 fn restore(args: &RestoreArgs) -> Result<i32, String> {
+    if let Some(url) = args.dir.to_str().filter(|d| kvmpager_vmm::store::is_url(d)) {
+        return restore_url(url, args);
+    }
     let mut c = VmConfig::new(Vec::new());
     pager_config(&mut c, &args.pager, Some(&args.dir))?;
     let r = kvmpager_vmm::restore(&args.dir, &c).map_err(|e| e.to_string())?;
     Ok(report(&r, args.pager.json))
 }
 
+/// `restore URL`: `--prefetch` without a FILE prefetches the manifest's working set.
+fn restore_url(url: &str, args: &RestoreArgs) -> Result<i32, String> {
+    let mut c = VmConfig::new(Vec::new());
+    pager_config(&mut c, &args.pager, Some(&args.dir))?;
+    let marker = args.dir.join(snapshot::WORKING_SET_FILE);
+    if c.record.as_ref() == Some(&marker) {
+        return Err("--record needs a FILE when restoring from a URL".into());
+    }
+    let prefetch = c.prefetch.as_ref() == Some(&marker);
+    if prefetch {
+        c.prefetch = None;
+    }
+    let opts = args.remote.options(prefetch);
+    let r = kvmpager_vmm::restore_url(url, &c, &opts).map_err(|e| e.to_string())?;
+    Ok(report(&r, args.pager.json))
+}
+
 fn signal_snapshot(args: &SnapshotArgs) -> Result<i32, String> {
-    if args.pid <= 0 {
-        return Err(format!("invalid pid {}", args.pid));
+    if let Some(a) = &args.action {
+        return remote::snapshot_action(a);
+    }
+    let Some(pid) = args.pid else {
+        return Err(
+            "give --pid PID, or `snapshot ls|gc ROOT-URL` / `snapshot copy SRC DST`".into(),
+        );
+    };
+    signal_pid(pid)
+}
+
+fn signal_pid(pid: i32) -> Result<i32, String> {
+    if pid <= 0 {
+        return Err(format!("invalid pid {}", pid));
     }
     // SAFETY: kill(2) with a positive pid and a valid signal number touches no memory.
-    if unsafe { libc::kill(args.pid, libc::SIGUSR1) } != 0 {
+    if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
         return Err(format!(
             "cannot signal process {}: {}",
-            args.pid,
+            pid,
             std::io::Error::last_os_error()
         ));
     }
-    eprintln!("kvmpager: asked process {} for a snapshot", args.pid);
+    eprintln!("kvmpager: asked process {pid} for a snapshot");
     Ok(0)
 }
 
@@ -307,6 +353,7 @@ fn pager_config(
     c.record = a.record.as_ref().map(default_file).transpose()?;
     c.prefetch = a.prefetch.as_ref().map(default_file).transpose()?;
     c.prefetch_while_running = a.prefetch_while_running;
+    c.ram_hash = a.ram_hash;
     c.limits = GuestLimits {
         handles: a.max_handles,
         vmos: a.max_vmos,
@@ -372,7 +419,9 @@ fn report(r: &RunResult, json: bool) -> i32 {
             "exit_code": r.exit_code,
             "console": r.console_text(),
             "snapshots": snapshots,
+            "uploads": r.snapshots.iter().filter_map(|w| w.upload.as_ref()).collect::<Vec<_>>(),
             "warnings": r.warnings,
+            "ram_blake3": r.ram_blake3,
             "stats": r.stats,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -384,8 +433,23 @@ fn report(r: &RunResult, json: bool) -> i32 {
                 w.dir.display(),
                 w.ram_data_bytes as f64 / (1 << 20) as f64
             );
+            if let Some(u) = &w.upload {
+                eprintln!(
+                    "upload: {} chunks: {} new, {} already stored ({:.1} % new), {} zero; {:.1} MiB sent in {:.1} ms",
+                    u.chunks,
+                    u.new_chunks,
+                    u.reused_chunks,
+                    u.new_percent(),
+                    u.zero_chunks,
+                    u.bytes_uploaded as f64 / (1 << 20) as f64,
+                    u.elapsed_ns as f64 / 1e6
+                );
+            }
         }
         eprintln!("{}", r.stats.summary());
+        if let Some(h) = &r.ram_blake3 {
+            eprintln!("guest RAM blake3: {h}");
+        }
     }
     match r.stop {
         StopReason::Exit(code) => (code & 0xff) as i32,

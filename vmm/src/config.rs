@@ -59,6 +59,13 @@ pub struct SnapshotConfig {
     pub then: SnapshotThen,
 }
 
+impl SnapshotConfig {
+    /// Whether the target is a snapshot URL (`crate::store`), not a directory.
+    pub fn is_url(&self) -> bool {
+        self.dir.to_str().is_some_and(crate::store::is_url)
+    }
+}
+
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -162,6 +169,9 @@ pub struct VmConfig {
     pub progress: bool,
     /// How SUPPLY fills pager VMOs, for the host pager and guest pagers alike.
     pub supply: SupplyStrategy,
+    /// When the VM stops, hash all of guest RAM (BLAKE3, lazy RAM only) into
+    /// [`crate::RunResult::ram_blake3`], to compare restores.
+    pub ram_hash: bool,
 }
 
 impl VmConfig {
@@ -186,6 +196,7 @@ impl VmConfig {
             record: None,
             prefetch: None,
             progress: false,
+            ram_hash: false,
         }
     }
 

@@ -16,6 +16,8 @@
 //! The pager can also *record* the pages the guest faulted on (the request offsets, in first
 //! touch order) and *prefetch* a recorded set before the guest starts, in large batched
 //! supplies (REAP's record and replay). [`PagerCounters`] says how many pages came which way.
+//! When a source cannot deliver a request's pages, the VM is told why and the request is
+//! failed (`ZX_PAGER_OP_FAIL` with [`Error::status`]), so the faulting vCPU never waits on.
 //!
 //! The sources live in `page_source` (re-exported here); this module is the pager itself.
 
@@ -58,6 +60,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A remote source could not deliver a page's bytes (the request fails with `status`).
+    #[error("{message}")]
+    Remote {
+        /// The status the page request fails with (`ZX_ERR_IO_DATA_INTEGRITY`, `ZX_ERR_IO`).
+        status: kvmpager::abi::Status,
+        /// What failed: chunk, page, URL.
+        message: String,
+    },
     /// The source could not read its data.
     #[error("reading {what}: {error}")]
     Io {
@@ -70,6 +80,16 @@ pub enum Error {
 
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The status a page request this error failed ends with.
+    pub fn status(&self) -> kvmpager::abi::Status {
+        match self {
+            Error::Remote { status, .. } => *status,
+            _ => kvmpager::abi::status::ZX_ERR_IO,
+        }
+    }
+}
 
 /// An aux VMO of the host process, as a [`PageSource`] sees it: it can only be filled.
 pub struct Aux<'a> {
@@ -203,6 +223,8 @@ pub struct HostPager {
     counters: Arc<PagerCounters>,
     /// Aux VMOs kept between supplies: `[small, huge]` (each `MAX_SUPPLY` bytes).
     aux: [Option<(Handle, Arc<Vmo>)>; 2],
+    /// The READ request being served (offset, length): failed if serving it fails.
+    serving: Option<(u64, u64)>,
 }
 
 impl HostPager {
@@ -235,6 +257,7 @@ impl HostPager {
             },
             counters: Arc::default(),
             aux: [None, None],
+            serving: None,
         })
     }
 
@@ -250,6 +273,7 @@ impl HostPager {
             policy: self.policy,
             counters: self.counters.clone(),
             aux: [None, None],
+            serving: None,
         }
     }
 
@@ -423,7 +447,9 @@ impl HostPager {
             .name("host-pager".into())
             .spawn(move || {
                 if let Err(e) = self.serve(source.as_ref()) {
+                    let status = e.status();
                     on_error(e);
+                    self.fail_serving(status);
                 }
             })
             .map_err(Error::Spawn)
@@ -459,12 +485,31 @@ impl HostPager {
         Ok(true)
     }
 
+    /// Fails the request being served with `status` (after the VM was told why), so the
+    /// faulting vCPU does not wait for an answer that will never come.
+    fn fail_serving(&mut self, status: kvmpager::abi::Status) {
+        use kvmpager::abi::pager_op::ZX_PAGER_OP_FAIL;
+        if let Some((offset, len)) = self.serving.take() {
+            let data = i64::from(status) as u64;
+            let _ = self.process.pager_op_range(
+                self.pager,
+                ZX_PAGER_OP_FAIL,
+                self.vmo,
+                offset,
+                len,
+                data,
+            );
+        }
+    }
+
     fn serve_read(&mut self, offset: u64, length: u64, source: &dyn PageSource) -> Result<()> {
+        self.serving = Some((offset, length));
         PagerCounters::add(&self.counters.demand_requests, 1);
         self.counters.record(offset / PAGE_SIZE);
         let window = self.window(offset, length);
         let supplied = self.supply_absent(source, window)?;
         PagerCounters::add(&self.counters.demand_pages, supplied);
+        self.serving = None;
         Ok(())
     }
 }

@@ -14,7 +14,8 @@
 //! - [`vm`]: one VM (KVM VM, RAM VMO, processes, stop state); [`host_pager`] serves lazy RAM.
 //! - [`vcpu`]: vCPU threads; [`exit`]: what an exit means; [`hypercall`]: the guest ABI.
 //! - [`console`]: console output and test reports; [`summary`]: the run summary.
-//! - [`snapshot`]: snapshot files and working sets.
+//! - [`snapshot`]: snapshot files and working sets; [`store`]: snapshots in object storage
+//!   (content-addressed chunks, manifests, the chunk cache and fetcher).
 //! - [`tools`]: what is built around the VMM, not into it: the demo image, the conformance
 //!   runner, the bench and the fuzz harness.
 //!
@@ -22,8 +23,9 @@
 //! [`restore`].
 //!
 //! Entry points: [`run`] boots a guest program; [`restore`] resumes a snapshot with RAM served
-//! lazily from it. Both take snapshots on request (the `Snapshot` hypercall, or SIGUSR1 after
-//! [`install_snapshot_signal`]) when [`VmConfig::snapshot`] is set.
+//! lazily from it, [`restore_url`] one in object storage ([`store`]). All take snapshots on
+//! request (the `Snapshot` hypercall, or SIGUSR1 after [`install_snapshot_signal`]) when
+//! [`VmConfig::snapshot`] is set: to a directory, or to a snapshot URL.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -48,6 +50,7 @@ pub mod vm;
 
 pub mod console;
 pub mod snapshot;
+pub mod store;
 pub mod summary;
 
 pub mod tools;
@@ -77,6 +80,9 @@ pub enum Error {
     /// The snapshot cannot be restored.
     #[error(transparent)]
     Snapshot(#[from] snapshot::Error),
+    /// A snapshot URL cannot be read.
+    #[error("{0}")]
+    Remote(String),
     /// The SIGUSR1 handler could not be installed.
     #[error("cannot install the SIGUSR1 snapshot handler: {0}")]
     Signal(vmm_sys_util::errno::Error),
@@ -103,6 +109,8 @@ pub struct RunResult {
     /// Things that went wrong without stopping the VM (a failed snapshot, an unwritable
     /// working set).
     pub warnings: Vec<String>,
+    /// BLAKE3 of all guest RAM when the VM stopped ([`VmConfig::ram_hash`]), hex.
+    pub ram_blake3: Option<String>,
 }
 
 impl RunResult {
@@ -136,6 +144,59 @@ pub fn restore(dir: &Path, config: &VmConfig) -> Result<RunResult> {
     vcpu::install_kick_handler()?;
     let vm = vm::Vm::restore(config, &snap, t0)?;
     run_vm(vm, config)
+}
+
+/// How a restore from a snapshot URL finds and caches chunks.
+#[derive(Clone, Debug)]
+pub struct RemoteOptions {
+    /// The chunk cache directory.
+    pub cache_dir: std::path::PathBuf,
+    /// The cache's bound in bytes.
+    pub cache_bytes: u64,
+    /// Prefetch the manifest's working set (`--prefetch` without a FILE).
+    pub prefetch: bool,
+    /// Chunk fetches the prefetch keeps in flight.
+    pub prefetch_concurrency: usize,
+}
+
+/// Resumes the chunked snapshot at `url` (`file://`, `http(s)://`, `s3://`; see [`store`])
+/// with RAM served lazily from its chunks through the cache; otherwise as [`restore`].
+pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result<RunResult> {
+    let t0 = Instant::now();
+    let fcfg = store::FetcherConfig {
+        prefetch_concurrency: opts.prefetch_concurrency.max(1),
+        ..Default::default()
+    };
+    let remote = store::open_snapshot(url, &opts.cache_dir, opts.cache_bytes, fcfg)
+        .map_err(|e| Error::Remote(e.to_string()))?;
+    let meta = remote.manifest.meta();
+    meta.validate(std::path::Path::new(url))?;
+    let snap = snapshot::Snapshot {
+        dir: url.into(),
+        meta,
+    };
+    let pages = match &config.prefetch {
+        Some(p) => Some(snapshot::read_working_set(p, snap.meta.ram_size)?),
+        None if opts.prefetch => Some(remote.manifest.working_set.clone()),
+        None => None,
+    };
+    if let Some(pages) = &pages {
+        // Network first, many in flight; the pager's supplies below wait per chunk.
+        drop(
+            remote
+                .source
+                .fetcher()
+                .prefetch(remote.source.chunks_for_pages(pages, config.readahead)),
+        );
+    }
+    let mut config = config.clone();
+    config.prefetch = None;
+    vcpu::install_kick_handler()?;
+    let source: Arc<dyn host_pager::PageSource> = remote.source.clone();
+    let vm = vm::Vm::restore_from(&config, &snap, source, pages, t0)?;
+    let mut r = run_vm(vm, &config)?;
+    r.stats.remote = Some(remote.source.fetcher().stats());
+    Ok(r)
 }
 
 extern "C" fn snapshot_signal_handler(
@@ -211,6 +272,13 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
         ));
     }
     let mut r = result(&vm);
+    // Only a VM that stopped in good order is hashed (a failed source would fail again).
+    if config.ram_hash && matches!(r.stop, StopReason::Exit(_) | StopReason::Snapshotted(_)) {
+        match vm.ram_blake3() {
+            Ok(h) => r.ram_blake3 = h,
+            Err(e) => warnings.push(format!("cannot hash guest RAM: {e}")),
+        }
+    }
     r.snapshots = snapshots;
     r.warnings = warnings;
     Ok(r)
@@ -279,6 +347,7 @@ fn result(vm: &vm::Vm) -> RunResult {
         stats: stats(vm),
         snapshots: Vec::new(),
         warnings: Vec::new(),
+        ram_blake3: None,
     }
 }
 

@@ -97,6 +97,7 @@ mod write;
 
 pub use state::{Dtable, Fpu, Regs, Segment, Sregs, VcpuState};
 pub use working_set::{read_working_set, write_working_set};
+pub(crate) use write::subtract;
 pub use write::{SnapshotSource, Written, write};
 
 // ---- meta.json -----------------------------------------------------------------------------
@@ -123,6 +124,28 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// Metadata with `checksum` set (the chunked store's manifests carry the same fields).
+    pub fn sealed(
+        ram_size: u64,
+        cpus: Vec<VcpuState>,
+        clock_ns: i64,
+        ram_data_bytes: u64,
+        vcpus: u32,
+    ) -> Meta {
+        let mut m = Meta {
+            format: FORMAT.into(),
+            version: VERSION,
+            ram_size,
+            vcpus,
+            clock_ns,
+            ram_data_bytes,
+            cpus,
+            checksum: String::new(),
+        };
+        m.checksum = m.compute_checksum();
+        m
+    }
+
     fn compute_checksum(&self) -> String {
         let mut m = self.clone();
         m.checksum = String::new();

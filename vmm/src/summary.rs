@@ -49,6 +49,9 @@ pub struct RunSummary {
     pub file_bytes_read: u64,
     /// Bytes supplied as zero pages without reading a file.
     pub zero_bytes: u64,
+    /// Restores from a snapshot URL: what the chunk fetcher did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::store::FetchStats>,
 }
 
 impl RunSummary {
@@ -97,6 +100,11 @@ impl RunSummary {
 
     /// A multi-line human summary.
     pub fn summary(&self) -> String {
+        let remote = self.remote.as_ref().map_or(String::new(), |r| r.summary());
+        self.local_summary() + &remote
+    }
+
+    fn local_summary(&self) -> String {
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         let us = |ns: u64| ns as f64 / 1000.0;
         format!(

@@ -5,8 +5,10 @@
 //! - [`conformance`]: boots the guest-side conformance suite and collects its reports.
 //! - [`bench`]: `kvmpager bench`, each figure against a baseline from the same run.
 //! - [`fuzz`]: the hypercall fuzzer's harness (`fuzz/`, `vmm/tests/fuzz_hypercalls.rs`).
+//! - [`servers`]: nginx with WebDAV on a loopback port (snapshot-URL tests, bench case 6).
 
 pub mod bench;
 pub mod conformance;
 pub mod demo;
 pub mod fuzz;
+pub mod servers;

@@ -84,6 +84,9 @@ pub enum Error {
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// RAM of a restore from a snapshot URL: its page source and the working set to prefetch.
+type RemoteRam = (Arc<dyn PageSource>, Option<Vec<u64>>);
+
 /// Memslot of guest RAM; aperture mappings use the slots above it.
 /// Guest RAM is registered with KVM in memslots of this size (slot i covers
 /// `[i * RAM_CHUNK, (i + 1) * RAM_CHUNK)`), and only the pieces a VM starts in are registered
@@ -290,17 +293,34 @@ fn write_boot_image(
 impl Vm {
     /// Creates the VM, its RAM and boot state. vCPUs are created by [`crate::vcpu`].
     pub fn new(cfg: &VmConfig) -> Result<Arc<Vm>> {
-        Self::build(cfg, None, Instant::now())
+        Self::build(cfg, None, Instant::now(), None)
     }
 
     /// Creates a VM that resumes `snap` with RAM served lazily from its `ram.img`. Of `cfg`
     /// only the pager, snapshot, record/prefetch and console settings are used; `t0` is when
     /// the restore began.
     pub fn restore(cfg: &VmConfig, snap: &Snapshot, t0: Instant) -> Result<Arc<Vm>> {
-        Self::build(cfg, Some(snap), t0)
+        Self::build(cfg, Some(snap), t0, None)
     }
 
-    fn build(cfg: &VmConfig, snap: Option<&Snapshot>, t0: Instant) -> Result<Arc<Vm>> {
+    /// [`Vm::restore`] with RAM from `source` (a chunked snapshot) and the working set
+    /// `prefetch` instead of `cfg.prefetch`.
+    pub fn restore_from(
+        cfg: &VmConfig,
+        snap: &Snapshot,
+        source: Arc<dyn PageSource>,
+        prefetch: Option<Vec<u64>>,
+        t0: Instant,
+    ) -> Result<Arc<Vm>> {
+        Self::build(cfg, Some(snap), t0, Some((source, prefetch)))
+    }
+
+    fn build(
+        cfg: &VmConfig,
+        snap: Option<&Snapshot>,
+        t0: Instant,
+        remote: Option<RemoteRam>,
+    ) -> Result<Arc<Vm>> {
         let (vcpus, memory, lazy) = match snap {
             Some(s) => (s.meta.vcpus, s.meta.ram_size, true),
             None => (cfg.vcpus, cfg.memory, cfg.lazy_ram),
@@ -312,10 +332,15 @@ impl Vm {
             None => Some(loader::load(&cfg.guest_elf, memory)?),
             Some(_) => None,
         };
-        let source = lazy.then(|| page_source(&cfg, snap, memory)).transpose()?;
-        let prefetch = match &cfg.prefetch {
-            Some(p) => Some(snapshot::read_working_set(p, memory)?),
-            None => None,
+        let (source, prefetch) = match remote {
+            Some((src, pages)) => (Some(src), pages),
+            None => (
+                lazy.then(|| page_source(&cfg, snap, memory)).transpose()?,
+                match &cfg.prefetch {
+                    Some(p) => Some(snapshot::read_working_set(p, memory)?),
+                    None => None,
+                },
+            ),
         };
         let step = |what: &str| log::debug!("build: {what} at {:?}", t0.elapsed());
         step("validated");
@@ -342,7 +367,9 @@ impl Vm {
             }
         }
         let counters = pager.as_ref().map(|p| p.counters().clone());
-        if let (Some(c), Some(_)) = (&counters, &cfg.record) {
+        let remote_target = cfg.snapshot.as_ref().is_some_and(|s| s.is_url());
+        if let (Some(c), true) = (&counters, cfg.record.is_some() || remote_target) {
+            // Snapshots to a URL keep the first-touch order as their working set.
             c.start_recording();
         }
         let mapping = host
@@ -501,6 +528,9 @@ impl Vm {
     /// Cancels every blocking kernel call of this VM (guest and host pager) and joins the
     /// host pager thread.
     pub fn kill_processes(&self) {
+        if let Some(s) = &self.source {
+            s.shut_down();
+        }
         self.guest.kill();
         self.host.kill();
         let threads = [

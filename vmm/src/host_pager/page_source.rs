@@ -34,6 +34,15 @@ pub trait PageSource: Send + Sync + 'static {
 
     /// A short description for messages.
     fn describe(&self) -> String;
+
+    /// The VM is going away: stop waiting for anything (remote sources).
+    fn shut_down(&self) {}
+
+    /// The BLAKE3 of RAM `range`'s source bytes, when the source knows it without reading
+    /// them (a chunked snapshot's whole chunk): a snapshot writer need not fetch them.
+    fn known_hash(&self, _range: Range<u64>) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 /// RAM that starts as zeros.

@@ -35,6 +35,8 @@ pub struct Written {
     pub ram_data_bytes: u64,
     /// Of those, bytes copied from the VM's page source (pages the guest never touched).
     pub from_source_bytes: u64,
+    /// For snapshots written to a URL: what the upload did.
+    pub upload: Option<crate::store::UploadStats>,
 }
 
 /// Writes a snapshot of `src` to `dir`, atomically: into `DIR.tmp-<pid>`, then renamed over
@@ -132,6 +134,7 @@ fn write_into(tmp: &Path, src: &SnapshotSource<'_>) -> Result<Written> {
         dir: tmp.to_path_buf(),
         ram_data_bytes: data + from_source,
         from_source_bytes: from_source,
+        upload: None,
     })
 }
 
@@ -180,7 +183,7 @@ fn write_present(ram: &Vmo, out: &File, run: Range<u64>) -> std::result::Result<
 }
 
 /// `run` minus the page runs `present` (sorted page-number ranges); byte ranges.
-fn subtract(run: Range<u64>, present: &[Range<u64>]) -> Vec<Range<u64>> {
+pub(crate) fn subtract(run: Range<u64>, present: &[Range<u64>]) -> Vec<Range<u64>> {
     let mut out = Vec::new();
     let mut at = run.start;
     let first = present.partition_point(|p| p.end * PAGE_SIZE <= run.start);

@@ -7,6 +7,8 @@
 //! 3. [`faults`]: fault service latency (host pager, guest pager) vs a raw userfaultfd handler.
 //! 4. [`start`]: lazy start time vs RAM size.
 //! 5. [`restore`]: working-set restore: on demand vs prefetch vs eager full copy.
+//! 6. [`remote`]: snapshots in object storage (nginx on loopback): cold and warm restores vs
+//!    the local directory, prefetch through injected latency, dedupe, the cache bound.
 //!
 //! [`report`] prints the table and writes the JSON and SVG files. Guest-side halves live in
 //! `guest/programs/src/bin/bench_*.rs`; they take their parameters from a page of guest RAM
@@ -15,6 +17,7 @@
 
 pub mod exits;
 pub mod faults;
+pub mod remote;
 pub mod report;
 pub mod restore;
 pub mod start;
@@ -56,7 +59,7 @@ pub struct BenchArgs {
     /// Draw fault-latency distributions and throughput per range size to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Which cases to run, e.g. `1,2,3` (default: all of 1-5).
+    /// Which cases to run, e.g. `1,2,3` (default: all of 1-6).
     #[arg(long, value_delimiter = ',')]
     pub cases: Vec<u8>,
 }
@@ -64,7 +67,7 @@ pub struct BenchArgs {
 /// How big the runs are.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Cases to run (1..=5).
+    /// Cases to run (1..=6).
     pub cases: Vec<u8>,
     /// Case 1: calls per loop.
     pub exit_calls: u64,
@@ -80,7 +83,7 @@ pub struct Options {
     pub faults: u64,
     /// Case 4: RAM sizes.
     pub start_sizes: Vec<u64>,
-    /// Case 5: image size, working-set run and stride.
+    /// Case 5: image size, working-set run and stride; case 6: the pattern guest's data.
     pub restore_size: u64,
     /// Case 5: bytes of each working-set run.
     pub restore_run: u64,
@@ -98,7 +101,7 @@ impl Options {
     /// The full benchmark.
     pub fn full() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5],
+            cases: vec![1, 2, 3, 4, 5, 6],
             exit_calls: 20_000,
             reps: 3,
             supply_sizes: vec![4 * KIB, 64 * KIB, 2 * MIB, 64 * MIB, GIB],
@@ -116,7 +119,7 @@ impl Options {
     /// `--quick`: every figure, small sizes, few iterations.
     pub fn quick() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5],
+            cases: vec![1, 2, 3, 4, 5, 6],
             exit_calls: 2_000,
             reps: 1,
             supply_sizes: vec![4 * KIB, 64 * KIB, 2 * MIB, 64 * MIB],
@@ -134,7 +137,7 @@ impl Options {
     /// The smallest configuration that still produces every figure (tests).
     pub fn tiny() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5],
+            cases: vec![1, 2, 3, 4, 5, 6],
             exit_calls: 200,
             reps: 1,
             supply_sizes: vec![4 * KIB, 2 * MIB],
@@ -164,6 +167,7 @@ pub fn run(opts: &Options) -> Report {
             3 => faults::run(opts, &mut report),
             4 => start::run(opts, &mut report),
             5 => restore::run(opts, &mut report),
+            6 => remote::run(opts, &mut report),
             n => Err(format!("no case {n}")),
         };
         if let Err(e) = r {

@@ -127,6 +127,49 @@ impl Vm {
             cpus: states,
             clock_ns: self.now_ns(),
         };
-        snapshot::write(dir, &src)
+        match dir.to_str().filter(|d| crate::store::is_url(d)) {
+            Some(url) => crate::store::write_snapshot(url, &src, self.snapshot_working_set()),
+            None => snapshot::write(dir, &src),
+        }
+    }
+
+    /// BLAKE3 of all guest RAM (present pages, and the page source for the rest); `None`
+    /// without lazy RAM.
+    pub fn ram_blake3(&self) -> std::result::Result<Option<String>, snapshot::Error> {
+        let (Some(ram), Some(pages)) = (&self.ram_vmo, &self.source) else {
+            return Ok(None);
+        };
+        let src = snapshot::SnapshotSource {
+            ram,
+            pages: pages.as_ref(),
+            cpus: Vec::new(),
+            clock_ns: 0,
+        };
+        crate::store::ram_blake3(&src).map(Some)
+    }
+
+    /// The working set a chunked snapshot records: the pages the guest faulted on in
+    /// first-touch order, then one page of every other chunk holding present pages (RAM the
+    /// VM was given up front, e.g. the boot image).
+    fn snapshot_working_set(&self) -> Vec<u64> {
+        let chunk_pages = crate::store::CHUNK_SIZE / kvmpager::abi::PAGE_SIZE;
+        let mut pages = self
+            .counters
+            .as_ref()
+            .and_then(|c| c.recorded())
+            .unwrap_or_default();
+        let mut chunks: std::collections::HashSet<u64> =
+            pages.iter().map(|p| p / chunk_pages).collect();
+        let present = self.ram_vmo.as_ref().map(|v| v.present_runs());
+        for run in present.unwrap_or_default() {
+            let mut p = run.start;
+            while p < run.end {
+                if chunks.insert(p / chunk_pages) {
+                    pages.push(p);
+                }
+                p = (p / chunk_pages + 1) * chunk_pages;
+            }
+        }
+        pages
     }
 }

@@ -1,0 +1,236 @@
+//! The host pager's view of a chunked snapshot: [`ChunkSource`] fills aux VMOs from verified
+//! chunks, and [`open_snapshot`] reads a manifest and sets up the fetcher and cache.
+
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use kvmpager::abi::PAGE_SIZE;
+use kvmpager::abi::status::{ZX_ERR_IO, ZX_ERR_IO_DATA_INTEGRITY};
+
+use super::manifest::{Chunks, chunk_len};
+use super::{
+    CHUNK_SIZE, ChunkCache, ChunkStore, Error, Fetcher, FetcherConfig, Hash, Manifest, Result,
+    SnapshotUrl,
+};
+use crate::host_pager::{self, Aux, PageSource};
+
+/// A chunked snapshot ready to restore.
+pub struct RemoteSnapshot {
+    /// Where it is.
+    pub url: SnapshotUrl,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// RAM contents, served from its chunks.
+    pub source: Arc<ChunkSource>,
+}
+
+/// Reads and validates the manifest of snapshot `url`, and sets up the fetcher over a cache
+/// in `cache_dir` bounded to `cache_bytes`.
+pub fn open_snapshot(
+    url: &str,
+    cache_dir: &Path,
+    cache_bytes: u64,
+    cfg: FetcherConfig,
+) -> Result<RemoteSnapshot> {
+    let url = SnapshotUrl::parse(url)?;
+    let store = ChunkStore::new(url.store.clone());
+    let cache = ChunkCache::open(cache_dir, cache_bytes)?;
+    let fetcher = Fetcher::new(store, cache, cfg)?;
+    let rel = url.manifest_rel();
+    let text = fetcher.block_on(fetcher.store().get(&rel))?;
+    let (manifest, chunks) = Manifest::decode(&text).map_err(|reason| Error::Invalid {
+        url: url.store.url_of(&rel),
+        reason,
+    })?;
+    let source = Arc::new(ChunkSource {
+        fetcher,
+        chunks,
+        ram_size: manifest.ram_size,
+        url: url.url(),
+    });
+    Ok(RemoteSnapshot {
+        url,
+        manifest,
+        source,
+    })
+}
+
+/// RAM served from content-addressed chunks through the fetcher.
+pub struct ChunkSource {
+    fetcher: Fetcher,
+    chunks: Chunks,
+    ram_size: u64,
+    url: String,
+}
+
+impl ChunkSource {
+    /// The fetcher (counters, prefetch).
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
+    /// The chunk list (`None`: all zero).
+    pub fn chunks(&self) -> &Chunks {
+        &self.chunks
+    }
+
+    fn chunk_range(&self, i: usize) -> Range<u64> {
+        let start = i as u64 * CHUNK_SIZE;
+        start..start + chunk_len(self.ram_size, CHUNK_SIZE, i)
+    }
+
+    /// The distinct non-zero chunks holding `pages` (page numbers) each widened to its
+    /// aligned `window` (the pager's read-ahead, a power of two), first use first.
+    pub fn chunks_for_pages(&self, pages: &[u64], window: u64) -> Vec<(Hash, u64)> {
+        let window = window.max(PAGE_SIZE);
+        let mut seen = std::collections::HashSet::new();
+        pages
+            .iter()
+            .flat_map(|p| {
+                let start = (p * PAGE_SIZE) & !(window - 1);
+                let end = (start + window).min(self.ram_size);
+                (start / CHUNK_SIZE) as usize..end.div_ceil(CHUNK_SIZE) as usize
+            })
+            .filter_map(|i| Some((self.chunks.get(i).copied()??, i)))
+            .filter(|(h, _)| seen.insert(*h))
+            .map(|(h, i)| (h, chunk_len(self.ram_size, CHUNK_SIZE, i)))
+            .collect()
+    }
+
+    /// Chunk `i`'s bytes; the error names the chunk, the page and the snapshot URL. Only
+    /// `cancellable` waits end early when the VM shuts down (the pager's).
+    fn chunk(
+        &self,
+        i: usize,
+        h: Hash,
+        page_offset: u64,
+        cancellable: bool,
+    ) -> host_pager::Result<bytes::Bytes> {
+        let len = chunk_len(self.ram_size, CHUNK_SIZE, i);
+        let r = if cancellable {
+            self.fetcher.get(h, len)
+        } else {
+            self.fetcher.get_uncancelled(h, len)
+        };
+        r.map_err(|e| host_pager::Error::Remote {
+            status: if e.is_integrity() {
+                ZX_ERR_IO_DATA_INTEGRITY
+            } else {
+                ZX_ERR_IO
+            },
+            message: format!(
+                "guest RAM page {page_offset:#x} (chunk {i}, {h}) of snapshot {}: {e}",
+                self.url
+            ),
+        })
+    }
+
+    /// Calls `f(chunk index, hash or None, piece of RAM)` for each chunk piece of `range`.
+    fn pieces(
+        &self,
+        range: Range<u64>,
+        mut f: impl FnMut(usize, Option<Hash>, Range<u64>) -> host_pager::Result<()>,
+    ) -> host_pager::Result<()> {
+        let first = (range.start / CHUNK_SIZE) as usize;
+        let last = range.end.div_ceil(CHUNK_SIZE) as usize;
+        for i in first..last.min(self.chunks.len()) {
+            let c = self.chunk_range(i);
+            let piece = c.start.max(range.start)..c.end.min(range.end);
+            if piece.start < piece.end {
+                f(i, self.chunks[i], piece)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ChunkSource {
+    /// Fills `aux[at..]` with `piece` of chunk `i`: from the prefetch's staging area, else
+    /// straight from the cache file into the aux VMO (one copy, as a local image), else
+    /// fetched.
+    fn fill_piece(
+        &self,
+        aux: &Aux<'_>,
+        at: u64,
+        i: usize,
+        h: Hash,
+        piece: Range<u64>,
+    ) -> host_pager::Result<()> {
+        let c = self.chunk_range(i);
+        let (from, len) = (piece.start - c.start, piece.end - piece.start);
+        let bytes = from as usize..(from + len) as usize;
+        if let Some(b) = self.fetcher.take_staged(&h) {
+            return aux.write(at, &b[bytes]);
+        }
+        if let Some(f) = self.fetcher.cached_file(&h, c.end - c.start) {
+            return aux.read_file(at, len, &f, from);
+        }
+        let b = self.chunk(i, h, piece.start, true)?;
+        aux.write(at, &b[bytes])
+    }
+}
+
+impl PageSource for ChunkSource {
+    fn fill(
+        &self,
+        aux: &Aux<'_>,
+        aux_offset: u64,
+        ram_offset: u64,
+        len: u64,
+    ) -> host_pager::Result<()> {
+        let end = (ram_offset + len).min(self.ram_size);
+        if end < ram_offset + len {
+            aux.zero(aux_offset + (end - ram_offset), ram_offset + len - end)?;
+        }
+        self.pieces(ram_offset..end, |i, h, piece| {
+            let at = aux_offset + (piece.start - ram_offset);
+            match h {
+                None => aux.zero(at, piece.end - piece.start),
+                Some(h) => self.fill_piece(aux, at, i, h, piece),
+            }
+        })
+    }
+
+    fn data_runs(&self) -> host_pager::Result<Vec<Range<u64>>> {
+        let mut runs: Vec<Range<u64>> = Vec::new();
+        for i in (0..self.chunks.len()).filter(|&i| self.chunks[i].is_some()) {
+            let r = self.chunk_range(i);
+            match runs.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ => runs.push(r),
+            }
+        }
+        Ok(runs)
+    }
+
+    fn copy_to(&self, out: &File, range: Range<u64>) -> host_pager::Result<()> {
+        self.pieces(range, |i, h, piece| {
+            let Some(h) = h else { return Ok(()) };
+            let bytes = self.chunk(i, h, piece.start, false)?;
+            let from = (piece.start - self.chunk_range(i).start) as usize;
+            let data = &bytes[from..from + (piece.end - piece.start) as usize];
+            out.write_all_at(data, piece.start)
+                .map_err(|error| host_pager::Error::Io {
+                    what: "a snapshot's RAM".into(),
+                    error,
+                })
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("snapshot {}", self.url)
+    }
+
+    fn shut_down(&self) {
+        self.fetcher.shut_down();
+    }
+
+    fn known_hash(&self, range: Range<u64>) -> Option<[u8; 32]> {
+        let i = (range.start / CHUNK_SIZE) as usize;
+        let whole = i < self.chunks.len() && self.chunk_range(i) == range;
+        whole.then(|| self.chunks[i].map(|h| h.0)).flatten()
+    }
+}
