@@ -216,6 +216,13 @@ impl Vmo {
 }
 
 impl FaultTarget for Vmo {
+    /// A thread `tid` touched a page of a shared-file VMO that the file holds: counted, then
+    /// served like an absent page (the pager answers with a shared supply).
+    fn on_minor_fault(&self, addr: u64, tid: u32) {
+        Counters::add(&self.counters().minor_faults, 1);
+        self.on_fault(addr, tid);
+    }
+
     /// A thread `tid` wrote to the write-protected (present, clean) page at host address
     /// `addr` of a VMO that traps mapped writes: the write waits for a DIRTY request.
     fn on_write_fault(&self, addr: u64, tid: u32) {
