@@ -162,6 +162,13 @@ pub struct VmConfig {
     pub progress: bool,
     /// How SUPPLY fills pager VMOs, for the host pager and guest pagers alike.
     pub supply: SupplyStrategy,
+    /// Restore only: back RAM with the snapshot's host-wide shared root, copy-on-write
+    /// (`--share`; see [`crate::host_pager::SharedRoot`]).
+    pub share: bool,
+    /// Pin the threads that serve this VM's faults (fault service, host pager) and its vCPU
+    /// threads to host CPUs: vCPU `i` on CPU `home + i`, the fault threads on vCPU 0's CPU,
+    /// `home` chosen round-robin per VM.
+    pub pin_threads: bool,
 }
 
 impl VmConfig {
@@ -186,6 +193,8 @@ impl VmConfig {
             record: None,
             prefetch: None,
             progress: false,
+            share: false,
+            pin_threads: true,
         }
     }
 

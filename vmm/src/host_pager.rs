@@ -17,7 +17,14 @@
 //! touch order) and *prefetch* a recorded set before the guest starts, in large batched
 //! supplies (REAP's record and replay). [`PagerCounters`] says how many pages came which way.
 //!
-//! The sources live in `page_source` (re-exported here); this module is the pager itself.
+//! Shared RAM (`restore --share`): the pager VMO maps a snapshot's [`SharedRoot`]
+//! copy-on-write instead; a READ makes sure the window's pages are in the root (filling the
+//! ones nobody filled yet from `ram.img`) and maps them with a shared supply
+//! (`Process::pager_supply_shared`: `UFFDIO_CONTINUE`, holes as private zero pages). No aux
+//! VMO and no move: `UFFDIO_MOVE` refuses shared pages.
+//!
+//! The sources live in `page_source` (re-exported here) and the root in `shared_root`; this
+//! module is the pager itself.
 
 use std::fs::File;
 use std::io;
@@ -38,8 +45,10 @@ use crate::kernel::{CallFailed, Process, Vmo, kernel};
 use crate::sync::lock;
 
 mod page_source;
+pub mod shared_root;
 
 pub use page_source::{ImageSource, PageSource, PatternSource, ZeroFill};
+pub use shared_root::SharedRoot;
 
 /// Errors of the host pager.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +142,8 @@ pub struct PagerCounters {
     pub huge_supplies: AtomicU64,
     /// Nanoseconds spent prefetching.
     pub prefetch_ns: AtomicU64,
+    /// Shared RAM: bytes this VM wrote into the shared root (pages it touched first).
+    pub root_fill_bytes: AtomicU64,
     /// Request offsets (page numbers) in first-touch order, when recording.
     recorded: Mutex<Option<Vec<u64>>>,
 }
@@ -203,6 +214,8 @@ pub struct HostPager {
     counters: Arc<PagerCounters>,
     /// Aux VMOs kept between supplies: `[small, huge]` (each `MAX_SUPPLY` bytes).
     aux: [Option<(Handle, Arc<Vmo>)>; 2],
+    /// Shared RAM: the root the pager VMO maps (supplies are shared supplies from it).
+    root: Option<Arc<SharedRoot>>,
 }
 
 impl HostPager {
@@ -213,11 +226,35 @@ impl HostPager {
 
     /// [`HostPager::create`] with an explicit supply policy.
     pub fn with_policy(process: &Arc<Process>, size: u64, policy: SupplyPolicy) -> Result<Self> {
+        Self::build(process, size, policy, None)
+    }
+
+    /// A pager whose VMO (the root's RAM size) maps `root` copy-on-write and is supplied
+    /// from it (shared RAM).
+    pub fn shared(
+        process: &Arc<Process>,
+        root: Arc<SharedRoot>,
+        policy: SupplyPolicy,
+    ) -> Result<Self> {
+        Self::build(process, root.ram_size(), policy, Some(root))
+    }
+
+    fn build(
+        process: &Arc<Process>,
+        size: u64,
+        policy: SupplyPolicy,
+        root: Option<Arc<SharedRoot>>,
+    ) -> Result<Self> {
         let pager = process.pager_create(0).map_err(kernel("zx_pager_create"))?;
         let port = process.port_create(0).map_err(kernel("zx_port_create"))?;
-        let vmo = process
-            .pager_create_vmo(pager, 0, port, RAM_KEY, size)
-            .map_err(kernel("zx_pager_create_vmo"))?;
+        let vmo = match &root {
+            Some(r) => process
+                .pager_create_vmo_shared(pager, port, RAM_KEY, size, r.read_only()?)
+                .map_err(kernel("pager_create_vmo_shared"))?,
+            None => process
+                .pager_create_vmo(pager, 0, port, RAM_KEY, size)
+                .map_err(kernel("zx_pager_create_vmo"))?,
+        };
         let ram = process.vmo_object(vmo).map_err(kernel("vmo_object"))?;
         let readahead = policy
             .readahead
@@ -235,6 +272,7 @@ impl HostPager {
             },
             counters: Arc::default(),
             aux: [None, None],
+            root,
         })
     }
 
@@ -250,7 +288,13 @@ impl HostPager {
             policy: self.policy,
             counters: self.counters.clone(),
             aux: [None, None],
+            root: self.root.clone(),
         }
+    }
+
+    /// The shared root, for shared RAM.
+    pub fn root(&self) -> Option<&Arc<SharedRoot>> {
+        self.root.as_ref()
     }
 
     /// The pager VMO (guest RAM).
@@ -303,8 +347,24 @@ impl HostPager {
         Ok(self.aux[slot].clone().expect("just created"))
     }
 
+    /// Shared RAM: fills `[offset, offset + len)` into the root where nobody has yet, then
+    /// maps it from there.
+    fn supply_shared(&self, root: &SharedRoot, offset: u64, len: u64) -> Result<u64> {
+        let wrote = root.fill(offset..offset + len)?;
+        PagerCounters::add(&self.counters.root_fill_bytes, wrote);
+        PagerCounters::add(&self.counters.file_bytes_read, wrote);
+        let n = self
+            .process
+            .pager_supply_shared(self.pager, self.vmo, offset, len)
+            .map_err(kernel("pager_supply_shared"))?;
+        Ok(n)
+    }
+
     /// Fills and supplies RAM `[offset, offset + len)` (at most `MAX_SUPPLY`, all absent).
     fn supply_run(&mut self, source: &dyn PageSource, offset: u64, len: u64) -> Result<u64> {
+        if let Some(root) = self.root.clone() {
+            return self.supply_shared(&root, offset, len);
+        }
         let (pager, ram_vmo) = (self.pager, self.vmo);
         let (handle, vmo) = self.aux_for(offset, len)?;
         let aux = Aux {

@@ -49,6 +49,23 @@ pub struct RunSummary {
     pub file_bytes_read: u64,
     /// Bytes supplied as zero pages without reading a file.
     pub zero_bytes: u64,
+    /// RAM is the snapshot's shared root, mapped copy-on-write (`restore --share`).
+    pub shared_ram: bool,
+    /// Minor faults: first touches of pages the shared root held (each also a request).
+    pub minor_faults: u64,
+    /// Pages mapped from the shared root (one physical copy for every VM).
+    pub pages_shared: u64,
+    /// Shared RAM: pages supplied as private zero pages (holes in the snapshot).
+    pub pages_zeroed: u64,
+    /// Shared RAM: pages the guest wrote, forked (copied) from the root into private memory.
+    pub pages_forked: u64,
+    /// Host memory of RAM private to this VM at exit (anonymous pages of its RAM mapping:
+    /// for shared RAM, what it costs beyond the shared root).
+    pub ram_private_bytes: u64,
+    /// Shared RAM: bytes of the root resident at exit (its filled pages, for all VMs).
+    pub shared_root_bytes: u64,
+    /// Shared RAM: bytes this VM filled into the root (pages it touched first).
+    pub root_fill_bytes: u64,
 }
 
 impl RunSummary {
@@ -78,6 +95,9 @@ impl RunSummary {
             fault_latency_p50_ns: pct(0.5),
             fault_latency_p99_ns: pct(0.99),
             fault_latency_max_ns: if hist.is_empty() { 0 } else { hist.max() },
+            minor_faults: host.minor_faults + guest.minor_faults,
+            pages_shared: host.pages_shared + guest.pages_shared,
+            pages_zeroed: host.pages_zeroed + guest.pages_zeroed,
             ..Default::default()
         }
     }
@@ -93,10 +113,41 @@ impl RunSummary {
         self.huge_supplies = get(&c.huge_supplies);
         self.file_bytes_read = get(&c.file_bytes_read);
         self.zero_bytes = get(&c.zero_bytes);
+        self.root_fill_bytes = get(&c.root_fill_bytes);
+    }
+
+    /// Adds RAM's host memory at exit: `usage` of the RAM mapping, and for shared RAM the
+    /// root's resident bytes.
+    pub fn add_ram_usage(&mut self, usage: kernel::RegionUsage, shared_root: Option<u64>) {
+        self.ram_private_bytes = usage.anonymous;
+        if let Some(root) = shared_root {
+            self.shared_ram = true;
+            self.pages_forked = usage.anonymous / kvmpager::abi::PAGE_SIZE;
+            self.shared_root_bytes = root;
+        }
     }
 
     /// A multi-line human summary.
     pub fn summary(&self) -> String {
+        let mut s = self.base_summary();
+        if self.shared_ram {
+            let mib = |b: u64| b as f64 / (1 << 20) as f64;
+            s.push_str(&format!(
+                "\nshared RAM: {} pages shared ({} minor faults), {} forked by writes, {} zero; \
+                 private {:.1} MiB beyond the shared root ({:.1} MiB resident, {:.1} MiB filled by this VM)",
+                self.pages_shared,
+                self.minor_faults,
+                self.pages_forked,
+                self.pages_zeroed,
+                mib(self.ram_private_bytes),
+                mib(self.shared_root_bytes),
+                mib(self.root_fill_bytes),
+            ));
+        }
+        s
+    }
+
+    fn base_summary(&self) -> String {
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         let us = |ns: u64| ns as f64 / 1000.0;
         format!(
@@ -126,6 +177,52 @@ impl RunSummary {
             us(self.fault_latency_p50_ns),
             us(self.fault_latency_p99_ns),
             us(self.fault_latency_max_ns),
+        )
+    }
+}
+
+/// Totals over clones restored together (`restore --clones N`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CloneTotals {
+    /// Clones that ran.
+    pub clones: u64,
+    /// Pages mapped from the shared root, all clones.
+    pub pages_shared: u64,
+    /// Pages forked by writes, all clones.
+    pub pages_forked: u64,
+    /// Private RAM bytes of all clones.
+    pub ram_private_bytes: u64,
+    /// Bytes of the shared root resident (the largest any clone saw at its exit).
+    pub shared_root_bytes: u64,
+    /// Host memory of all clones' RAM: private bytes plus the shared root once.
+    pub host_ram_bytes: u64,
+}
+
+impl CloneTotals {
+    /// Sums the clones' statistics.
+    pub fn of<'a>(runs: impl Iterator<Item = &'a crate::RunResult>) -> CloneTotals {
+        let mut t = CloneTotals::default();
+        for r in runs {
+            t.clones += 1;
+            t.pages_shared += r.stats.pages_shared;
+            t.pages_forked += r.stats.pages_forked;
+            t.ram_private_bytes += r.stats.ram_private_bytes;
+            t.shared_root_bytes = t.shared_root_bytes.max(r.stats.shared_root_bytes);
+        }
+        t.host_ram_bytes = t.ram_private_bytes + t.shared_root_bytes;
+        t
+    }
+
+    /// One line for humans.
+    pub fn summary(&self) -> String {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        format!(
+            "RAM host memory {:.1} MiB ({:.1} MiB private + {:.1} MiB shared root); {} pages shared, {} forked",
+            mib(self.host_ram_bytes),
+            mib(self.ram_private_bytes),
+            mib(self.shared_root_bytes),
+            self.pages_shared,
+            self.pages_forked
         )
     }
 }

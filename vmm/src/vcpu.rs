@@ -114,6 +114,7 @@ impl Vcpu {
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
         self.vm.register_vcpu_thread(self.index, me);
+        self.vm.pin_vcpu_thread(self.index, me);
         self.vm.mark_first_run();
         while !self.vm.stopping() {
             if self.vm.pause_requested() {
