@@ -118,7 +118,7 @@ impl Shared {
         let (h, _) = &self.vmos[i];
         let n = self
             .p
-            .pager_supply_shared(self.pager, *h, page * P, P)
+            .pager_supply_shared(self.pager, *h, page * P, P, false)
             .unwrap();
         assert_eq!(n, 1);
     }
@@ -184,6 +184,13 @@ fn holes_become_private_zero_pages_and_never_grow_the_file() {
     let mut buf = vec![0u8; PS];
     file.read_exact_at(&mut buf, 5 * P).unwrap();
     assert!(buf.iter().all(|&x| x == 0));
+    // A pager that knows a range is zero supplies it as such, even over the file's data.
+    let (h, _) = s.vmos[0];
+    assert_eq!(s.p.pager_supply_shared(s.pager, h, 0, P, true).unwrap(), 1);
+    assert_eq!(touch(&a, 0).recv().unwrap(), 0);
+    file.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(buf, pattern(0x42, 0));
+    assert_eq!(s.p.counters().pages_zeroed, 2);
 }
 
 #[test]
@@ -203,7 +210,7 @@ fn a_range_supply_maps_data_and_holes_and_finishes_requests() {
         .unwrap();
     assert_eq!(pkt.page_request.offset, 2 * P);
     assert_eq!(
-        s.p.pager_supply_shared(s.pager, h, 0, PAGES * P).unwrap(),
+        s.p.pager_supply_shared(s.pager, h, 0, PAGES * P, false).unwrap(),
         PAGES
     );
     assert_eq!(got.recv().unwrap(), word(&pattern(0x42, 2)));
@@ -220,7 +227,7 @@ fn a_range_supply_maps_data_and_holes_and_finishes_requests() {
     assert_eq!((c.pages_shared, c.pages_zeroed), (DATA, PAGES - DATA));
     // Supplying again inserts nothing.
     assert_eq!(
-        s.p.pager_supply_shared(s.pager, h, 0, PAGES * P).unwrap(),
+        s.p.pager_supply_shared(s.pager, h, 0, PAGES * P, false).unwrap(),
         0
     );
 }
@@ -237,17 +244,17 @@ fn shared_supply_and_creation_reject_what_does_not_fit() {
     // An ordinary pager VMO has no shared file.
     let plain = s.p.pager_create_vmo(s.pager, 0, s.port, 10, P).unwrap();
     assert_eq!(
-        s.p.pager_supply_shared(s.pager, plain, 0, P).err(),
+        s.p.pager_supply_shared(s.pager, plain, 0, P, false).err(),
         Some(ZX_ERR_BAD_STATE)
     );
     let (h, _) = s.vmos[0];
     assert_eq!(
-        s.p.pager_supply_shared(s.pager, h, 0, (PAGES + 1) * P)
+        s.p.pager_supply_shared(s.pager, h, 0, (PAGES + 1) * P, false)
             .err(),
         Some(ZX_ERR_OUT_OF_RANGE)
     );
     assert_eq!(
-        s.p.pager_supply_shared(s.pager, h, 1, P).err(),
+        s.p.pager_supply_shared(s.pager, h, 1, P, true).err(),
         Some(ZX_ERR_INVALID_ARGS)
     );
 }

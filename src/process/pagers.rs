@@ -55,19 +55,21 @@ impl Process {
         })
     }
 
-    /// Host-only: supplies `[offset, offset + length)` of a shared-file pager VMO from its
-    /// file (pager needs MANAGE_VMO); returns the pages newly inserted. The pager must have
-    /// written every page of the range the source holds into the file first.
+    /// Host-only: supplies `[offset, offset + length)` of a shared-file pager VMO (pager
+    /// needs MANAGE_VMO) from its file, or with `zero` as private zero pages; returns the
+    /// pages newly inserted. The pager must have written every page of the range its source
+    /// holds into the file first (pages the file lacks are zero).
     pub fn pager_supply_shared(
         &self,
         pager: Handle,
         pager_vmo: Handle,
         offset: u64,
         length: u64,
+        zero: bool,
     ) -> Result<u64> {
         check_aligned(offset, length)?;
         let vmo = self.owned_vmo(pager, ZX_RIGHT_MANAGE_VMO, pager_vmo)?;
-        vmo.supply_shared(offset, length)
+        vmo.supply_shared(offset, length, zero)
     }
 
     /// The checks and installation of `zx_pager_create_vmo`, with the VMO made by `make`.

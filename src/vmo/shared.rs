@@ -15,9 +15,7 @@
 //! `ZX_PAGER_SUPPLY_PAGES` into it is refused too and supply goes through here.
 
 use std::fs::File;
-use std::io;
 use std::ops::Range;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use super::supply::runs;
@@ -29,14 +27,6 @@ use crate::account::Shared;
 use crate::counters::Counters;
 use crate::hostmem::{HostMemory, RegionUsage};
 use crate::uffd::{UffdError, Userfault};
-
-/// How a run of pages of the shared file is supplied.
-enum Piece {
-    /// The file holds these pages: map them (`UFFDIO_CONTINUE`).
-    Data(Range<u64>),
-    /// A hole in the file: private zero pages (`UFFDIO_ZEROPAGE`).
-    Hole(Range<u64>),
-}
 
 impl Vmo {
     /// A pager VMO of `size` bytes whose memory maps `file` (a shared file at least `size`
@@ -76,13 +66,15 @@ impl Vmo {
         self.mem.file().is_some()
     }
 
-    /// Supplies every absent page of `[offset, offset + len)` from the shared file: pages the
-    /// file holds are mapped (shared), holes become private zero pages; pages already present
-    /// are kept. Returns the pages newly inserted, and finishes the READ requests the range
-    /// satisfies. `ZX_ERR_BAD_STATE` on a VMO without a shared file, or detached.
-    pub fn supply_shared(&self, offset: u64, len: u64) -> Result<u64, Status> {
+    /// Supplies every absent page of `[offset, offset + len)`: from the shared file (mapped,
+    /// shared; a page the file lacks becomes a private zero page), or with `zero` as private
+    /// zero pages without looking at the file (the pager knows the range is zero). Pages
+    /// already present are kept. Returns the pages newly inserted, and finishes the READ
+    /// requests the range satisfies. `ZX_ERR_BAD_STATE` on a VMO without a shared file, or
+    /// detached.
+    pub fn supply_shared(&self, offset: u64, len: u64, zero: bool) -> Result<u64, Status> {
         let pages = self.page_range(offset, len)?;
-        let (Some(file), Some(link)) = (self.mem.file(), self.link()) else {
+        let (Some(_), Some(link)) = (self.mem.file(), self.link()) else {
             return Err(ZX_ERR_BAD_STATE);
         };
         let uffd = link.faults.uffd();
@@ -97,7 +89,7 @@ impl Vmo {
                 Counters::add(&self.counters().pages_skipped, run.end - run.start);
                 continue;
             }
-            match self.map_run(st, file, uffd, run) {
+            match self.map_run(st, uffd, run, zero) {
                 Ok(n) => result = result.map(|t| t + n),
                 Err(s) => {
                     result = Err(s);
@@ -120,49 +112,61 @@ impl Vmo {
         self.mem.usage().ok()
     }
 
-    /// Maps the absent pages `run` piece by piece; returns the pages inserted.
+    /// Maps the absent pages `run` (from the file, or zero); returns the pages inserted.
     fn map_run(
         &self,
         st: &mut VmoState,
-        file: &File,
         uffd: &Userfault,
         run: Range<u64>,
+        zero: bool,
     ) -> Result<u64, Status> {
         let mut at = run.start;
-        let mut inserted = 0;
         while at < run.end {
-            let piece = next_piece(file, at, run.end).map_err(|e| {
-                log::error!("finding data in the shared file at page {at}: {e}");
-                ZX_ERR_IO
-            })?;
-            let (pages, shared) = match &piece {
-                Piece::Data(p) => (p.clone(), true),
-                Piece::Hole(p) => (p.clone(), false),
-            };
-            let addr = self.host_addr() + pages.start * PAGE_SIZE;
-            let bytes = (pages.end - pages.start) * PAGE_SIZE;
-            let done = match if shared {
-                uffd.continue_pages(addr, bytes, true)
+            let addr = self.host_addr() + at * PAGE_SIZE;
+            let bytes = (run.end - at) * PAGE_SIZE;
+            let (result, shared) = if zero {
+                (uffd.zeropage(addr, bytes), false)
             } else {
-                uffd.zeropage(addr, bytes)
-            } {
+                (uffd.continue_pages(addr, bytes, true), true)
+            };
+            let done = match result {
                 Ok(n) => n / PAGE_SIZE,
+                Err(e) if shared && e.mapped() == 0 && e.errno() == Some(libc::EFAULT) => {
+                    // A hole in the file: this page is zero, for this VMO only.
+                    self.zero_one(uffd, addr)?;
+                    self.mark(st, at..at + 1, false);
+                    at += 1;
+                    continue;
+                }
                 Err(e) => handled(&e, shared)?,
             };
-            let done = done.max(1).min(pages.end - pages.start);
-            st.committed
-                .insert_range(pages.start as usize..(pages.start + done) as usize);
-            let counter = if shared {
-                &self.counters().pages_shared
-            } else {
-                &self.counters().pages_zeroed
-            };
-            Counters::add(counter, done);
-            Counters::add(&self.counters().pages_supplied, done);
-            inserted += done;
-            at = pages.start + done;
+            let done = done.clamp(1, run.end - at);
+            self.mark(st, at..at + done, shared);
+            at += done;
         }
-        Ok(inserted)
+        Ok(run.end - run.start)
+    }
+
+    /// Maps a private zero page at `addr` (present already is fine).
+    fn zero_one(&self, uffd: &Userfault, addr: u64) -> Result<(), Status> {
+        match uffd.zeropage(addr, PAGE_SIZE) {
+            Ok(_) => Ok(()),
+            Err(e) => handled(&e, false).map(|_| ()),
+        }
+    }
+
+    /// Marks `pages` present and counts them (shared or zero).
+    fn mark(&self, st: &mut VmoState, pages: Range<u64>, shared: bool) {
+        let n = pages.end - pages.start;
+        st.committed
+            .insert_range(pages.start as usize..pages.end as usize);
+        let counter = if shared {
+            &self.counters().pages_shared
+        } else {
+            &self.counters().pages_zeroed
+        };
+        Counters::add(counter, n);
+        Counters::add(&self.counters().pages_supplied, n);
     }
 }
 
@@ -181,38 +185,5 @@ fn handled(e: &UffdError, shared: bool) -> Result<u64, Status> {
             log::error!("{what} failed ({errno:?})");
             Err(ZX_ERR_IO)
         }
-    }
-}
-
-/// The piece of pages `[at, end)` starting at `at`: a run of the file's data or of a hole.
-fn next_piece(file: &File, at: u64, end: u64) -> io::Result<Piece> {
-    let data = seek_page(file, at, libc::SEEK_DATA)?.unwrap_or(end);
-    if data > at {
-        return Ok(Piece::Hole(at..data.min(end)));
-    }
-    let hole = seek_page(file, at, libc::SEEK_HOLE)?.unwrap_or(end);
-    Ok(Piece::Data(at..hole.clamp(at + 1, end)))
-}
-
-/// `lseek(SEEK_DATA | SEEK_HOLE)` from page `page`, as a page number (data rounded down,
-/// holes up); `None` when there is no more data (`ENXIO`).
-fn seek_page(file: &File, page: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
-    let off = libc::off_t::try_from(page * PAGE_SIZE)
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: lseek on a descriptor we own; no memory is passed. The descriptor's offset is
-    // not used by anything else (mappings and pread/pwrite ignore it).
-    let r = unsafe { libc::lseek(file.as_raw_fd(), off, whence) };
-    if r >= 0 {
-        let r = r as u64;
-        return Ok(Some(if whence == libc::SEEK_DATA {
-            r / PAGE_SIZE
-        } else {
-            r.div_ceil(PAGE_SIZE)
-        }));
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ENXIO) => Ok(None),
-        _ => Err(e),
     }
 }

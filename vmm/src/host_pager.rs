@@ -353,10 +353,14 @@ impl HostPager {
         let wrote = root.fill(offset..offset + len)?;
         PagerCounters::add(&self.counters.root_fill_bytes, wrote);
         PagerCounters::add(&self.counters.file_bytes_read, wrote);
-        let n = self
-            .process
-            .pager_supply_shared(self.pager, self.vmo, offset, len)
-            .map_err(kernel("pager_supply_shared"))?;
+        let mut n = 0;
+        for (piece, data) in root.pieces(offset..offset + len) {
+            let (at, bytes) = (piece.start, piece.end - piece.start);
+            n += self
+                .process
+                .pager_supply_shared(self.pager, self.vmo, at, bytes, !data)
+                .map_err(kernel("pager_supply_shared"))?;
+        }
         Ok(n)
     }
 

@@ -202,6 +202,31 @@ impl SharedRoot {
         unsafe { &*self.state.as_ptr().add(page as usize) }
     }
 
+    /// `range` split into runs that hold data in `ram.img` (`true`) and holes (`false`).
+    pub fn pieces(&self, range: Range<u64>) -> Vec<(Range<u64>, bool)> {
+        let mut out = Vec::new();
+        let mut at = range.start;
+        let first = self.data.partition_point(|d| d.end <= range.start);
+        for d in &self.data[first..] {
+            if at >= range.end || d.start >= range.end {
+                break;
+            }
+            if d.start > at {
+                out.push((at..d.start, false));
+                at = d.start;
+            }
+            let end = d.end.min(range.end);
+            if end > at {
+                out.push((at..end, true));
+                at = end;
+            }
+        }
+        if at < range.end {
+            out.push((at..range.end, false));
+        }
+        out
+    }
+
     /// Makes sure every page of `range` (page aligned, inside RAM) that holds data in
     /// `ram.img` is filled in the root; returns the bytes this call wrote.
     pub fn fill(&self, range: Range<u64>) -> Result<u64> {
