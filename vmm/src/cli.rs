@@ -148,6 +148,10 @@ struct PagerArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Do not pin the VM's threads (vCPUs, fault service, host pager) to host CPUs; by
+    /// default vCPU 0 and the threads serving its faults share one CPU.
+    #[arg(long)]
+    no_pin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -365,6 +369,7 @@ fn pager_config(
     c.fault_timeout = seconds(a.fault_timeout, "fault timeout")?;
     c.readahead = a.readahead;
     c.huge_pages = !a.no_huge_pages;
+    c.pin_threads = !a.no_pin;
     c.supply = match a.supply {
         Supply::Auto => SupplyStrategy::Auto,
         Supply::Move => SupplyStrategy::Move,

@@ -33,6 +33,9 @@ pub struct RunSummary {
     pub fault_latency_p99_ns: u64,
     /// Largest fault latency in nanoseconds (0 without samples).
     pub fault_latency_max_ns: u64,
+    /// Sum of the fault latencies in nanoseconds: how long faulting threads waited for pages
+    /// in all (the last samples only past `kvmpager::counters::MAX_LATENCY_SAMPLES`).
+    pub fault_wait_ns: u64,
     /// READ requests the host pager served.
     pub demand_requests: u64,
     /// Pages the host pager supplied on demand (read-ahead included).
@@ -73,9 +76,11 @@ impl RunSummary {
     pub fn collect(host: &kernel::CounterValues, guest: &kernel::CounterValues) -> RunSummary {
         let mut hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3)
             .expect("bounds and 3 significant figures are valid");
+        let mut wait = 0u64;
         for s in [host, guest] {
             for &ns in &s.fault_latency_ns {
                 hist.saturating_record(ns);
+                wait = wait.saturating_add(ns);
             }
         }
         let pct = |q| {
@@ -95,6 +100,7 @@ impl RunSummary {
             fault_latency_p50_ns: pct(0.5),
             fault_latency_p99_ns: pct(0.99),
             fault_latency_max_ns: if hist.is_empty() { 0 } else { hist.max() },
+            fault_wait_ns: wait,
             minor_faults: host.minor_faults + guest.minor_faults,
             pages_shared: host.pages_shared + guest.pages_shared,
             pages_zeroed: host.pages_zeroed + guest.pages_zeroed,
@@ -156,7 +162,7 @@ impl RunSummary {
              pages supplied: {} ({} on demand, {} prefetched in {} supplies, {:.1} ms)\n\
              bytes moved: {} ({:.1} MiB), bytes remapped: {} ({:.1} MiB), bytes copied: {} ({:.1} MiB)\n\
              from files: {:.1} MiB read into aux VMOs; {:.1} MiB of holes zero-filled; {} huge-page supplies\n\
-             fault latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+             fault latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us; {:.1} ms waited in all",
             self.time_to_first_instruction_ns as f64 / 1e6,
             self.faults,
             self.requests,
@@ -177,6 +183,7 @@ impl RunSummary {
             us(self.fault_latency_p50_ns),
             us(self.fault_latency_p99_ns),
             us(self.fault_latency_max_ns),
+            self.fault_wait_ns as f64 / 1e6,
         )
     }
 }

@@ -267,11 +267,18 @@ impl SharedRoot {
     /// Copies pages `pages` from `ram.img` into the root, then marks them filled.
     fn copy_in(&self, pages: Range<u64>) -> Result<u64> {
         let (off, len) = (pages.start * PAGE_SIZE, (pages.end - pages.start) * PAGE_SIZE);
-        let mut buf = vec![0u8; len as usize];
-        self.image.read_into(&mut buf, off)?;
-        self.file
-            .write_all_at(&buf, off)
-            .map_err(|e| io_error(&self.path, e))?;
+        // One buffer per thread, kept: a fresh one would fault in every page of it again.
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with_borrow_mut(|buf| {
+            buf.resize(FILL_CHUNK as usize, 0);
+            let buf = &mut buf[..len as usize];
+            self.image.read_into(buf, off)?;
+            self.file
+                .write_all_at(buf, off)
+                .map_err(|e| io_error(&self.path, e))
+        })?;
         for p in pages {
             self.state(p).store(FILLED, Ordering::Release);
         }

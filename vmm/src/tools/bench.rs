@@ -7,6 +7,7 @@
 //! 3. [`faults`]: fault service latency (host pager, guest pager) vs a raw userfaultfd handler.
 //! 4. [`start`]: lazy start time vs RAM size.
 //! 5. [`restore`]: working-set restore: on demand vs prefetch vs eager full copy.
+//! 6. [`share`]: many VMs, one copy of the snapshot: shared clones vs private restores.
 //!
 //! [`report`] prints the table and writes the JSON and SVG files. Guest-side halves live in
 //! `guest/programs/src/bin/bench_*.rs`; they take their parameters from a page of guest RAM
@@ -17,6 +18,7 @@ pub mod exits;
 pub mod faults;
 pub mod report;
 pub mod restore;
+pub mod share;
 pub mod start;
 pub mod supply;
 
@@ -56,7 +58,7 @@ pub struct BenchArgs {
     /// Draw fault-latency distributions and throughput per range size to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Which cases to run, e.g. `1,2,3` (default: all of 1-5).
+    /// Which cases to run, e.g. `1,2,3` (default: all of 1-6).
     #[arg(long, value_delimiter = ',')]
     pub cases: Vec<u8>,
 }
@@ -64,7 +66,7 @@ pub struct BenchArgs {
 /// How big the runs are.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Cases to run (1..=5).
+    /// Cases to run (1..=6).
     pub cases: Vec<u8>,
     /// Case 1: calls per loop.
     pub exit_calls: u64,
@@ -86,6 +88,12 @@ pub struct Options {
     pub restore_run: u64,
     /// Case 5: distance between working-set runs.
     pub restore_stride: u64,
+    /// Case 6: clones restored together.
+    pub share_clones: usize,
+    /// Case 6: RAM of the snapshot.
+    pub share_ram: u64,
+    /// Case 6: working set of each VM (whole MiB).
+    pub share_ws: u64,
     /// Progress lines on stderr.
     pub verbose: bool,
 }
@@ -98,7 +106,7 @@ impl Options {
     /// The full benchmark.
     pub fn full() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5],
+            cases: vec![1, 2, 3, 4, 5, 6],
             exit_calls: 20_000,
             reps: 3,
             supply_sizes: vec![4 * KIB, 64 * KIB, 2 * MIB, 64 * MIB, GIB],
@@ -109,6 +117,9 @@ impl Options {
             restore_size: 256 * MIB,
             restore_run: 64 * KIB,
             restore_stride: 256 * KIB,
+            share_clones: 16,
+            share_ram: GIB,
+            share_ws: 256 * MIB,
             verbose: true,
         }
     }
@@ -116,7 +127,7 @@ impl Options {
     /// `--quick`: every figure, small sizes, few iterations.
     pub fn quick() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5],
+            cases: vec![1, 2, 3, 4, 5, 6],
             exit_calls: 2_000,
             reps: 1,
             supply_sizes: vec![4 * KIB, 64 * KIB, 2 * MIB, 64 * MIB],
@@ -127,6 +138,9 @@ impl Options {
             restore_size: 16 * MIB,
             restore_run: 64 * KIB,
             restore_stride: 256 * KIB,
+            share_clones: 4,
+            share_ram: 256 * MIB,
+            share_ws: 32 * MIB,
             verbose: true,
         }
     }
@@ -134,7 +148,7 @@ impl Options {
     /// The smallest configuration that still produces every figure (tests).
     pub fn tiny() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5],
+            cases: vec![1, 2, 3, 4, 5, 6],
             exit_calls: 200,
             reps: 1,
             supply_sizes: vec![4 * KIB, 2 * MIB],
@@ -145,6 +159,9 @@ impl Options {
             restore_size: 4 * MIB,
             restore_run: 64 * KIB,
             restore_stride: 256 * KIB,
+            share_clones: 2,
+            share_ram: 128 * MIB,
+            share_ws: 8 * MIB,
             verbose: false,
         }
     }
@@ -164,6 +181,7 @@ pub fn run(opts: &Options) -> Report {
             3 => faults::run(opts, &mut report),
             4 => start::run(opts, &mut report),
             5 => restore::run(opts, &mut report),
+            6 => share::run(opts, &mut report),
             n => Err(format!("no case {n}")),
         };
         if let Err(e) = r {

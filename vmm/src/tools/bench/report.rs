@@ -38,7 +38,7 @@ impl Target {
 /// One measured figure, its baseline from the same run, and their ratio (`value / baseline`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Figure {
-    /// Bench case (1-5).
+    /// Bench case (1-6).
     pub case: u8,
     /// What was measured.
     pub name: String,
