@@ -502,7 +502,11 @@ impl Userfault {
                     start: dst.wrapping_add(done),
                     len: len - done,
                 },
-                mode: if wake { 0 } else { UFFDIO_CONTINUE_MODE_DONTWAKE },
+                mode: if wake {
+                    0
+                } else {
+                    UFFDIO_CONTINUE_MODE_DONTWAKE
+                },
                 mapped: 0,
             };
             // SAFETY: UFFDIO_CONTINUE reads and writes exactly one uffdio_continue, which

@@ -180,7 +180,11 @@ fn holes_become_private_zero_pages_and_never_grow_the_file() {
     assert_eq!((c.minor_faults, c.pages_zeroed, c.pages_shared), (0, 1, 0));
     poke(&a, 5, 7);
     assert_eq!(touch(&a, 5).recv().unwrap(), 7);
-    assert_eq!(file.metadata().unwrap().blocks(), blocks, "the file did not grow");
+    assert_eq!(
+        file.metadata().unwrap().blocks(),
+        blocks,
+        "the file did not grow"
+    );
     let mut buf = vec![0u8; PS];
     file.read_exact_at(&mut buf, 5 * P).unwrap();
     assert!(buf.iter().all(|&x| x == 0));
@@ -201,16 +205,16 @@ fn a_range_supply_maps_data_and_holes_and_finishes_requests() {
     let got = touch(&a, 2);
     let mut buf = vec![0u8; PS];
     // Wait for the request, then supply everything at once: data pages 0-2, holes 3-7.
-    let pkt = s
-        .p
-        .port_wait(
+    let pkt =
+        s.p.port_wait(
             s.port,
             Some(std::time::Instant::now() + Duration::from_secs(5)),
         )
         .unwrap();
     assert_eq!(pkt.page_request.offset, 2 * P);
     assert_eq!(
-        s.p.pager_supply_shared(s.pager, h, 0, PAGES * P, false).unwrap(),
+        s.p.pager_supply_shared(s.pager, h, 0, PAGES * P, false)
+            .unwrap(),
         PAGES
     );
     assert_eq!(got.recv().unwrap(), word(&pattern(0x42, 2)));
@@ -227,7 +231,8 @@ fn a_range_supply_maps_data_and_holes_and_finishes_requests() {
     assert_eq!((c.pages_shared, c.pages_zeroed), (DATA, PAGES - DATA));
     // Supplying again inserts nothing.
     assert_eq!(
-        s.p.pager_supply_shared(s.pager, h, 0, PAGES * P, false).unwrap(),
+        s.p.pager_supply_shared(s.pager, h, 0, PAGES * P, false)
+            .unwrap(),
         0
     );
 }
@@ -237,9 +242,8 @@ fn shared_supply_and_creation_reject_what_does_not_fit() {
     let file = shared_file();
     let Some(s) = setup(&file, 1) else { return };
     // A file shorter than the VMO.
-    let short = s
-        .p
-        .pager_create_vmo_shared(s.pager, s.port, 9, (PAGES + 1) * P, read_only(&file));
+    let short =
+        s.p.pager_create_vmo_shared(s.pager, s.port, 9, (PAGES + 1) * P, read_only(&file));
     assert_eq!(short.err(), Some(ZX_ERR_OUT_OF_RANGE));
     // An ordinary pager VMO has no shared file.
     let plain = s.p.pager_create_vmo(s.pager, 0, s.port, 10, P).unwrap();

@@ -181,7 +181,11 @@ fn handled(e: &UffdError, shared: bool) -> Result<u64, Status> {
         Some(libc::EEXIST) => Ok(1),
         Some(libc::ENOMEM) => Err(ZX_ERR_NO_MEMORY),
         errno => {
-            let what = if shared { "UFFDIO_CONTINUE" } else { "UFFDIO_ZEROPAGE" };
+            let what = if shared {
+                "UFFDIO_CONTINUE"
+            } else {
+                "UFFDIO_ZEROPAGE"
+            };
             log::error!("{what} failed ({errno:?})");
             Err(ZX_ERR_IO)
         }

@@ -293,7 +293,8 @@ fn restore(args: &RestoreArgs) -> Result<i32, String> {
 
 fn unshare(args: &UnshareArgs) -> Result<i32, String> {
     let snap = snapshot::Snapshot::open(&args.dir).map_err(|e| e.to_string())?;
-    let path = kvmpager_vmm::host_pager::shared_root::root_path(&snap).map_err(|e| e.to_string())?;
+    let path =
+        kvmpager_vmm::host_pager::shared_root::root_path(&snap).map_err(|e| e.to_string())?;
     match kvmpager_vmm::host_pager::shared_root::remove(&snap).map_err(|e| e.to_string())? {
         true => eprintln!("kvmpager: removed the shared root {}", path.display()),
         false => eprintln!("kvmpager: no shared root at {}", path.display()),
@@ -441,7 +442,10 @@ fn report(r: &RunResult, json: bool) -> i32 {
         eprintln!("kvmpager: warning: {w}");
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&run_json(r)).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&run_json(r)).unwrap_or_default()
+        );
     } else {
         eprintln!("--- kvmpager: {}", r.stop);
         for w in &r.snapshots {

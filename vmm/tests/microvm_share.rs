@@ -104,7 +104,10 @@ fn three_clones_share_one_root_and_fork_only_what_they_write() {
     // The snapshot's data went into the root about once (racing fillers may both write a
     // window), never once per clone.
     let root = clones[0].stats.shared_root_bytes;
-    assert!((root..2 * root).contains(&filled), "filled {filled}, root {root}");
+    assert!(
+        (root..2 * root).contains(&filled),
+        "filled {filled}, root {root}"
+    );
     // All three cost less than two private restores: one root plus what each wrote.
     let totals = kvmpager_vmm::summary::CloneTotals::of(clones.iter());
     assert_eq!(totals.clones, 3);
@@ -143,7 +146,11 @@ fn clone_snapshots_and_working_sets_equal_a_private_restores() {
         let c = c.as_ref().unwrap();
         assert!(matches!(c.stop, StopReason::Snapshotted(_)), "{}", c.stop);
         assert!(c.stats.shared_ram && c.stats.pages_forked > 0);
-        let suffix = if i == 0 { String::new() } else { format!(".{i}") };
+        let suffix = if i == 0 {
+            String::new()
+        } else {
+            format!(".{i}")
+        };
         let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
         let (ram, ws) = (
             format!("clone{suffix}/ram.img"),
@@ -187,15 +194,24 @@ fn a_clone_that_writes_everything_costs_only_its_own_memory() {
         .zip(img.chunks(4096))
         .enumerate()
     {
-        assert!(f == i || f.iter().all(|&b| b == 0), "root page {page} was written");
+        assert!(
+            f == i || f.iter().all(|&b| b == 0),
+            "root page {page} was written"
+        );
     }
     let pattern = demo::PATTERN_GPA as usize..(demo::PATTERN_GPA + (MIB << 20)) as usize;
-    assert!(file[pattern.clone()] == img[pattern], "the pattern is in the root");
+    assert!(
+        file[pattern.clone()] == img[pattern],
+        "the pattern is in the root"
+    );
     assert!(r.stats.shared_root_bytes <= r.stats.root_fill_bytes);
     // A second VM over the same root still sees the snapshot, not the writer's RAM.
     let again = kvmpager_vmm::restore(&snap, &shared_config()).unwrap();
     ok("second VM", &again);
-    assert_eq!(again.stats.root_fill_bytes, 0, "the root was already filled");
+    assert_eq!(
+        again.stats.root_fill_bytes, 0,
+        "the root was already filled"
+    );
     assert!(again.stats.minor_faults > 0);
 }
 

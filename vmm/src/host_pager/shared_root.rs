@@ -188,7 +188,9 @@ impl SharedRoot {
             let Some(data) = seek(at, libc::SEEK_DATA).filter(|&d| d < self.ram) else {
                 break;
             };
-            let hole = seek(data, libc::SEEK_HOLE).unwrap_or(self.ram).min(self.ram);
+            let hole = seek(data, libc::SEEK_HOLE)
+                .unwrap_or(self.ram)
+                .min(self.ram);
             total += hole - data;
             at = hole.max(data + PAGE_SIZE);
         }
@@ -255,7 +257,9 @@ impl SharedRoot {
                 continue;
             }
             let start = p;
-            while p < pages.end && p - start < max && self.state(p).load(Ordering::Acquire) != FILLED
+            while p < pages.end
+                && p - start < max
+                && self.state(p).load(Ordering::Acquire) != FILLED
             {
                 p += 1;
             }
@@ -266,7 +270,10 @@ impl SharedRoot {
 
     /// Copies pages `pages` from `ram.img` into the root, then marks them filled.
     fn copy_in(&self, pages: Range<u64>) -> Result<u64> {
-        let (off, len) = (pages.start * PAGE_SIZE, (pages.end - pages.start) * PAGE_SIZE);
+        let (off, len) = (
+            pages.start * PAGE_SIZE,
+            (pages.end - pages.start) * PAGE_SIZE,
+        );
         // One buffer per thread, kept: a fresh one would fault in every page of it again.
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -352,8 +359,7 @@ fn create(dir: &Path, path: &Path, key: u64, ram: u64) -> Result<File> {
         .set_len(ram + state_len(ram) + PAGE_SIZE)
         .and_then(|_| file.write_all_at(&header(key, ram), ram + state_len(ram)));
     let linked = setup.and_then(|_| match fs::hard_link(&tmp, path) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match open_existing(path, key, ram)
-        {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match open_existing(path, key, ram) {
             Some(_) => Ok(false),
             // A stale or foreign file: replace it (its users keep the old inode).
             None => fs::rename(&tmp, path).map(|_| true),

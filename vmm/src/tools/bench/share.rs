@@ -146,7 +146,10 @@ fn page_tables() -> u64 {
 /// Runs `f` while sampling the page tables; returns its result and their peak growth.
 fn with_page_tables<T>(f: impl FnOnce() -> T) -> (T, u64) {
     let base = page_tables();
-    let (stop, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (stop, peak) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let sampler = {
         let (stop, peak) = (stop.clone(), peak.clone());
         std::thread::spawn(move || {
@@ -164,11 +167,7 @@ fn with_page_tables<T>(f: impl FnOnce() -> T) -> (T, u64) {
 
 fn check(what: &str, r: &RunResult) -> Result<(), String> {
     if r.exit_code != Some(0) {
-        return Err(format!(
-            "{what}: {}; console: {}",
-            r.stop,
-            r.console_text()
-        ));
+        return Err(format!("{what}: {}; console: {}", r.stop, r.console_text()));
     }
     Ok(())
 }
@@ -271,7 +270,10 @@ fn timing(opts: &Options, report: &mut Report, files: &Files) -> Result<(), Stri
     let ttfi = |r: &RunResult| r.stats.time_to_first_instruction_ns as f64;
     let p50 = |r: &RunResult| r.stats.fault_latency_p50_ns as f64;
     let wait = |r: &RunResult| r.stats.fault_wait_ns as f64;
-    let prefetched = |m: Mode| Mode { prefetch: true, ..m };
+    let prefetched = |m: Mode| Mode {
+        prefetch: true,
+        ..m
+    };
     let faults = |m: Mode, unpinned| Mode {
         page_faults: true,
         unpinned,
@@ -281,7 +283,8 @@ fn timing(opts: &Options, report: &mut Report, files: &Files) -> Result<(), Stri
         s.private_demand
             .push(wait(&restore(files, Mode::private())?.0));
         remove_root(files)?;
-        s.first_demand.push(wait(&restore(files, Mode::shared())?.0));
+        s.first_demand
+            .push(wait(&restore(files, Mode::shared())?.0));
         s.private_prefetch
             .push(ttfi(&restore(files, prefetched(Mode::private()))?.0));
         remove_root(files)?;
@@ -314,7 +317,8 @@ fn timing(opts: &Options, report: &mut Report, files: &Files) -> Result<(), Stri
                 "root empty: this VM fills {ws} into it (read, write, map) vs read and move"
             )),
     );
-    let ttfi_view = format!("host, restore start -> first guest instruction (prefetch included); {reps}");
+    let ttfi_view =
+        format!("host, restore start -> first guest instruction (prefetch included); {reps}");
     report.push(
         Figure::new(6, "first shared restore, working set prefetched", "ns")
             .value(median(&mut s.first_prefetch))
@@ -352,11 +356,7 @@ fn timing(opts: &Options, report: &mut Report, files: &Files) -> Result<(), Stri
             .note("threads pinned (default)"),
     );
     for (name, pinned, unpinned) in [
-        (
-            "shared",
-            shared_fault,
-            median(&mut s.shared_fault_unpinned),
-        ),
+        ("shared", shared_fault, median(&mut s.shared_fault_unpinned)),
         (
             "private",
             private_fault,
