@@ -1,6 +1,8 @@
 //! The fault service: one userfaultfd per process, read by an event-manager loop.
 //!
-//! Every pager VMO's host memory is registered (MISSING mode) with its process's userfaultfd.
+//! Every pager VMO's host memory is registered (MISSING mode) with its process's userfaultfd;
+//! a VMO over a shared file also in MINOR mode, and its minor faults (a page the file holds
+//! but the mapping lacks) reach [`FaultTarget::on_minor_fault`].
 //! A thread — a vCPU inside KVM, or any host thread — touching an absent page blocks in the
 //! host kernel; the service thread reads the event and hands it to the VMO, which turns it into
 //! a READ request (or joins an outstanding one). Supplying the page (`UFFDIO_MOVE`) wakes it.

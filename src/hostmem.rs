@@ -66,6 +66,9 @@ pub enum HostMemError {
     /// `/proc/self/pagemap` could not be opened or read.
     #[error("reading /proc/self/pagemap failed: {0}")]
     Pagemap(#[source] io::Error),
+    /// `/proc/self/smaps` could not be read.
+    #[error("reading /proc/self/smaps failed: {0}")]
+    Smaps(#[source] io::Error),
     /// The page is present but pagemap hides its frame number (needs `CAP_SYS_ADMIN`).
     #[error("pagemap hides physical frame numbers (not privileged)")]
     PfnHidden,
@@ -187,7 +190,7 @@ impl HostMemory {
     /// Resident, private (copied) and shared bytes of the region, from `/proc/self/smaps`
     /// (summed over the VMAs inside it).
     pub fn usage(&self) -> Result<RegionUsage, HostMemError> {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(HostMemError::Pagemap)?;
+        let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(HostMemError::Smaps)?;
         let (start, end) = (self.host_addr(), self.host_addr() + self.len);
         let mut usage = RegionUsage::default();
         let mut inside = false;

@@ -10,8 +10,12 @@
 //! *without* `UFFD_USER_MODE_ONLY`: faults the kernel takes on behalf of KVM (guest accesses
 //! to absent pages) must be caught too.
 //!
+//! `MAP_PRIVATE` mappings of a shmem file can also be registered for minor faults
+//! ([`Userfault::register_minor`]) and filled from the file's page cache with
+//! [`Userfault::continue_pages`] (`UFFDIO_CONTINUE`).
+//!
 //! Range operations ([`Userfault::move_pages`], [`Userfault::copy`],
-//! [`Userfault::zeropage`]) issue one ioctl for the whole range and loop only when the kernel
+//! [`Userfault::zeropage`], [`Userfault::continue_pages`]) issue one ioctl for the whole range and loop only when the kernel
 //! reports partial progress or `EAGAIN`; on a hard error they report how many bytes were
 //! done before it. All addresses and lengths must be page aligned (the kernel returns
 //! `EINVAL` otherwise).
@@ -873,6 +877,7 @@ mod tests {
         assert_eq!(nr::UFFDIO_COPY(), 0xC028_AA03);
         assert_eq!(nr::UFFDIO_ZEROPAGE(), 0xC020_AA04);
         assert_eq!(nr::UFFDIO_MOVE(), 0xC028_AA05);
+        assert_eq!(nr::UFFDIO_CONTINUE(), 0xC020_AA07);
         assert_eq!(nr::USERFAULTFD_IOC_NEW(), 0xAA00);
     }
 
@@ -1108,5 +1113,67 @@ mod tests {
             .unwrap_err();
         assert_eq!(reg.errno(), Some(libc::EINVAL));
         assert_eq!(uffd.move_pages(dst.host_addr(), 0, 0).unwrap(), 0);
+    }
+
+    /// A memfd of `pages` pages whose first page holds `pattern(PAGE, 0x33)`.
+    fn memfd(pages: u64) -> File {
+        // SAFETY: memfd_create takes a NUL-terminated name and flags; returns a new fd or -1.
+        let fd = unsafe { libc::memfd_create(c"uffd-test".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: `fd` is a fresh descriptor nothing else owns.
+        let file = unsafe { File::from_raw_fd(fd) };
+        file.set_len(pages * PAGE_SIZE).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &pattern(PAGE, 0x33), 0).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_minor_fault_is_resolved_by_continue_and_a_hole_is_missing() {
+        let uffd = Userfault::new().unwrap();
+        if !uffd.supports_minor() {
+            return; // No minor faults on shmem on this host.
+        }
+        let mem = Arc::new(HostMemory::map_file_private(memfd(2), 2 * PAGE_SIZE).unwrap());
+        uffd.register_minor(mem.host_addr(), mem.len()).unwrap();
+        let reader = Arc::clone(&mem);
+        let (tid, out) = spawn_access(move || read_vec(&reader, 0, 64));
+        let ev = wait_event(&uffd);
+        assert_eq!(
+            ev,
+            UffdEvent::PageFault {
+                addr: mem.host_addr(),
+                write: false,
+                wp: false,
+                minor: true,
+                tid
+            }
+        );
+        assert_eq!(
+            uffd.continue_pages(mem.host_addr(), PAGE_SIZE, true)
+                .unwrap(),
+            PAGE_SIZE
+        );
+        assert_eq!(out.recv_timeout(TIMEOUT).unwrap(), pattern(64, 0x33));
+        // Mapped already: EEXIST. A hole in the file: EFAULT, and a touch is a missing fault.
+        let again = uffd.continue_pages(mem.host_addr(), PAGE_SIZE, true);
+        assert_eq!(again.unwrap_err().errno(), Some(libc::EEXIST));
+        let hole = mem.host_addr() + PAGE_SIZE;
+        let err = uffd.continue_pages(hole, PAGE_SIZE, true).unwrap_err();
+        assert_eq!((err.errno(), err.mapped()), (Some(libc::EFAULT), 0));
+        let reader = Arc::clone(&mem);
+        let (_, out) = spawn_access(move || read_vec(&reader, PAGE_SIZE, 8));
+        assert!(matches!(
+            wait_event(&uffd),
+            UffdEvent::PageFault { minor: false, .. }
+        ));
+        uffd.zeropage(hole, PAGE_SIZE).unwrap();
+        assert_eq!(out.recv_timeout(TIMEOUT).unwrap(), vec![0u8; 8]);
+        // The private mapping keeps writes to itself.
+        mem.write(0, &[0xee; 8]).unwrap();
+        assert_eq!(mem.usage().unwrap().anonymous, PAGE_SIZE);
+        let mut first = [0u8; 8];
+        let file = mem.file().unwrap();
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut first, 0).unwrap();
+        assert_eq!(&first[..], &pattern(8, 0x33)[..]);
     }
 }
