@@ -72,39 +72,49 @@ impl Vmo {
     /// already present are kept. Returns the pages newly inserted, and finishes the READ
     /// requests the range satisfies. `ZX_ERR_BAD_STATE` on a VMO without a shared file, or
     /// detached.
+    ///
+    /// The pages are mapped without the VMO's lock (so suppliers of different ranges run in
+    /// parallel) and marked present under it afterwards. That is safe because mapping is
+    /// idempotent (a page mapped meanwhile is `EEXIST`, kept) and a fault that arrives in
+    /// between either makes a request before the marking, which the marking then finishes,
+    /// or finds the page marked.
     pub fn supply_shared(&self, offset: u64, len: u64, zero: bool) -> Result<u64, Status> {
         let pages = self.page_range(offset, len)?;
         let (Some(_), Some(link)) = (self.mem.file(), self.link()) else {
             return Err(ZX_ERR_BAD_STATE);
         };
         let uffd = link.faults.uffd();
+        let absent: Vec<Range<u64>> = {
+            let st = self.lock();
+            if st.detached {
+                return Err(ZX_ERR_BAD_STATE);
+            }
+            let all = runs(&st, pages.clone());
+            let present: u64 = all.iter().filter(|r| r.1).map(|r| r.0.end - r.0.start).sum();
+            Counters::add(&self.counters().pages_skipped, present);
+            all.into_iter().filter(|r| !r.1).map(|r| r.0).collect()
+        };
+        let mut mapped = Vec::new();
+        let mut result = Ok(());
+        for run in absent {
+            if let Err(s) = self.map_run(uffd, run, zero, &mut mapped) {
+                result = Err(s);
+                break;
+            }
+        }
         let mut guard = self.lock();
         let st = &mut *guard;
-        if st.detached {
-            return Err(ZX_ERR_BAD_STATE);
-        }
-        let mut result = Ok(0);
-        for (run, present) in runs(st, pages.clone()) {
-            if present {
-                Counters::add(&self.counters().pages_skipped, run.end - run.start);
-                continue;
-            }
-            match self.map_run(st, uffd, run, zero) {
-                Ok(n) => result = result.map(|t| t + n),
-                Err(s) => {
-                    result = Err(s);
-                    break;
-                }
-            }
-        }
+        let inserted: u64 = mapped
+            .into_iter()
+            .map(|(run, shared)| self.mark(st, run, shared))
+            .sum();
         let finished = st.requests.resolve(ZX_PAGER_VMO_READ, pages, |r| {
             (r.start..r.end).all(|p| st.committed.contains(p as usize))
         });
         self.settle(st, finished, ZX_OK);
-        if result.is_ok() {
-            Counters::add(&self.counters().supplies, 1);
-        }
-        result
+        result?;
+        Counters::add(&self.counters().supplies, 1);
+        Ok(inserted)
     }
 
     /// Resident, private (written) and shared bytes of the VMO's host memory.
@@ -112,14 +122,15 @@ impl Vmo {
         self.mem.usage().ok()
     }
 
-    /// Maps the absent pages `run` (from the file, or zero); returns the pages inserted.
+    /// Maps the pages `run` (from the file, or zero), adding what it mapped (and whether
+    /// shared) to `mapped`.
     fn map_run(
         &self,
-        st: &mut VmoState,
         uffd: &Userfault,
         run: Range<u64>,
         zero: bool,
-    ) -> Result<u64, Status> {
+        mapped: &mut Vec<(Range<u64>, bool)>,
+    ) -> Result<(), Status> {
         let mut at = run.start;
         while at < run.end {
             let addr = self.host_addr() + at * PAGE_SIZE;
@@ -134,17 +145,17 @@ impl Vmo {
                 Err(e) if shared && e.mapped() == 0 && e.errno() == Some(libc::EFAULT) => {
                     // A hole in the file: this page is zero, for this VMO only.
                     self.zero_one(uffd, addr)?;
-                    self.mark(st, at..at + 1, false);
+                    mapped.push((at..at + 1, false));
                     at += 1;
                     continue;
                 }
                 Err(e) => handled(&e, shared)?,
             };
             let done = done.clamp(1, run.end - at);
-            self.mark(st, at..at + done, shared);
+            mapped.push((at..at + done, shared));
             at += done;
         }
-        Ok(run.end - run.start)
+        Ok(())
     }
 
     /// Maps a private zero page at `addr` (present already is fine).
@@ -155,18 +166,19 @@ impl Vmo {
         }
     }
 
-    /// Marks `pages` present and counts them (shared or zero).
-    fn mark(&self, st: &mut VmoState, pages: Range<u64>, shared: bool) {
-        let n = pages.end - pages.start;
-        st.committed
-            .insert_range(pages.start as usize..pages.end as usize);
+    /// Marks `pages` present; counts (shared or zero) and returns those not present before.
+    fn mark(&self, st: &mut VmoState, pages: Range<u64>, shared: bool) -> u64 {
+        let range = pages.start as usize..pages.end as usize;
+        let new = range.clone().filter(|&p| !st.committed.contains(p)).count() as u64;
+        st.committed.insert_range(range);
         let counter = if shared {
             &self.counters().pages_shared
         } else {
             &self.counters().pages_zeroed
         };
-        Counters::add(counter, n);
-        Counters::add(&self.counters().pages_supplied, n);
+        Counters::add(counter, new);
+        Counters::add(&self.counters().pages_supplied, new);
+        new
     }
 }
 
