@@ -90,7 +90,11 @@ impl Vmo {
                 return Err(ZX_ERR_BAD_STATE);
             }
             let all = runs(&st, pages.clone());
-            let present: u64 = all.iter().filter(|r| r.1).map(|r| r.0.end - r.0.start).sum();
+            let present: u64 = all
+                .iter()
+                .filter(|r| r.1)
+                .map(|r| r.0.end - r.0.start)
+                .sum();
             Counters::add(&self.counters().pages_skipped, present);
             all.into_iter().filter(|r| !r.1).map(|r| r.0).collect()
         };

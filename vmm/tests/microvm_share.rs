@@ -215,6 +215,31 @@ fn a_clone_that_writes_everything_costs_only_its_own_memory() {
     assert!(again.stats.minor_faults > 0);
 }
 
+#[test]
+fn a_foreign_root_file_is_replaced_never_trusted() {
+    if skip_without_kvm() {
+        return;
+    }
+    let dir = TempDir::new("share-foreign");
+    let snap = snapshot(&dir, 1, 0);
+    let root = Root::of(&snap);
+    // A file of the right size, every page "filled" with garbage, and a wrong header.
+    std::fs::create_dir_all(root.0.parent().unwrap()).unwrap();
+    let len = RAM + RAM / 4096 + 4096;
+    std::fs::write(&root.0, vec![0xa5u8; len as usize]).unwrap();
+    let r = kvmpager_vmm::restore(&snap, &shared_config()).unwrap();
+    ok("restore over a foreign root", &r);
+    assert!(
+        r.stats.root_fill_bytes >= MIB << 20,
+        "the root was refilled"
+    );
+    // The stale file is gone; the new root holds the snapshot's bytes.
+    let img = std::fs::read(snap.join("ram.img")).unwrap();
+    let file = std::fs::read(&root.0).unwrap();
+    let pattern = demo::PATTERN_GPA as usize..(demo::PATTERN_GPA + (MIB << 20)) as usize;
+    assert!(file[pattern.clone()] == img[pattern]);
+}
+
 /// `kvmpager restore DIR --share --json` in a child process: (exit status, stats).
 fn restore_process(snap: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_kvmpager"))

@@ -135,6 +135,7 @@ impl SharedRoot {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| io_error(&dir, e))?;
+        check_dir(&dir)?;
         check_tmpfs(&dir)?;
         let path = dir.join(format!("{key:016x}.root"));
         let file = match open_existing(&path, key, ram) {
@@ -299,6 +300,27 @@ impl Drop for SharedRoot {
         // refers to it once self is gone.
         unsafe { libc::munmap(self.state.as_ptr().cast(), state_len(self.ram) as usize) };
     }
+}
+
+/// The share directory must be a real directory of this user that nobody else can write
+/// (roots are trusted by whoever maps them).
+fn check_dir(dir: &Path) -> Result<()> {
+    let m = fs::symlink_metadata(dir).map_err(|e| io_error(dir, e))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let reason = if !m.is_dir() {
+        "not a directory (a symbolic link is refused)"
+    } else if m.uid() != me {
+        "owned by another user"
+    } else if m.mode() & 0o022 != 0 {
+        "writable by other users"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Image {
+        path: dir.to_path_buf(),
+        reason: format!("cannot hold shared roots: {reason}"),
+    })
 }
 
 /// Roots must live on tmpfs (shmem): userfaultfd minor faults work on shmem only.
