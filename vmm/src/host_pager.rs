@@ -67,6 +67,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A snapshot's shared root cannot be used (`restore --share`).
+    #[error("shared root {path}: {reason}")]
+    Share {
+        /// The root file or its directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The source could not read its data.
     #[error("reading {what}: {error}")]
     Io {

@@ -317,9 +317,9 @@ fn check_dir(dir: &Path) -> Result<()> {
     } else {
         return Ok(());
     };
-    Err(Error::Image {
+    Err(Error::Share {
         path: dir.to_path_buf(),
-        reason: format!("cannot hold shared roots: {reason}"),
+        reason: format!("not usable as the share directory: {reason}"),
     })
 }
 
@@ -335,7 +335,7 @@ fn check_tmpfs(dir: &Path) -> Result<()> {
         return Err(io_error(dir, io::Error::last_os_error()));
     }
     if st.f_type as i64 != TMPFS_MAGIC {
-        return Err(Error::Image {
+        return Err(Error::Share {
             path: dir.to_path_buf(),
             reason: "shared roots must live on tmpfs (set KVMPAGER_SHARE_DIR to a directory \
                      under /dev/shm)"
@@ -391,7 +391,7 @@ fn create(dir: &Path, path: &Path, key: u64, ram: u64) -> Result<File> {
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(true) => Ok(file),
-        Ok(false) => open_existing(path, key, ram).ok_or_else(|| Error::Image {
+        Ok(false) => open_existing(path, key, ram).ok_or_else(|| Error::Share {
             path: path.to_path_buf(),
             reason: "the shared root changed while it was opened".into(),
         }),
