@@ -22,7 +22,8 @@
 //! [`restore`].
 //!
 //! Entry points: [`run`] boots a guest program; [`restore`] resumes a snapshot with RAM served
-//! lazily from it. Both take snapshots on request (the `Snapshot` hypercall, or SIGUSR1 after
+//! lazily from it (with [`VmConfig::share`], from the snapshot's host-wide shared root, copy on
+//! write); [`restore_clones`] resumes N VMs from one snapshot in this process. Both take snapshots on request (the `Snapshot` hypercall, or SIGUSR1 after
 //! [`install_snapshot_signal`]) when [`VmConfig::snapshot`] is set.
 #![warn(missing_docs)]
 
