@@ -262,3 +262,42 @@ fn shared_supply_and_creation_reject_what_does_not_fit() {
         Some(ZX_ERR_INVALID_ARGS)
     );
 }
+
+#[test]
+fn racing_shared_supplies_insert_each_page_once() {
+    let file = shared_file();
+    let Some(s) = setup(&file, 1) else { return };
+    const ROUNDS: u64 = 20;
+    for key in 100..100 + ROUNDS {
+        let h =
+            s.p.pager_create_vmo_shared(s.pager, s.port, key, PAGES * P, read_only(&file))
+                .unwrap();
+        let inserted: u64 = thread::scope(|sc| {
+            let workers: Vec<_> = (0..3)
+                .map(|_| sc.spawn(|| s.p.pager_supply_shared(s.pager, h, 0, PAGES * P, false)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap().unwrap())
+                .sum()
+        });
+        assert_eq!(inserted, PAGES, "every page inserted exactly once");
+        let vmo = s.p.vmo_object(h).unwrap();
+        let mut buf = vec![0u8; PS];
+        for page in 0..PAGES {
+            vmo.peek(page * P, &mut buf).unwrap();
+            let want = if page < DATA {
+                pattern(0x42, page)
+            } else {
+                vec![0; PS]
+            };
+            assert_eq!(buf, want, "page {page}");
+        }
+        s.p.handle_close(h).unwrap();
+    }
+    let c = s.p.counters();
+    assert_eq!(
+        (c.pages_shared, c.pages_zeroed),
+        (DATA * ROUNDS, (PAGES - DATA) * ROUNDS)
+    );
+}
