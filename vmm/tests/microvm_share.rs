@@ -141,7 +141,8 @@ fn clone_snapshots_and_working_sets_equal_a_private_restores() {
     };
     let p = kvmpager_vmm::restore(&snap, &with(false, "private")).unwrap();
     assert!(matches!(p.stop, StopReason::Snapshotted(_)), "{}", p.stop);
-    let clones = kvmpager_vmm::restore_clones(&snap, &with(true, "clone"), 2);
+    // Three clones: each writes its own working-set file at once (FILE, FILE.1, FILE.2).
+    let clones = kvmpager_vmm::restore_clones(&snap, &with(true, "clone"), 3);
     for (i, c) in clones.iter().enumerate() {
         let c = c.as_ref().unwrap();
         assert!(matches!(c.stop, StopReason::Snapshotted(_)), "{}", c.stop);

@@ -118,9 +118,24 @@ impl Mode {
         self
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "restore ({}{}{}{})",
+            if self.share { "shared" } else { "private" },
+            if self.prefetch { ", prefetch" } else { "" },
+            if self.page_faults {
+                ", 4 KiB read-ahead"
+            } else {
+                ""
+            },
+            if self.unpinned { ", not pinned" } else { "" }
+        )
+    }
+
     fn config(&self, files: &Files) -> VmConfig {
         let mut c = VmConfig::new(Vec::new());
         c.timeout = Some(Duration::from_secs(300));
+        c.fault_timeout = Some(Duration::from_secs(30));
         c.share = self.share;
         c.pin_threads = !self.unpinned;
         c.record = self.record.clone();
@@ -177,7 +192,7 @@ fn restore(files: &Files, mode: Mode) -> Result<(RunResult, u64), String> {
     let cfg = mode.config(files);
     let (r, pt) = with_page_tables(|| crate::restore(&files.snap, &cfg));
     let r = r.map_err(|e| e.to_string())?;
-    check("restore", &r)?;
+    check(&mode.describe(), &r)?;
     Ok((r, pt))
 }
 
@@ -231,22 +246,32 @@ fn density(
                 totals.pages_forked
             )),
     );
-    let equal = (0..n)
-        .filter(|&i| {
-            let path = match i {
-                0 => record.clone(),
-                i => PathBuf::from(format!("{}.{i}", record.display())),
-            };
-            snapshot::read_working_set(&path, opts.share_ram).is_ok_and(|w| w == ws)
-        })
-        .count();
+    let mut differ = Vec::new();
+    for i in 0..n {
+        let path = match i {
+            0 => record.clone(),
+            i => PathBuf::from(format!("{}.{i}", record.display())),
+        };
+        match snapshot::read_working_set(&path, opts.share_ram) {
+            Ok(w) if w == ws => {}
+            Ok(w) => {
+                let at = w.iter().zip(ws).position(|(a, b)| a != b);
+                differ.push(format!(
+                    "clone {i}: {} pages, first difference at {at:?}",
+                    w.len()
+                ));
+            }
+            Err(e) => differ.push(format!("clone {i}: {e}")),
+        }
+    }
+    let equal = n - differ.len();
     report.push(
         Figure::new(6, "clones recording the private working set", "VMs")
             .value(equal as f64)
             .baseline("clones", n as f64)
             .target(Target::AtLeast(1.0))
             .view("working-set files (first-touch order) compared with a private restore's")
-            .note(format!("{} pages each", ws.len())),
+            .note(format!("{} pages each; {}", ws.len(), differ.join("; "))),
     );
     Ok(())
 }
