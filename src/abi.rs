@@ -222,11 +222,25 @@ pub mod vmo_op {
     pub const ZX_VMO_OP_DECOMMIT: u32 = 2;
 }
 
-/// `zx_vmo_create_child` options.
+/// `zx_vmo_create_child` options (Zircon's values). Exactly one of SNAPSHOT, SLICE and
+/// SNAPSHOT_AT_LEAST_ON_WRITE; RESIZABLE and NO_WRITE may be added; anything else gives
+/// `ZX_ERR_INVALID_ARGS`.
 pub mod vmo_child {
-    /// A copy-on-write child (Zircon's name; "snapshot" here means a VMO clone, not a VM
-    /// snapshot). Anonymous VMOs only so far: the child's pages are copied at creation.
+    /// A snapshot child (Zircon's name; "snapshot" here means a VMO clone, not a VM snapshot).
+    /// Anonymous VMOs only: the child's pages are copied at creation. On a pager VMO or a
+    /// clone of one: `ZX_ERR_NOT_SUPPORTED`, as in Zircon.
     pub const ZX_VMO_CHILD_SNAPSHOT: u32 = 1 << 0;
+    /// The child is resizable (accepted and given `ZX_RIGHT_RESIZE`; sizes never change).
+    pub const ZX_VMO_CHILD_RESIZABLE: u32 = 1 << 2;
+    /// A slice: `ZX_ERR_NOT_SUPPORTED`.
+    pub const ZX_VMO_CHILD_SLICE: u32 = 1 << 3;
+    /// A copy-on-write clone that sees its parent's writes until it writes a page itself.
+    /// On a pager VMO (or a clone of one, `offset` page aligned) the clone shares the pages
+    /// supplied to the root, and its page requests name the root; on an anonymous VMO it is
+    /// a SNAPSHOT.
+    pub const ZX_VMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE: u32 = 1 << 4;
+    /// The child's handle lacks `ZX_RIGHT_WRITE`.
+    pub const ZX_VMO_CHILD_NO_WRITE: u32 = 1 << 5;
 }
 
 /// Operations of `zx_pager_vmo_op` (and `zx_pager_op_range` for the non-supply ones).

@@ -5,7 +5,8 @@
 //! the set of present pages, because its memory is userfaultfd-registered and pages only get
 //! there by supply. Kernel calls never touch an absent pager-VMO page: they raise a request and
 //! wait (see [`crate::request`]); threads touching the memory directly block in the host
-//! kernel and reach the pager through [`crate::fault`].
+//! kernel and reach the pager through [`crate::fault`]. Copy-on-write clones of pager VMOs
+//! (`ZX_VMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE`) are in [`clone`].
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +23,7 @@ use crate::hostmem::HostMemory;
 use crate::object::new_koid;
 use crate::port::Port;
 
+mod clone;
 mod file_io;
 mod mapping;
 mod pager_ops;
@@ -31,6 +33,7 @@ mod supply;
 
 use requests::request_packet;
 
+pub use clone::ChildLink;
 pub use mapping::{Mapping, Pin};
 pub use supply::SupplyStrategy;
 
@@ -41,8 +44,9 @@ pub const MAX_VMO_SIZE: u64 = 256 << 30;
 pub enum Origin {
     /// `zx_vmo_create`: the only kind allowed as a SUPPLY source.
     Created,
-    /// `zx_vmo_create_child`: a child (clone) of `parent`.
-    Child(Arc<Vmo>),
+    /// `zx_vmo_create_child`: an eager snapshot of an anonymous VMO, or a copy-on-write clone
+    /// of a pager VMO or of such a clone (see [`clone`]).
+    Child(ChildLink),
     /// `zx_pager_create_vmo`.
     Pager(PagerLink),
 }
@@ -76,6 +80,11 @@ pub(crate) struct VmoState {
     pub mapped_writable: bool,
     /// Live children.
     pub children: u32,
+    /// Pager clones: pages written in this clone (its own; they survive a detach). Present
+    /// pages not in here are clean copies of an ancestor's page.
+    pub forked: PageBits,
+    /// Pager VMOs and pager clones: their clones (weak; the clones hold their parent).
+    pub clones: Vec<Weak<Vmo>>,
     /// Pinned page ranges.
     pub pins: Vec<Range<u64>>,
     /// Pager VMOs: detached (or the pager is gone).
@@ -126,16 +135,18 @@ impl Vmo {
         Ok(vmo)
     }
 
-    /// A child (clone) of `[offset, offset + size)` of this anonymous VMO (pages copied now).
+    /// An eager snapshot of `[offset, offset + size)` of this anonymous VMO (pages copied now),
+    /// charged to `owner`.
     pub(crate) fn create_child(
         self: &Arc<Self>,
         offset: u64,
         size: u64,
+        owner: Arc<Shared>,
     ) -> Result<Arc<Vmo>, Status> {
         if self.is_pager_backed() {
             return Err(ZX_ERR_NOT_SUPPORTED);
         }
-        let child = Self::build(size, false, Origin::Child(self.clone()), self.owner.clone())?;
+        let child = Self::build(size, false, Origin::Child(ChildLink::snapshot(self)), owner)?;
         let mut st = self.lock();
         st.children += 1;
         let mut buf = vec![0u8; PAGE_SIZE as usize];
@@ -193,10 +204,10 @@ impl Vmo {
             }
         };
         let pages = (size / PAGE_SIZE) as usize;
-        let tracked = if matches!(origin, Origin::Pager(_)) {
-            pages
-        } else {
-            0
+        let (tracked, forked) = match &origin {
+            Origin::Pager(_) => (pages, 0),
+            Origin::Child(link) if link.is_clone() => (0, pages),
+            _ => (0, 0),
         };
         let state = VmoState {
             committed: PageBits::with_capacity(pages),
@@ -205,6 +216,8 @@ impl Vmo {
             mappings: 0,
             mapped_writable: false,
             children: 0,
+            forked: PageBits::with_capacity(forked),
+            clones: Vec::new(),
             pins: Vec::new(),
             detached: false,
             complete_sent: false,
@@ -249,9 +262,9 @@ impl Vmo {
         self.huge
     }
 
-    /// Whether this is a pager VMO.
+    /// Whether this is a pager VMO or a clone of one (Zircon's `ZX_INFO_VMO_PAGER_BACKED`).
     pub fn is_pager_backed(&self) -> bool {
-        matches!(self.origin, Origin::Pager(_))
+        matches!(self.origin, Origin::Pager(_)) || self.is_clone()
     }
 
     /// Whether this VMO came from `zx_vmo_create`.
@@ -334,6 +347,7 @@ impl Vmo {
         let pages = self.page_range(offset, buf.len() as u64)?;
         let st = self.lock();
         let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
+        self.fork(&mut st, pages.clone());
         if self.link().is_some_and(|l| l.trap_dirty) {
             st = self.ensure(st, ZX_PAGER_VMO_DIRTY, pages.clone(), killed)?;
             // Pages under writeback are write-protected again; this write must not fault
@@ -349,6 +363,9 @@ impl Vmo {
             st.dirty.insert_range(range.clone());
             st.awaiting_clean.remove_range(range);
         }
+        drop(st);
+        // Clones that copied these pages see the write (they drop their copies).
+        self.invalidate_clones(pages);
         Ok(())
     }
 
@@ -376,6 +393,8 @@ impl Vmo {
         let pages = self.page_range(offset, len)?;
         let st = self.lock();
         let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
+        // COMMIT on a clone forks every page, as write faults would (Zircon's CloneCommitTest).
+        self.fork(&mut st, pages.clone());
         if !self.is_pager_backed() && !pages.is_empty() {
             let start = pages.start * PAGE_SIZE;
             let bytes = (pages.end - pages.start) * PAGE_SIZE;
@@ -510,9 +529,13 @@ impl Drop for Vmo {
     fn drop(&mut self) {
         self.owner.uncharge(self.size);
         match &self.origin {
-            Origin::Child(parent) => {
-                let mut st = parent.lock();
-                st.children = st.children.saturating_sub(1);
+            Origin::Child(_) => {
+                // The parent chain is released in a loop, not by recursive drops (chains of
+                // clones may be thousands deep).
+                let mut parent = self.release_parent();
+                while let Some(p) = parent {
+                    parent = Arc::into_inner(p).and_then(|mut vmo| vmo.release_parent());
+                }
             }
             Origin::Pager(link) => {
                 let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());

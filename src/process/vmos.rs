@@ -61,8 +61,10 @@ impl Process {
         }
     }
 
-    /// `zx_vmo_create_child` with `ZX_VMO_CHILD_SNAPSHOT` (needs DUPLICATE and READ; anonymous
-    /// VMOs only). The child's pages are copied at creation.
+    /// `zx_vmo_create_child` (needs DUPLICATE and READ). SNAPSHOT copies an anonymous VMO's
+    /// pages at creation; SNAPSHOT_AT_LEAST_ON_WRITE makes a copy-on-write clone of a pager VMO
+    /// (or of such a clone) and is SNAPSHOT on an anonymous VMO. The child's rights are the
+    /// handle's, with WRITE (unless NO_WRITE), RESIZE only if RESIZABLE, and no EXECUTE.
     pub fn vmo_create_child(
         &self,
         vmo: Handle,
@@ -70,13 +72,31 @@ impl Process {
         offset: u64,
         size: u64,
     ) -> Result<Handle> {
+        use crate::abi::vmo_child::*;
         let (vmo, rights) = self.vmo(vmo, ZX_RIGHT_DUPLICATE | ZX_RIGHT_READ)?;
-        if options != crate::abi::vmo_child::ZX_VMO_CHILD_SNAPSHOT {
+        let kinds =
+            ZX_VMO_CHILD_SNAPSHOT | ZX_VMO_CHILD_SLICE | ZX_VMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE;
+        let known = kinds | ZX_VMO_CHILD_RESIZABLE | ZX_VMO_CHILD_NO_WRITE;
+        if options & !known != 0 || (options & kinds).count_ones() != 1 {
             return Err(ZX_ERR_INVALID_ARGS);
         }
         offset.checked_add(size).ok_or(ZX_ERR_OUT_OF_RANGE)?;
-        let child = vmo.create_child(offset, size)?;
-        self.install(KernelObject::Vmo(child), rights | ZX_RIGHT_WRITE)
+        let owner = self.shared.clone();
+        let child = match options & kinds {
+            ZX_VMO_CHILD_SLICE => return Err(ZX_ERR_NOT_SUPPORTED),
+            ZX_VMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE if vmo.is_pager_backed() => {
+                vmo.create_clone(offset, size, owner)?
+            }
+            _ => vmo.create_child(offset, size, owner)?,
+        };
+        let mut rights = (rights | ZX_RIGHT_WRITE) & !(ZX_RIGHT_EXECUTE | ZX_RIGHT_RESIZE);
+        if options & ZX_VMO_CHILD_NO_WRITE != 0 {
+            rights &= !ZX_RIGHT_WRITE;
+        }
+        if options & ZX_VMO_CHILD_RESIZABLE != 0 {
+            rights |= ZX_RIGHT_RESIZE;
+        }
+        self.install(KernelObject::Vmo(child), rights)
     }
 
     /// kvmpager's `zx_vmo_get_info`: size, committed bytes, mappings, children, pins.

@@ -84,10 +84,12 @@ impl Vmo {
     }
 
     /// Detaches the VMO from its pager: requests fail with `BAD_STATE`, clean pages are
-    /// evicted, and (if `complete`) one COMPLETE packet is queued. Idempotent.
+    /// evicted, clones drop their copies of its pages, and (if `complete`) one COMPLETE packet
+    /// is queued. Idempotent.
     pub(crate) fn detach(&self, complete: bool) {
         let Some(link) = self.link() else { return };
         let mut st = self.lock();
+        let newly = !st.detached;
         if !st.detached {
             st.detached = true;
             let finished = st.requests.finish_all(ZX_ERR_BAD_STATE);
@@ -105,6 +107,10 @@ impl Vmo {
             link.port.queue_charged(packet, Some(source), charge);
         }
         self.changed.notify_all();
+        drop(st);
+        if newly {
+            self.invalidate_clones(0..self.pages());
+        }
     }
 
     /// A pager VMO that was never handed out (its handle could not be installed): it is

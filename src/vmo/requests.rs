@@ -32,6 +32,9 @@ impl Vmo {
         pages: Range<u64>,
         killed: &AtomicBool,
     ) -> Result<MutexGuard<'a, VmoState>, Status> {
+        if self.is_clone() {
+            return self.clone_ensure(st, pages, killed);
+        }
         if !self.is_pager_backed() {
             return Ok(st);
         }
@@ -226,6 +229,9 @@ impl FaultTarget for Vmo {
     /// A thread `tid` wrote to the write-protected (present, clean) page at host address
     /// `addr` of a VMO that traps mapped writes: the write waits for a DIRTY request.
     fn on_write_fault(&self, addr: u64, tid: u32) {
+        if self.is_clone() {
+            return self.clone_fault(addr, tid, true);
+        }
         let Some((page, mut st)) = self.begin_fault(addr, tid) else {
             return;
         };
@@ -246,6 +252,9 @@ impl FaultTarget for Vmo {
 
     /// A thread `tid` faulted on host address `addr` of this (pager) VMO.
     fn on_fault(&self, addr: u64, tid: u32) {
+        if self.is_clone() {
+            return self.clone_fault(addr, tid, false);
+        }
         if let Some((page, st)) = self.begin_fault(addr, tid) {
             self.missing_page_fault(st, page, tid);
         }

@@ -10,6 +10,7 @@
 //! | [`detach_close`] | Zircon §4.2/§4.5 on one vCPU: supply semantics, detach, close |
 //! | [`blocked`] | blocked accessors on vCPU 0, a pager job on vCPU 1 (FAIL, detach, close) |
 //! | [`pointers`] | the ABI's bad guest pointers through the real hypercall path |
+//! | [`clones`] | Zircon §4.6 / `snapshot.cc`: copy-on-write clones of pager VMOs |
 //!
 //! A new topic (clones, writeback) is one more file here and one more line in `TOPICS`. The
 //! case functions are private to their topic, so one left out of `CASES` is dead code and the
@@ -21,6 +22,7 @@
 //! price of a trap for the next topic).
 
 pub mod blocked;
+pub mod clones;
 pub mod detach_close;
 pub mod pointers;
 pub mod seed;
