@@ -301,3 +301,35 @@ fn racing_shared_supplies_insert_each_page_once() {
         (DATA * ROUNDS, (PAGES - DATA) * ROUNDS)
     );
 }
+
+#[test]
+fn a_present_page_that_lost_its_mapping_is_mapped_again_without_a_request() {
+    let file = shared_file();
+    let Some(s) = setup(&file, 1) else { return };
+    let (h, a) = s.vmos[0].clone();
+    s.p.pager_supply_shared(s.pager, h, 0, PAGES * P, false)
+        .unwrap();
+    // Drop the page-table entry behind page 1 (the page stays in the file and present in the
+    // VMO): the next touch is a minor fault on a present page.
+    // SAFETY: page 1 lies inside the VMO's live host memory; MADV_DONTNEED on a private file
+    // mapping only drops its PTEs, and nothing holds a reference into it.
+    let rc = unsafe {
+        libc::madvise(
+            (a.host_addr() + P) as *mut libc::c_void,
+            P as usize,
+            libc::MADV_DONTNEED,
+        )
+    };
+    assert_eq!(rc, 0);
+    let got = touch(&a, 1);
+    assert_eq!(
+        got.recv_timeout(Duration::from_secs(5)).unwrap(),
+        word(&pattern(0x42, 1))
+    );
+    assert_eq!(s.p.counters().minor_faults, 1);
+    let r = s.p.port_wait(
+        s.port,
+        Some(std::time::Instant::now() + Duration::from_millis(100)),
+    );
+    assert_eq!(r.err(), Some(ZX_ERR_TIMED_OUT), "no page request");
+}

@@ -121,6 +121,35 @@ impl Vmo {
         Ok(inserted)
     }
 
+    /// If the page at host address `addr` of a shared-file VMO is present, maps it from the
+    /// file again (or finds it mapped) and wakes its waiters; whether it was present.
+    pub(super) fn remap_present_shared(&self, addr: u64) -> bool {
+        let (Some(_), Some(link)) = (self.mem.file(), self.link()) else {
+            return false;
+        };
+        let Some(page) = addr
+            .checked_sub(self.host_addr())
+            .map(|o| o / PAGE_SIZE)
+            .filter(|&p| p < self.pages())
+        else {
+            return false;
+        };
+        if !self.is_present(page) {
+            return false;
+        }
+        let uffd = link.faults.uffd();
+        let at = self.host_addr() + page * PAGE_SIZE;
+        match uffd.continue_pages(at, PAGE_SIZE, true) {
+            Ok(_) => log::debug!("VMO {}: page {page} mapped again", self.koid()),
+            Err(e) if e.errno() == Some(libc::EFAULT) => {
+                let _ = uffd.zeropage(at, PAGE_SIZE);
+            }
+            Err(_) => {}
+        }
+        let _ = uffd.wake(at, PAGE_SIZE);
+        true
+    }
+
     /// Resident, private (written) and shared bytes of the VMO's host memory.
     pub fn host_usage(&self) -> Option<RegionUsage> {
         self.mem.usage().ok()

@@ -460,11 +460,7 @@ impl HostPager {
         }
         let total: u64 = merged.iter().map(|r| r.end - r.start).sum();
         progress(0, total);
-        let supplied = if self.root.is_some() && parallelism() > 1 {
-            self.prefetch_shared(source, &merged)?
-        } else {
-            self.prefetch_ranges(source, &merged, total, &mut progress)?
-        };
+        let supplied = self.prefetch_ranges(source, &merged, total, &mut progress)?;
         progress(total, total);
         PagerCounters::add(&self.counters.prefetched_pages, supplied);
         PagerCounters::add(&self.counters.prefetch_ns, t0.elapsed().as_nanos() as u64);
@@ -503,39 +499,6 @@ impl HostPager {
             PagerCounters::add(&self.counters.prefetch_supplies, 1);
         }
         Ok(got)
-    }
-
-    /// Shared RAM: supplies `ranges` on two threads (this one and a sibling) taking
-    /// `MAX_SUPPLY` pieces in turn. Mapping a filled root is page-table work on the CPU, so
-    /// a second CPU halves it; nothing here touches aux VMOs.
-    fn prefetch_shared(&mut self, source: &dyn PageSource, ranges: &[Range<u64>]) -> Result<u64> {
-        let pieces: Vec<Range<u64>> = ranges
-            .iter()
-            .flat_map(|r| {
-                (r.start..r.end)
-                    .step_by(MAX_SUPPLY as usize)
-                    .map(move |at| at..(at + MAX_SUPPLY).min(r.end))
-            })
-            .collect();
-        let next = AtomicU64::new(0);
-        let work = |p: &mut HostPager| -> Result<u64> {
-            let mut supplied = 0;
-            while let Some(piece) = pieces.get(next.fetch_add(1, Ordering::Relaxed) as usize) {
-                supplied += p.prefetch_piece(source, piece.clone())?;
-            }
-            Ok(supplied)
-        };
-        let mut helper = self.sibling();
-        let (mine, theirs) = std::thread::scope(|s| {
-            let h = s.spawn(|| work(&mut helper));
-            let mine = work(self);
-            (mine, h.join())
-        });
-        let theirs = theirs.map_err(|_| Error::Io {
-            what: "the prefetch helper thread".into(),
-            error: io::Error::other("panicked"),
-        })?;
-        Ok(mine? + theirs?)
     }
 
     /// Serves READ requests from `source` on a new thread until the process is killed.
@@ -593,11 +556,6 @@ impl HostPager {
         PagerCounters::add(&self.counters.demand_pages, supplied);
         Ok(())
     }
-}
-
-/// How many threads can run at once here (1 if unknown).
-fn parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Drop for HostPager {
