@@ -29,6 +29,12 @@ pub struct Counters {
     pub move_ioctls: AtomicU64,
     /// Times a move fell back to copying.
     pub copy_fallbacks: AtomicU64,
+    /// Minor faults: touches of a page the shared file holds but this mapping lacks.
+    pub minor_faults: AtomicU64,
+    /// Pages mapped from a shared file (`UFFDIO_CONTINUE`, zero copy, one physical page).
+    pub pages_shared: AtomicU64,
+    /// Pages of a shared-file VMO supplied as private zero pages (holes in the file).
+    pub pages_zeroed: AtomicU64,
     latency_samples: AtomicU64,
     latencies_ns: Mutex<Vec<u64>>,
 }
@@ -56,6 +62,12 @@ pub struct CounterValues {
     pub move_ioctls: u64,
     /// See [`Counters::copy_fallbacks`].
     pub copy_fallbacks: u64,
+    /// See [`Counters::minor_faults`].
+    pub minor_faults: u64,
+    /// See [`Counters::pages_shared`].
+    pub pages_shared: u64,
+    /// See [`Counters::pages_zeroed`].
+    pub pages_zeroed: u64,
     /// Fault service latencies in ns: from the fault event being read to the faulting
     /// thread's request being resolved.
     pub fault_latency_ns: Vec<u64>,
@@ -92,6 +104,9 @@ impl Counters {
             bytes_remapped: get(&self.bytes_remapped),
             move_ioctls: get(&self.move_ioctls),
             copy_fallbacks: get(&self.copy_fallbacks),
+            minor_faults: get(&self.minor_faults),
+            pages_shared: get(&self.pages_shared),
+            pages_zeroed: get(&self.pages_zeroed),
             fault_latency_ns: self
                 .latencies_ns
                 .lock()
@@ -114,6 +129,9 @@ impl CounterValues {
         self.bytes_remapped += other.bytes_remapped;
         self.move_ioctls += other.move_ioctls;
         self.copy_fallbacks += other.copy_fallbacks;
+        self.minor_faults += other.minor_faults;
+        self.pages_shared += other.pages_shared;
+        self.pages_zeroed += other.pages_zeroed;
         self.fault_latency_ns
             .extend_from_slice(&other.fault_latency_ns);
     }

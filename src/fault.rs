@@ -1,6 +1,8 @@
 //! The fault service: one userfaultfd per process, read by an event-manager loop.
 //!
-//! Every pager VMO's host memory is registered (MISSING mode) with its process's userfaultfd.
+//! Every pager VMO's host memory is registered (MISSING mode) with its process's userfaultfd;
+//! a VMO over a shared file also in MINOR mode, and its minor faults (a page the file holds
+//! but the mapping lacks) reach [`FaultTarget::on_minor_fault`].
 //! A thread — a vCPU inside KVM, or any host thread — touching an absent page blocks in the
 //! host kernel; the service thread reads the event and hands it to the VMO, which turns it into
 //! a READ request (or joins an outstanding one). Supplying the page (`UFFDIO_MOVE`) wakes it.
@@ -34,6 +36,12 @@ pub trait FaultTarget: Send + Sync {
     fn on_fault(&self, addr: u64, tid: u32);
     /// Thread `tid` wrote to the write-protected page at host address `addr`.
     fn on_write_fault(&self, addr: u64, tid: u32);
+    /// Thread `tid` touched a page at host address `addr` that the shared file behind a
+    /// minor-registered range holds but the range has not mapped: by default the same as an
+    /// absent page.
+    fn on_minor_fault(&self, addr: u64, tid: u32) {
+        self.on_fault(addr, tid);
+    }
     /// The oldest page request still waiting for its pager, if any.
     fn oldest_request(&self) -> Option<OverdueRequest>;
 }
@@ -113,6 +121,29 @@ impl FaultService {
         &self.uffd
     }
 
+    /// Registers `target`'s host memory `[addr, addr + len)` — a `MAP_PRIVATE` mapping of a
+    /// shared file — for MISSING and MINOR faults (see [`Userfault::register_minor`]).
+    pub fn register_minor(
+        &self,
+        target: Weak<dyn FaultTarget>,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), FaultError> {
+        self.uffd.register_minor(addr, len)?;
+        self.map().insert(addr, (addr + len, target));
+        Ok(())
+    }
+
+    /// Pins the service thread to host CPU `cpu` (`sched_setaffinity`): a fault is served
+    /// fastest by a thread on the CPU of the thread that took it.
+    pub fn pin(&self, cpu: usize) -> std::io::Result<()> {
+        let guard = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(t) = guard.as_ref() else {
+            return Ok(());
+        };
+        pin_pthread(std::os::unix::thread::JoinHandleExt::as_pthread_t(t), cpu)
+    }
+
     /// Registers `target`'s host memory `[addr, addr + len)` for MISSING faults, and for
     /// writes to write-protected pages when `wp` (TRAP_DIRTY VMOs).
     pub fn register(
@@ -174,6 +205,26 @@ impl Drop for FaultService {
     }
 }
 
+/// Pins the thread `thread` to host CPU `cpu`.
+pub fn pin_pthread(thread: libc::pthread_t, cpu: usize) -> std::io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: cpu_set_t is plain data; all zero bits is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes one bit inside `set`; `cpu` is below CPU_SETSIZE (checked).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `thread` names a live thread (callers pass their own running threads) and
+    // `set` is a valid cpu_set_t of the size given.
+    let rc = unsafe {
+        libc::pthread_setaffinity_np(thread, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
 /// The event-manager subscriber of the shutdown eventfd: its only job is to end the epoll wait.
 struct WakeReader(Arc<EventFd>);
 
@@ -202,7 +253,7 @@ struct FaultReader {
 }
 
 impl FaultReader {
-    fn dispatch(&self, addr: u64, tid: u32, wp: bool) {
+    fn dispatch(&self, addr: u64, tid: u32, wp: bool, minor: bool) {
         let target = {
             let map = self.targets.read().unwrap_or_else(|e| e.into_inner());
             map.range(..=addr)
@@ -212,6 +263,7 @@ impl FaultReader {
         };
         match target {
             Some(target) if wp => target.on_write_fault(addr, tid),
+            Some(target) if minor => target.on_minor_fault(addr, tid),
             Some(target) => target.on_fault(addr, tid),
             None => log::warn!("userfaultfd fault at {addr:#x} outside every pager VMO"),
         }
@@ -228,9 +280,13 @@ impl MutEventSubscriber for FaultReader {
     fn process(&mut self, _events: Events, _ops: &mut EventOps) {
         loop {
             match self.uffd.read_event() {
-                Ok(Some(UffdEvent::PageFault { addr, tid, wp, .. })) => {
-                    self.dispatch(addr, tid, wp)
-                }
+                Ok(Some(UffdEvent::PageFault {
+                    addr,
+                    tid,
+                    wp,
+                    minor,
+                    ..
+                })) => self.dispatch(addr, tid, wp, minor),
                 Ok(Some(UffdEvent::Other(kind))) => log::debug!("userfaultfd event {kind:#x}"),
                 Ok(None) => break,
                 Err(e) => {

@@ -11,6 +11,12 @@
 //! range outward to page boundaries, like Zircon's VMO commit and decommit. Every operation
 //! checks bounds (with overflow checks) and returns [`HostMemError`] instead of panicking.
 //!
+//! A second kind, [`HostMemory::map_file_private`], maps a shared (shmem) file
+//! `MAP_PRIVATE`: clean pages are the file's page-cache pages, shared with every other
+//! mapping of the file; a write copies the page into a private anonymous one and never
+//! reaches the file. Such memory is registered for minor faults and filled with
+//! `UFFDIO_CONTINUE` (see `crate::vmo::Vmo::supply_shared`); `UFFDIO_MOVE` refuses it.
+//!
 //! The page size is [`abi::PAGE_SIZE`] (4 KiB), which is also the x86-64 host page size.
 
 use std::fs::File;
@@ -60,18 +66,34 @@ pub enum HostMemError {
     /// `/proc/self/pagemap` could not be opened or read.
     #[error("reading /proc/self/pagemap failed: {0}")]
     Pagemap(#[source] io::Error),
+    /// `/proc/self/smaps` could not be read.
+    #[error("reading /proc/self/smaps failed: {0}")]
+    Smaps(#[source] io::Error),
     /// The page is present but pagemap hides its frame number (needs `CAP_SYS_ADMIN`).
     #[error("pagemap hides physical frame numbers (not privileged)")]
     PfnHidden,
 }
 
-/// A private anonymous host mapping; unmapped on drop.
+/// A private host mapping (anonymous, or of a shared file); unmapped on drop.
 #[derive(Debug)]
 pub struct HostMemory {
     /// Start of the mapping (never null; 2 MiB aligned when `len >= 2 MiB`).
     ptr: NonNull<u8>,
     /// Length in bytes, a non-zero multiple of the page size that fits in `usize`.
     len: u64,
+    /// The shared file this memory maps `MAP_PRIVATE` (file offset = region offset), if any.
+    file: Option<File>,
+}
+
+/// What `/proc/self/smaps` says about a region (bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegionUsage {
+    /// Resident pages (`Rss`).
+    pub rss: u64,
+    /// Private anonymous pages (`Anonymous`): for a file mapping, the pages writes copied.
+    pub anonymous: u64,
+    /// Resident file pages also mapped elsewhere (`Shared_Clean` + `Shared_Dirty`).
+    pub shared: u64,
 }
 
 // SAFETY: HostMemory owns its mapping exclusively; the raw pointer is only an address. All
@@ -111,9 +133,91 @@ impl HostMemory {
         } else {
             map_anon(size)?
         };
-        let mem = HostMemory { ptr, len };
+        let mem = HostMemory {
+            ptr,
+            len,
+            file: None,
+        };
         mem.advise_huge(huge)?;
         Ok(mem)
+    }
+
+    /// Maps the first `len` bytes of the shared file `file` `MAP_PRIVATE` (read/write,
+    /// `MAP_NORESERVE`, no huge pages: a copy-on-write granule stays 4 KiB). `file` may be
+    /// opened read-only: writes through the mapping copy pages and never reach the file. The
+    /// file should be at least `len` bytes (an access past its end is `SIGBUS`).
+    pub fn map_file_private(file: File, len: u64) -> Result<Self, HostMemError> {
+        let size = checked_len(len)?;
+        let ptr = if len >= HUGE_PAGE_SIZE {
+            map_aligned(size)?
+        } else {
+            map_anon(size)?
+        };
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let flags = libc::MAP_PRIVATE | libc::MAP_NORESERVE | libc::MAP_FIXED;
+        // SAFETY: MAP_FIXED replaces exactly the anonymous reservation just made for this
+        // object (nothing else knows its address) with the file mapping, same length.
+        let addr = unsafe {
+            libc::mmap(
+                ptr.as_ptr().cast(),
+                size,
+                prot,
+                flags,
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            let source = io::Error::last_os_error();
+            // SAFETY: the reservation is ours and unused.
+            unsafe { unmap(ptr.as_ptr(), size) };
+            return Err(HostMemError::Mmap { len, source });
+        }
+        let mem = HostMemory {
+            ptr,
+            len,
+            file: Some(file),
+        };
+        mem.advise_huge(false)?;
+        Ok(mem)
+    }
+
+    /// The shared file this memory maps, if it is a file mapping.
+    pub fn file(&self) -> Option<&File> {
+        self.file.as_ref()
+    }
+
+    /// Resident, private (copied) and shared bytes of the region, from `/proc/self/smaps`
+    /// (summed over the VMAs inside it).
+    pub fn usage(&self) -> Result<RegionUsage, HostMemError> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(HostMemError::Smaps)?;
+        let (start, end) = (self.host_addr(), self.host_addr() + self.len);
+        let mut usage = RegionUsage::default();
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ')
+                && let Some((a, b)) = range.split_once('-')
+                && let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16))
+            {
+                inside = a >= start && b <= end;
+                continue;
+            }
+            if !inside {
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            let (Some(key), Some(kib)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let bytes = kib.parse::<u64>().unwrap_or(0) * 1024;
+            match key {
+                "Rss:" => usage.rss += bytes,
+                "Anonymous:" => usage.anonymous += bytes,
+                "Shared_Clean:" | "Shared_Dirty:" => usage.shared += bytes,
+                _ => {}
+            }
+        }
+        Ok(usage)
     }
 
     /// Length of the region in bytes.

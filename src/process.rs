@@ -114,6 +114,14 @@ impl Process {
         self.shared.started_fault_service()?.overdue_request(age)
     }
 
+    /// Pins this process's fault-service thread (if started) to host CPU `cpu`.
+    pub fn pin_fault_thread(&self, cpu: usize) -> std::io::Result<()> {
+        match self.shared.started_fault_service() {
+            Some(f) => f.pin(cpu),
+            None => Ok(()),
+        }
+    }
+
     /// Total size of this process's live VMOs.
     pub fn vmo_memory(&self) -> u64 {
         self.shared.vmo_bytes()

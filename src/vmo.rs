@@ -29,6 +29,7 @@ mod mapping;
 mod pager_ops;
 mod requests;
 mod resize;
+mod shared;
 mod supply;
 
 use requests::request_packet;
@@ -186,6 +187,17 @@ impl Vmo {
         origin: Origin,
         owner: Arc<Shared>,
     ) -> Result<Arc<Vmo>, Status> {
+        Self::build_with(size, origin, owner, huge, |len| HostMemory::new(len, huge))
+    }
+
+    /// [`Vmo::build`] with the host memory made by `map(len)`.
+    fn build_with(
+        size: u64,
+        origin: Origin,
+        owner: Arc<Shared>,
+        huge: bool,
+        map: impl FnOnce(u64) -> Result<HostMemory, crate::hostmem::HostMemError>,
+    ) -> Result<Arc<Vmo>, Status> {
         let size = round_up_page(size).ok_or(ZX_ERR_OUT_OF_RANGE)?;
         if size > MAX_VMO_SIZE {
             return Err(ZX_ERR_OUT_OF_RANGE);
@@ -193,7 +205,7 @@ impl Vmo {
         // Everything the VMO could ever commit is charged to its process up front.
         owner.charge(size)?;
         // HostMemory needs a non-empty mapping; a 0-byte VMO keeps one unused page.
-        let mem = match HostMemory::new(size.max(PAGE_SIZE), huge) {
+        let mem = match map(size.max(PAGE_SIZE)) {
             Ok(mem) => mem,
             Err(_) => {
                 owner.uncharge(size);

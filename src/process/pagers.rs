@@ -32,6 +32,56 @@ impl Process {
         key: u64,
         size: u64,
     ) -> Result<Handle> {
+        self.create_pager_vmo(pager, options, port, key, size, |size, link, owner| {
+            Vmo::create_paged(size, link, owner)
+        })
+    }
+
+    /// Host-only (no syscall): a pager VMO like `zx_pager_create_vmo` (options 0) whose
+    /// memory maps the shared file `file` `MAP_PRIVATE`, so VMOs over one file share its
+    /// pages until written (see `Vmo::supply_shared`). The pager supplies it with
+    /// [`Process::pager_supply_shared`]. `ZX_ERR_NOT_SUPPORTED` on hosts without userfaultfd
+    /// minor faults on shmem; `ZX_ERR_OUT_OF_RANGE` if the file is shorter than `size`.
+    pub fn pager_create_vmo_shared(
+        &self,
+        pager: Handle,
+        port: Handle,
+        key: u64,
+        size: u64,
+        file: std::fs::File,
+    ) -> Result<Handle> {
+        self.create_pager_vmo(pager, 0, port, key, size, |size, link, owner| {
+            Vmo::create_paged_shared(size, link, owner, file)
+        })
+    }
+
+    /// Host-only: supplies `[offset, offset + length)` of a shared-file pager VMO (pager
+    /// needs MANAGE_VMO) from its file, or with `zero` as private zero pages; returns the
+    /// pages newly inserted. The pager must have written every page of the range its source
+    /// holds into the file first (pages the file lacks are zero).
+    pub fn pager_supply_shared(
+        &self,
+        pager: Handle,
+        pager_vmo: Handle,
+        offset: u64,
+        length: u64,
+        zero: bool,
+    ) -> Result<u64> {
+        check_aligned(offset, length)?;
+        let vmo = self.owned_vmo(pager, ZX_RIGHT_MANAGE_VMO, pager_vmo)?;
+        vmo.supply_shared(offset, length, zero)
+    }
+
+    /// The checks and installation of `zx_pager_create_vmo`, with the VMO made by `make`.
+    fn create_pager_vmo(
+        &self,
+        pager: Handle,
+        options: u32,
+        port: Handle,
+        key: u64,
+        size: u64,
+        make: impl FnOnce(u64, PagerLink, Arc<crate::account::Shared>) -> Result<Arc<Vmo>>,
+    ) -> Result<Handle> {
         let pager = self.pager(pager, ZX_RIGHT_ATTACH_VMO)?;
         let port = self.port(port, ZX_RIGHT_WRITE)?;
         if options & !(ZX_VMO_RESIZABLE | ZX_VMO_TRAP_DIRTY | ZX_VMO_UNBOUNDED) != 0 {
@@ -53,7 +103,7 @@ impl Process {
             trap_dirty: options & ZX_VMO_TRAP_DIRTY != 0,
             faults: self.shared.fault_service()?,
         };
-        let vmo = Vmo::create_paged(size, link, self.shared.clone())?;
+        let vmo = make(size, link, self.shared.clone())?;
         if options & ZX_VMO_RESIZABLE != 0 {
             vmo.mark_resizable();
         }

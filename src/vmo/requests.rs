@@ -235,6 +235,18 @@ impl Vmo {
 }
 
 impl FaultTarget for Vmo {
+    /// A thread `tid` touched a page of a shared-file VMO that the file holds: counted, then
+    /// served like an absent page (the pager answers with a shared supply).
+    /// A minor fault on a page already present (its mapping was lost, or the event is late)
+    /// is mapped again on the spot: waking the thread alone would only fault again.
+    fn on_minor_fault(&self, addr: u64, tid: u32) {
+        Counters::add(&self.counters().minor_faults, 1);
+        if self.remap_present_shared(addr) {
+            return;
+        }
+        self.on_fault(addr, tid);
+    }
+
     /// A thread `tid` wrote to the write-protected (present, clean) page at host address
     /// `addr` of a VMO that traps mapped writes: the write waits for a DIRTY request.
     fn on_write_fault(&self, addr: u64, tid: u32) {

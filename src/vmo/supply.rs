@@ -340,7 +340,7 @@ fn check_aux(src: &VmoState, pages: &Range<u64>) -> Result<(), Status> {
 }
 
 /// Splits `pages` into maximal runs of present / absent destination pages.
-fn runs(st: &VmoState, pages: Range<u64>) -> Vec<(Range<u64>, bool)> {
+pub(super) fn runs(st: &VmoState, pages: Range<u64>) -> Vec<(Range<u64>, bool)> {
     let mut out = Vec::new();
     let mut start = pages.start;
     while start < pages.end {

@@ -30,6 +30,8 @@ enum Command {
     /// `snapshot ls|gc|copy` list a store's snapshots, delete its unreferenced chunks, copy a
     /// snapshot between directories and URLs.
     Snapshot(SnapshotArgs),
+    /// Remove the shared root of a snapshot (`restore --share`); running VMs keep their copy.
+    Unshare(UnshareArgs),
     /// Measure the hypercall, SUPPLY, fault, start and restore paths against baselines.
     Bench(kvmpager_vmm::tools::bench::BenchArgs),
     /// Run the guest-side pager conformance suite (the `conformance` guest), print each case
@@ -155,16 +157,35 @@ struct PagerArgs {
     /// compare restores.
     #[arg(long)]
     ram_hash: bool,
+    /// Do not pin the VM's threads (vCPUs, fault service, host pager) to host CPUs; by
+    /// default vCPU 0 and the threads serving its faults share one CPU.
+    #[arg(long)]
+    no_pin: bool,
 }
 
 #[derive(Debug, Args)]
 struct RestoreArgs {
     /// The snapshot directory, or a snapshot URL (file://, http(s)://, s3://).
     dir: PathBuf,
+    /// Back RAM with the snapshot's host-wide shared copy (under /dev/shm/kvmpager, or
+    /// $KVMPAGER_SHARE_DIR), mapped copy-on-write: VMs restored from one snapshot with
+    /// --share, in this process or others, hold its pages once.
+    #[arg(long)]
+    share: bool,
+    /// Restore N VMs from the snapshot in this process (each with its own vCPUs and RAM);
+    /// clone i > 0 records to FILE.i and snapshots to DIR.i.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    clones: u32,
     #[command(flatten)]
     pager: PagerArgs,
     #[command(flatten)]
     remote: remote::RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+struct UnshareArgs {
+    /// The snapshot directory whose shared root to remove.
+    dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +247,7 @@ pub fn main() -> i32 {
         Command::Run(args) => run(&args),
         Command::Restore(args) => restore(&args),
         Command::Snapshot(args) => signal_snapshot(&args),
+        Command::Unshare(args) => unshare(&args),
         Command::Bench(args) => return kvmpager_vmm::tools::bench::main(&args),
         Command::Test(args) => test(&args),
     };
@@ -276,12 +298,21 @@ fn restore(args: &RestoreArgs) -> Result<i32, String> {
     }
     let mut c = VmConfig::new(Vec::new());
     pager_config(&mut c, &args.pager, Some(&args.dir))?;
+    c.share = args.share;
+    if args.clones > 1 {
+        c.echo_console = false;
+        let rs = kvmpager_vmm::restore_clones(&args.dir, &c, args.clones as usize);
+        return Ok(report_clones(&rs, args.pager.json));
+    }
     let r = kvmpager_vmm::restore(&args.dir, &c).map_err(|e| e.to_string())?;
     Ok(report(&r, args.pager.json))
 }
 
 /// `restore URL`: `--prefetch` without a FILE prefetches the manifest's working set.
 fn restore_url(url: &str, args: &RestoreArgs) -> Result<i32, String> {
+    if args.share || args.clones > 1 {
+        return Err("--share and --clones need a snapshot directory, not a URL".into());
+    }
     let mut c = VmConfig::new(Vec::new());
     pager_config(&mut c, &args.pager, Some(&args.dir))?;
     let marker = args.dir.join(snapshot::WORKING_SET_FILE);
@@ -295,6 +326,58 @@ fn restore_url(url: &str, args: &RestoreArgs) -> Result<i32, String> {
     let opts = args.remote.options(prefetch);
     let r = kvmpager_vmm::restore_url(url, &c, &opts).map_err(|e| e.to_string())?;
     Ok(report(&r, args.pager.json))
+}
+
+/// `unshare DIR`: removes the snapshot's shared root.
+fn unshare(args: &UnshareArgs) -> Result<i32, String> {
+    let snap = snapshot::Snapshot::open(&args.dir).map_err(|e| e.to_string())?;
+    let path =
+        kvmpager_vmm::host_pager::shared_root::root_path(&snap).map_err(|e| e.to_string())?;
+    match kvmpager_vmm::host_pager::shared_root::remove(&snap).map_err(|e| e.to_string())? {
+        true => eprintln!("kvmpager: removed the shared root {}", path.display()),
+        false => eprintln!("kvmpager: no shared root at {}", path.display()),
+    }
+    Ok(0)
+}
+
+/// Reports every clone (JSON: `{"clones": [...], "totals": {...}}` on stdout) and returns
+/// the first non-zero exit code (0 when every clone's is 0).
+fn report_clones(rs: &[kvmpager_vmm::Result<RunResult>], json: bool) -> i32 {
+    let totals = kvmpager_vmm::summary::CloneTotals::of(rs.iter().filter_map(|r| r.as_ref().ok()));
+    let mut code = 0;
+    let mut out = Vec::new();
+    for (i, r) in rs.iter().enumerate() {
+        let c = match r {
+            Ok(r) => {
+                if !json {
+                    eprintln!("=== clone {i}");
+                }
+                if json {
+                    out.push(run_json(r));
+                    exit_code(r)
+                } else {
+                    report(r, false)
+                }
+            }
+            Err(e) => {
+                eprintln!("kvmpager: clone {i}: {e}");
+                if json {
+                    out.push(serde_json::json!({ "error": e.to_string() }));
+                }
+                1
+            }
+        };
+        if code == 0 {
+            code = c;
+        }
+    }
+    if json {
+        let v = serde_json::json!({ "clones": out, "totals": totals });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        eprintln!("=== {} clones: {}", rs.len(), totals.summary());
+    }
+    code
 }
 
 fn signal_snapshot(args: &SnapshotArgs) -> Result<i32, String> {
@@ -337,6 +420,7 @@ fn pager_config(
     c.fault_timeout = seconds(a.fault_timeout, "fault timeout")?;
     c.readahead = a.readahead;
     c.huge_pages = !a.no_huge_pages;
+    c.pin_threads = !a.no_pin;
     c.supply = match a.supply {
         Supply::Auto => SupplyStrategy::Auto,
         Supply::Move => SupplyStrategy::Move,
@@ -409,22 +493,10 @@ fn report(r: &RunResult, json: bool) -> i32 {
         eprintln!("kvmpager: warning: {w}");
     }
     if json {
-        let snapshots: Vec<String> = r
-            .snapshots
-            .iter()
-            .map(|w| w.dir.display().to_string())
-            .collect();
-        let v = serde_json::json!({
-            "stop": r.stop.to_string(),
-            "exit_code": r.exit_code,
-            "console": r.console_text(),
-            "snapshots": snapshots,
-            "uploads": r.snapshots.iter().filter_map(|w| w.upload.as_ref()).collect::<Vec<_>>(),
-            "warnings": r.warnings,
-            "ram_blake3": r.ram_blake3,
-            "stats": r.stats,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&run_json(r)).unwrap_or_default()
+        );
     } else {
         eprintln!("--- kvmpager: {}", r.stop);
         for w in &r.snapshots {
@@ -451,6 +523,31 @@ fn report(r: &RunResult, json: bool) -> i32 {
             eprintln!("guest RAM blake3: {h}");
         }
     }
+    exit_code(r)
+}
+
+/// The JSON report of one VM.
+fn run_json(r: &RunResult) -> serde_json::Value {
+    let snapshots: Vec<String> = r
+        .snapshots
+        .iter()
+        .map(|w| w.dir.display().to_string())
+        .collect();
+    serde_json::json!({
+        "stop": r.stop.to_string(),
+        "exit_code": r.exit_code,
+        "console": r.console_text(),
+        "snapshots": snapshots,
+        "uploads": r.snapshots.iter().filter_map(|w| w.upload.as_ref()).collect::<Vec<_>>(),
+        "warnings": r.warnings,
+        "ram_blake3": r.ram_blake3,
+        "stats": r.stats,
+    })
+}
+
+/// The exit code of one VM: the guest's (`code & 0xff`), 0 after a snapshot that stopped
+/// the VM, else 1.
+fn exit_code(r: &RunResult) -> i32 {
     match r.stop {
         StopReason::Exit(code) => (code & 0xff) as i32,
         StopReason::Snapshotted(_) => 0,

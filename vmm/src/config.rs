@@ -172,6 +172,13 @@ pub struct VmConfig {
     /// When the VM stops, hash all of guest RAM (BLAKE3, lazy RAM only) into
     /// [`crate::RunResult::ram_blake3`], to compare restores.
     pub ram_hash: bool,
+    /// Restore only: back RAM with the snapshot's host-wide shared root, copy-on-write
+    /// (`--share`; see [`crate::host_pager::SharedRoot`]).
+    pub share: bool,
+    /// Pin the threads that serve this VM's faults (fault service, host pager) and its vCPU
+    /// threads to host CPUs: vCPU `i` on CPU `home + i`, the fault threads on vCPU 0's CPU,
+    /// `home` chosen round-robin per VM.
+    pub pin_threads: bool,
 }
 
 impl VmConfig {
@@ -197,6 +204,8 @@ impl VmConfig {
             prefetch: None,
             progress: false,
             ram_hash: false,
+            share: false,
+            pin_threads: true,
         }
     }
 

@@ -19,7 +19,14 @@
 //! When a source cannot deliver a request's pages, the VM is told why and the request is
 //! failed (`ZX_PAGER_OP_FAIL` with [`Error::status`]), so the faulting vCPU never waits on.
 //!
-//! The sources live in `page_source` (re-exported here); this module is the pager itself.
+//! Shared RAM (`restore --share`): the pager VMO maps a snapshot's [`SharedRoot`]
+//! copy-on-write instead; a READ makes sure the window's pages are in the root (filling the
+//! ones nobody filled yet from `ram.img`) and maps them with a shared supply
+//! (`Process::pager_supply_shared`: `UFFDIO_CONTINUE`, holes as private zero pages). No aux
+//! VMO and no move: `UFFDIO_MOVE` refuses shared pages.
+//!
+//! The sources live in `page_source` (re-exported here) and the root in `shared_root`; this
+//! module is the pager itself.
 
 use std::fs::File;
 use std::io;
@@ -40,8 +47,10 @@ use crate::kernel::{CallFailed, Process, Vmo, kernel};
 use crate::sync::lock;
 
 mod page_source;
+pub mod shared_root;
 
 pub use page_source::{ImageSource, PageSource, PatternSource, ZeroFill};
+pub use shared_root::SharedRoot;
 
 /// Errors of the host pager.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +76,14 @@ pub enum Error {
         status: kvmpager::abi::Status,
         /// What failed: chunk, page, URL.
         message: String,
+    },
+    /// A snapshot's shared root cannot be used (`restore --share`).
+    #[error("shared root {path}: {reason}")]
+    Share {
+        /// The root file or its directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// The source could not read its data.
     #[error("reading {what}: {error}")]
@@ -153,6 +170,8 @@ pub struct PagerCounters {
     pub huge_supplies: AtomicU64,
     /// Nanoseconds spent prefetching.
     pub prefetch_ns: AtomicU64,
+    /// Shared RAM: bytes this VM wrote into the shared root (pages it touched first).
+    pub root_fill_bytes: AtomicU64,
     /// Request offsets (page numbers) in first-touch order, when recording.
     recorded: Mutex<Option<Vec<u64>>>,
 }
@@ -225,6 +244,8 @@ pub struct HostPager {
     aux: [Option<(Handle, Arc<Vmo>)>; 2],
     /// The READ request being served (offset, length): failed if serving it fails.
     serving: Option<(u64, u64)>,
+    /// Shared RAM: the root the pager VMO maps (supplies are shared supplies from it).
+    root: Option<Arc<SharedRoot>>,
 }
 
 impl HostPager {
@@ -235,11 +256,35 @@ impl HostPager {
 
     /// [`HostPager::create`] with an explicit supply policy.
     pub fn with_policy(process: &Arc<Process>, size: u64, policy: SupplyPolicy) -> Result<Self> {
+        Self::build(process, size, policy, None)
+    }
+
+    /// A pager whose VMO (the root's RAM size) maps `root` copy-on-write and is supplied
+    /// from it (shared RAM).
+    pub fn shared(
+        process: &Arc<Process>,
+        root: Arc<SharedRoot>,
+        policy: SupplyPolicy,
+    ) -> Result<Self> {
+        Self::build(process, root.ram_size(), policy, Some(root))
+    }
+
+    fn build(
+        process: &Arc<Process>,
+        size: u64,
+        policy: SupplyPolicy,
+        root: Option<Arc<SharedRoot>>,
+    ) -> Result<Self> {
         let pager = process.pager_create(0).map_err(kernel("zx_pager_create"))?;
         let port = process.port_create(0).map_err(kernel("zx_port_create"))?;
-        let vmo = process
-            .pager_create_vmo(pager, 0, port, RAM_KEY, size)
-            .map_err(kernel("zx_pager_create_vmo"))?;
+        let vmo = match &root {
+            Some(r) => process
+                .pager_create_vmo_shared(pager, port, RAM_KEY, size, r.read_only()?)
+                .map_err(kernel("pager_create_vmo_shared"))?,
+            None => process
+                .pager_create_vmo(pager, 0, port, RAM_KEY, size)
+                .map_err(kernel("zx_pager_create_vmo"))?,
+        };
         let ram = process.vmo_object(vmo).map_err(kernel("vmo_object"))?;
         let readahead = policy
             .readahead
@@ -258,6 +303,7 @@ impl HostPager {
             counters: Arc::default(),
             aux: [None, None],
             serving: None,
+            root,
         })
     }
 
@@ -274,7 +320,13 @@ impl HostPager {
             counters: self.counters.clone(),
             aux: [None, None],
             serving: None,
+            root: self.root.clone(),
         }
+    }
+
+    /// The shared root, for shared RAM.
+    pub fn root(&self) -> Option<&Arc<SharedRoot>> {
+        self.root.as_ref()
     }
 
     /// The pager VMO (guest RAM).
@@ -327,8 +379,28 @@ impl HostPager {
         Ok(self.aux[slot].clone().expect("just created"))
     }
 
+    /// Shared RAM: fills `[offset, offset + len)` into the root where nobody has yet, then
+    /// maps it from there.
+    fn supply_shared(&self, root: &SharedRoot, offset: u64, len: u64) -> Result<u64> {
+        let wrote = root.fill(offset..offset + len)?;
+        PagerCounters::add(&self.counters.root_fill_bytes, wrote);
+        PagerCounters::add(&self.counters.file_bytes_read, wrote);
+        let mut n = 0;
+        for (piece, data) in root.pieces(offset..offset + len) {
+            let (at, bytes) = (piece.start, piece.end - piece.start);
+            n += self
+                .process
+                .pager_supply_shared(self.pager, self.vmo, at, bytes, !data)
+                .map_err(kernel("pager_supply_shared"))?;
+        }
+        Ok(n)
+    }
+
     /// Fills and supplies RAM `[offset, offset + len)` (at most `MAX_SUPPLY`, all absent).
     fn supply_run(&mut self, source: &dyn PageSource, offset: u64, len: u64) -> Result<u64> {
+        if let Some(root) = self.root.clone() {
+            return self.supply_shared(&root, offset, len);
+        }
         let (pager, ram_vmo) = (self.pager, self.vmo);
         let (handle, vmo) = self.aux_for(offset, len)?;
         let aux = Aux {
@@ -411,17 +483,29 @@ impl HostPager {
             }
         }
         let total: u64 = merged.iter().map(|r| r.end - r.start).sum();
-        let (mut done, mut supplied, mut last) = (0, 0, Instant::now());
         progress(0, total);
-        for r in merged {
+        let supplied = self.prefetch_ranges(source, &merged, total, &mut progress)?;
+        progress(total, total);
+        PagerCounters::add(&self.counters.prefetched_pages, supplied);
+        PagerCounters::add(&self.counters.prefetch_ns, t0.elapsed().as_nanos() as u64);
+        Ok(supplied)
+    }
+
+    /// Supplies `ranges` in pieces of at most `MAX_SUPPLY`, in order; returns the pages
+    /// inserted.
+    fn prefetch_ranges(
+        &mut self,
+        source: &dyn PageSource,
+        ranges: &[Range<u64>],
+        total: u64,
+        progress: &mut impl FnMut(u64, u64),
+    ) -> Result<u64> {
+        let (mut done, mut supplied, mut last) = (0, 0, Instant::now());
+        for r in ranges {
             let mut at = r.start;
             while at < r.end {
                 let n = (r.end - at).min(MAX_SUPPLY);
-                let got = self.supply_absent(source, at..at + n)?;
-                if got > 0 {
-                    PagerCounters::add(&self.counters.prefetch_supplies, 1);
-                }
-                supplied += got;
+                supplied += self.prefetch_piece(source, at..at + n)?;
                 at += n;
                 done += n;
                 if last.elapsed() >= Duration::from_millis(100) {
@@ -430,10 +514,15 @@ impl HostPager {
                 }
             }
         }
-        progress(total, total);
-        PagerCounters::add(&self.counters.prefetched_pages, supplied);
-        PagerCounters::add(&self.counters.prefetch_ns, t0.elapsed().as_nanos() as u64);
         Ok(supplied)
+    }
+
+    fn prefetch_piece(&mut self, source: &dyn PageSource, piece: Range<u64>) -> Result<u64> {
+        let got = self.supply_absent(source, piece)?;
+        if got > 0 {
+            PagerCounters::add(&self.counters.prefetch_supplies, 1);
+        }
+        Ok(got)
     }
 
     /// Serves READ requests from `source` on a new thread until the process is killed.

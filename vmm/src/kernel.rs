@@ -7,6 +7,8 @@
 
 pub use kvmpager::account::{FatalFault, Limits, MAX_UNREAD_PACKETS};
 pub use kvmpager::counters::CounterValues;
+pub use kvmpager::fault::pin_pthread;
+pub use kvmpager::hostmem::RegionUsage;
 pub use kvmpager::process::Process;
 pub use kvmpager::request::OverdueRequest;
 pub use kvmpager::vmo::{Mapping, SupplyStrategy, Vmo};

@@ -23,9 +23,11 @@
 //! [`restore`].
 //!
 //! Entry points: [`run`] boots a guest program; [`restore`] resumes a snapshot with RAM served
-//! lazily from it, [`restore_url`] one in object storage ([`store`]). All take snapshots on
-//! request (the `Snapshot` hypercall, or SIGUSR1 after [`install_snapshot_signal`]) when
-//! [`VmConfig::snapshot`] is set: to a directory, or to a snapshot URL.
+//! lazily from it (with [`VmConfig::share`], from the snapshot's host-wide shared root, copy on
+//! write), [`restore_url`] one in object storage ([`store`]); [`restore_clones`] resumes N VMs
+//! from one snapshot in this process. All take snapshots on request (the `Snapshot` hypercall,
+//! or SIGUSR1 after [`install_snapshot_signal`]) when [`VmConfig::snapshot`] is set: to a
+//! directory, or to a snapshot URL.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -199,6 +201,48 @@ pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result
     Ok(r)
 }
 
+/// Restores `n` clones of the snapshot in `dir` in this process, each on its own threads
+/// with its own RAM mapping, and runs them until they all stop; one result per clone, in
+/// order. With [`VmConfig::share`] they share one copy of the snapshot (its shared root).
+/// Clone 0 uses `config` as given; clone `i > 0` records its working set to `FILE.i` and
+/// writes snapshots to `DIR.i` (for `config.record = FILE`, `config.snapshot.dir = DIR`).
+pub fn restore_clones(dir: &Path, config: &VmConfig, n: usize) -> Vec<Result<RunResult>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let c = clone_config(config, i);
+                s.spawn(move || restore(dir, &c))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(snapshot::Error::Vm("a clone's thread panicked".into()).into())
+                })
+            })
+            .collect()
+    })
+}
+
+/// The configuration of clone `i` (see [`restore_clones`]).
+pub fn clone_config(config: &VmConfig, i: usize) -> VmConfig {
+    let mut c = config.clone();
+    if i == 0 {
+        return c;
+    }
+    let suffixed = |p: &Path| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(format!(".{i}"));
+        std::path::PathBuf::from(s)
+    };
+    c.record = c.record.as_deref().map(suffixed);
+    if let Some(snap) = c.snapshot.as_mut() {
+        snap.dir = suffixed(&snap.dir);
+    }
+    c
+}
+
 extern "C" fn snapshot_signal_handler(
     _: libc::c_int,
     _: *mut libc::siginfo_t,
@@ -355,6 +399,9 @@ fn stats(vm: &vm::Vm) -> RunSummary {
     let mut s = RunSummary::collect(&vm.host().counters(), &vm.guest().counters());
     if let Some(c) = vm.pager_counters() {
         s.add_pager(c);
+    }
+    if let Some(usage) = vm.ram_vmo().and_then(|r| r.host_usage()) {
+        s.add_ram_usage(usage, vm.shared_root().map(|r| r.resident_bytes()));
     }
     s.time_to_first_instruction_ns = vm.time_to_first_run().map_or(0, |d| d.as_nanos() as u64);
     s

@@ -117,6 +117,7 @@ impl Vcpu {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
         self.vm.register_vcpu_tid(self.index, tid as u32);
+        self.vm.pin_vcpu_thread(self.index, me);
         self.vm.mark_first_run();
         while !self.vm.stopping() {
             if self.vm.pause_requested() {

@@ -25,7 +25,8 @@ use crate::config::{self, SnapshotConfig, VmConfig};
 use crate::console::{Console, TestReports};
 use crate::exit::StopReason;
 use crate::host_pager::{
-    self, HostPager, ImageSource, PageSource, PagerCounters, PatternSource, SupplyPolicy, ZeroFill,
+    self, HostPager, ImageSource, PageSource, PagerCounters, PatternSource, SharedRoot,
+    SupplyPolicy, ZeroFill,
 };
 use crate::kernel::{CallFailed, Process, Vmo, kernel};
 use crate::layout;
@@ -38,6 +39,7 @@ use crate::sync::lock;
 mod faults;
 mod memslots;
 mod pause;
+mod placement;
 mod stop;
 
 use memslots::ApertureState;
@@ -157,6 +159,11 @@ pub struct Vm {
     exceptions: Mutex<faults::Exceptions>,
     /// Which [`RAM_CHUNK`] pieces of RAM have their memslot.
     ram_chunks: Mutex<Vec<bool>>,
+    /// Shared RAM: the snapshot's shared root the RAM maps copy-on-write.
+    root: Option<Arc<SharedRoot>>,
+    /// Host CPUs of vCPU `i` (`cpus[i % len]`) and of the fault threads (`cpus[0]`), when
+    /// threads are pinned.
+    cpus: Option<Vec<usize>>,
 }
 
 /// Guest-physical addresses the vCPUs touch first: the boot area, each vCPU's stack, and on
@@ -224,19 +231,24 @@ fn cpu_features(cpuid: &CpuId) -> CpuFeatures {
     }
 }
 
-/// Guest RAM as a VMO of `host`: plain, or a pager VMO with its (not yet started) pager.
+/// Guest RAM as a VMO of `host`: plain, or a pager VMO with its (not yet started) pager,
+/// mapping `root` copy-on-write if given.
 fn create_ram(
     host: &Arc<Process>,
     cfg: &VmConfig,
     memory: u64,
     lazy: bool,
+    root: Option<&Arc<SharedRoot>>,
 ) -> Result<(Handle, Option<HostPager>)> {
     if lazy {
         let policy = SupplyPolicy {
             readahead: cfg.readahead,
             huge_pages: cfg.huge_pages,
         };
-        let pager = HostPager::with_policy(host, memory, policy)?;
+        let pager = match root {
+            Some(r) => HostPager::shared(host, r.clone(), policy)?,
+            None => HostPager::with_policy(host, memory, policy)?,
+        };
         Ok((pager.vmo(), Some(pager)))
     } else {
         let vmo = host
@@ -350,7 +362,11 @@ impl Vm {
         host.set_supply_strategy(cfg.supply);
         guest.set_supply_strategy(cfg.supply);
         guest.set_limits(cfg.limits.kernel_limits());
-        let (ram_vmo, mut pager) = create_ram(&host, &cfg, memory, lazy)?;
+        let root = match snap {
+            Some(s) if cfg.share => Some(Arc::new(SharedRoot::open(s)?)),
+            _ => None,
+        };
+        let (ram_vmo, mut pager) = create_ram(&host, &cfg, memory, lazy, root.as_ref())?;
         step("RAM VMO created");
         if let Some(program) = &program {
             let img = boot::boot_image(program, vcpus, memory, k.features.gib_pages);
@@ -409,6 +425,8 @@ impl Vm {
             vcpu_threads: Mutex::new(BTreeMap::new()),
             exceptions: Mutex::default(),
             ram_chunks: Mutex::new(vec![false; memory.div_ceil(RAM_CHUNK) as usize]),
+            root,
+            cpus: cfg.pin_threads.then(|| placement::choose_cpus(vcpus)),
         });
         vm.register_ram(&start_addresses(&vm, snap))?;
         step("RAM memslot set");
@@ -430,8 +448,19 @@ impl Vm {
                 vm.request_stop(StopReason::HostPager(e.to_string()));
             }
         })?;
+        self.pin_fault_threads(&thread);
         *lock(&self.pager_thread) = Some(thread);
         Ok(())
+    }
+
+    /// The shared root RAM maps (shared RAM only).
+    pub fn shared_root(&self) -> Option<&Arc<SharedRoot>> {
+        self.root.as_ref()
+    }
+
+    /// The host pager's VMO behind RAM (lazy RAM only).
+    pub fn ram_vmo(&self) -> Option<&Arc<Vmo>> {
+        self.ram_vmo.as_ref()
     }
 
     /// The KVM VM.

@@ -14,7 +14,7 @@ fn every_figure_has_a_baseline_and_a_ratio() {
     let table = report.table();
     eprintln!("{table}");
     assert!(report.notes.is_empty(), "cases failed: {:?}", report.notes);
-    for case in 1..=6 {
+    for case in 1..=7 {
         assert!(
             report.figures.iter().any(|f| f.case == case),
             "no figure for case {case}"

@@ -188,6 +188,23 @@ impl ImageSource {
         }
     }
 
+    /// Reads `buf.len()` bytes of the image at `offset` (bytes past its end read as zero).
+    pub fn read_into(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self
+                .file
+                .read_at(&mut buf[done..], offset + done as u64)
+                .map_err(|e| self.io(e))?;
+            if n == 0 {
+                buf[done..].fill(0);
+                break;
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
     /// The next data extent at or after `at` (page-widened), if any before the end of file.
     fn next_data(&self, at: u64) -> Result<Option<Range<u64>>> {
         if at >= self.len {

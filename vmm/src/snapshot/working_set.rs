@@ -27,7 +27,14 @@ pub fn write_working_set(path: &Path, ram_size: u64, pages: &[u64]) -> Result<()
     }
     let sum = fnv1a(&b);
     b.extend_from_slice(&sum.to_le_bytes());
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // A temporary name of its own per call: VMs of one process (`restore --clones`) write
+    // `FILE`, `FILE.1`, ... at once, and `with_extension` would give `FILE.1` and `FILE.2`
+    // the same one.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".tmp-{}-{seq}", std::process::id()));
+    let tmp = path.with_file_name(name);
     fs::write(&tmp, &b).map_err(io_err(&tmp))?;
     fs::rename(&tmp, path).map_err(io_err(path))
 }

@@ -9,6 +9,7 @@
 //! 5. [`restore`]: working-set restore: on demand vs prefetch vs eager full copy.
 //! 6. [`remote`]: snapshots in object storage (nginx on loopback): cold and warm restores vs
 //!    the local directory, prefetch through injected latency, dedupe, the cache bound.
+//! 7. [`share`]: many VMs, one copy of the snapshot: shared clones vs private restores.
 //!
 //! [`report`] prints the table and writes the JSON and SVG files. Guest-side halves live in
 //! `guest/programs/src/bin/bench_*.rs`; they take their parameters from a page of guest RAM
@@ -20,6 +21,7 @@ pub mod faults;
 pub mod remote;
 pub mod report;
 pub mod restore;
+pub mod share;
 pub mod start;
 pub mod supply;
 
@@ -59,7 +61,7 @@ pub struct BenchArgs {
     /// Draw fault-latency distributions and throughput per range size to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Which cases to run, e.g. `1,2,3` (default: all of 1-6).
+    /// Which cases to run, e.g. `1,2,3` (default: all of 1-7).
     #[arg(long, value_delimiter = ',')]
     pub cases: Vec<u8>,
 }
@@ -67,7 +69,7 @@ pub struct BenchArgs {
 /// How big the runs are.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Cases to run (1..=6).
+    /// Cases to run (1..=7).
     pub cases: Vec<u8>,
     /// Case 1: calls per loop.
     pub exit_calls: u64,
@@ -83,12 +85,18 @@ pub struct Options {
     pub faults: u64,
     /// Case 4: RAM sizes.
     pub start_sizes: Vec<u64>,
-    /// Case 5: image size, working-set run and stride; case 6: the pattern guest's data.
+    /// Case 5: image size, working-set run and stride; case 7: the pattern guest's data.
     pub restore_size: u64,
     /// Case 5: bytes of each working-set run.
     pub restore_run: u64,
     /// Case 5: distance between working-set runs.
     pub restore_stride: u64,
+    /// Case 7: clones restored together.
+    pub share_clones: usize,
+    /// Case 7: RAM of the snapshot.
+    pub share_ram: u64,
+    /// Case 7: working set of each VM (whole MiB).
+    pub share_ws: u64,
     /// Progress lines on stderr.
     pub verbose: bool,
 }
@@ -101,7 +109,7 @@ impl Options {
     /// The full benchmark.
     pub fn full() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5, 6],
+            cases: vec![1, 2, 3, 4, 5, 6, 7],
             exit_calls: 20_000,
             reps: 3,
             supply_sizes: vec![4 * KIB, 64 * KIB, 2 * MIB, 64 * MIB, GIB],
@@ -112,6 +120,9 @@ impl Options {
             restore_size: 256 * MIB,
             restore_run: 64 * KIB,
             restore_stride: 256 * KIB,
+            share_clones: 16,
+            share_ram: GIB,
+            share_ws: 256 * MIB,
             verbose: true,
         }
     }
@@ -119,7 +130,7 @@ impl Options {
     /// `--quick`: every figure, small sizes, few iterations.
     pub fn quick() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5, 6],
+            cases: vec![1, 2, 3, 4, 5, 6, 7],
             exit_calls: 2_000,
             reps: 1,
             supply_sizes: vec![4 * KIB, 64 * KIB, 2 * MIB, 64 * MIB],
@@ -130,6 +141,9 @@ impl Options {
             restore_size: 16 * MIB,
             restore_run: 64 * KIB,
             restore_stride: 256 * KIB,
+            share_clones: 4,
+            share_ram: 256 * MIB,
+            share_ws: 32 * MIB,
             verbose: true,
         }
     }
@@ -137,7 +151,7 @@ impl Options {
     /// The smallest configuration that still produces every figure (tests).
     pub fn tiny() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5, 6],
+            cases: vec![1, 2, 3, 4, 5, 6, 7],
             exit_calls: 200,
             reps: 1,
             supply_sizes: vec![4 * KIB, 2 * MIB],
@@ -148,6 +162,9 @@ impl Options {
             restore_size: 4 * MIB,
             restore_run: 64 * KIB,
             restore_stride: 256 * KIB,
+            share_clones: 2,
+            share_ram: 128 * MIB,
+            share_ws: 8 * MIB,
             verbose: false,
         }
     }
@@ -168,6 +185,7 @@ pub fn run(opts: &Options) -> Report {
             4 => start::run(opts, &mut report),
             5 => restore::run(opts, &mut report),
             6 => remote::run(opts, &mut report),
+            7 => share::run(opts, &mut report),
             n => Err(format!("no case {n}")),
         };
         if let Err(e) = r {

@@ -186,12 +186,24 @@ pub fn write_image(path: &Path, data_len: u64) -> io::Result<DemoImage> {
 /// Writes an image holding only the `pattern` guest's parameter page: write `mib` MiB at
 /// [`PATTERN_GPA`] with `seed`, then `rounds` times snapshot and verify.
 pub fn write_pattern_params(path: &Path, mib: u64, seed: u64, rounds: u64) -> io::Result<()> {
+    write_pattern_params_rewriting(path, mib, seed, rounds, 0)
+}
+
+/// [`write_pattern_params`], and after each verification the guest writes the first
+/// `permille`/1000 of its pattern again (the same words: RAM is written, not changed).
+pub fn write_pattern_params_rewriting(
+    path: &Path,
+    mib: u64,
+    seed: u64,
+    rounds: u64,
+    permille: u64,
+) -> io::Result<()> {
     let f = File::create(path)?;
     let mut b = Vec::new();
     b.extend_from_slice(PATTERN_MAGIC);
-    b.extend_from_slice(&mib.to_le_bytes());
-    b.extend_from_slice(&seed.to_le_bytes());
-    b.extend_from_slice(&rounds.to_le_bytes());
+    for w in [mib, seed, rounds, permille] {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
     f.write_all_at(&b, HEADER_GPA)?;
     f.set_len(HEADER_GPA + 4096)
 }

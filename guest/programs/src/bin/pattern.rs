@@ -3,8 +3,10 @@
 //! when all is well. The other vCPUs count in a loop the whole time.
 //!
 //! Parameters come from a page at 16 MiB (`kvmpager_vmm::demo::write_pattern_params`): magic
-//! `KVMPPATT`, N (MiB), seed, rounds; without it N = 32, seed = 1, one round. Each round is a
-//! snapshot followed by a full verification.
+//! `KVMPPATT`, N (MiB), seed, rounds, and optionally W (per mille); without it N = 32,
+//! seed = 1, one round, W = 0. Each round is a snapshot followed by a full verification, and
+//! then a rewrite of the first W/1000 of the pattern with the same words (so a restored VM
+//! writes to - and copies - that much of its RAM without changing what it holds).
 #![no_std]
 #![no_main]
 
@@ -37,11 +39,11 @@ fn main(vcpu: usize, ncpus: usize, ram: u64) -> i64 {
     }
     // SAFETY: RAM is identity mapped; the parameter page lies inside it (RAM >= 64 MiB is
     // checked below before the pattern is touched, and 16 MiB < MIN).
-    let params = unsafe { core::slice::from_raw_parts(PARAMS_GPA as *const u64, 4) };
-    let (mib, seed, rounds) = if params[0] == u64::from_le_bytes(*b"KVMPPATT") {
-        (params[1], params[2], params[3].max(1))
+    let params = unsafe { core::slice::from_raw_parts(PARAMS_GPA as *const u64, 5) };
+    let (mib, seed, rounds, permille) = if params[0] == u64::from_le_bytes(*b"KVMPPATT") {
+        (params[1], params[2], params[3].max(1), params[4].min(1000))
     } else {
-        (32, 1, 1)
+        (32, 1, 1, 0)
     };
     let len = mib << 20;
     let stacks = 64 * 1024 * ncpus as u64;
@@ -70,9 +72,22 @@ fn main(vcpu: usize, ncpus: usize, ram: u64) -> i64 {
         if code != 0 {
             return code;
         }
+        rewrite(mem, seed, permille);
     }
     println!("pattern: verified every byte of {mib} MiB; {ncpus} vCPUs running: ok");
     0
+}
+
+/// Writes the first `permille`/1000 of the pattern again, word for word the same.
+fn rewrite(mem: &mut [u64], seed: u64, permille: u64) {
+    let n = (mem.len() as u64 * permille / 1000) as usize;
+    for (i, w) in mem.iter_mut().enumerate().take(n) {
+        // SAFETY: `w` is a valid, exclusive reference into the pattern.
+        unsafe { core::ptr::write_volatile(w, splitmix64(seed ^ i as u64)) };
+    }
+    if n > 0 {
+        println!("pattern: rewrote {permille} per mille of the pattern");
+    }
 }
 
 /// Checks every word of the pattern and that every other vCPU still counts.
