@@ -5,8 +5,10 @@
 //! - [`conformance`]: boots the guest-side conformance suite and collects its reports.
 //! - [`bench`]: `kvmpager bench`, each figure against a baseline from the same run.
 //! - [`fuzz`]: the hypercall fuzzer's harness (`fuzz/`, `vmm/tests/fuzz_hypercalls.rs`).
+//! - [`sdk`]: the C/C++ guest SDK (`guest/sdk/`): flags, builds, Zircon's pager tests.
 
 pub mod bench;
 pub mod conformance;
 pub mod demo;
 pub mod fuzz;
+pub mod sdk;
