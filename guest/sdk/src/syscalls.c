@@ -102,8 +102,15 @@ zx_status_t zx_pager_op_range(zx_handle_t pager, uint32_t op, zx_handle_t vmo, u
 zx_status_t zx_pager_query_dirty_ranges(zx_handle_t pager, zx_handle_t vmo, uint64_t offset,
                                         uint64_t length, void* buffer, size_t buffer_size,
                                         size_t* actual, size_t* avail) {
-  return CALL(KVMPAGER_CALL_PAGER_QUERY_DIRTY_RANGES, pager, vmo, offset, length, buffer,
-              buffer_size, actual, avail);
+  /* kvmpager returns both counts in one 16-byte out struct (required). */
+  struct {
+    uint64_t actual, avail;
+  } counts = {0, 0};
+  zx_status_t s = CALL(KVMPAGER_CALL_PAGER_QUERY_DIRTY_RANGES, pager, vmo, offset, length, buffer,
+                       buffer_size, &counts, 0);
+  if (s == ZX_OK && actual) *actual = counts.actual;
+  if (s == ZX_OK && avail) *avail = counts.avail;
+  return s;
 }
 zx_status_t zx_pager_query_vmo_stats(zx_handle_t pager, zx_handle_t vmo, uint32_t options,
                                      void* buffer, size_t buffer_size) {

@@ -13,8 +13,9 @@
 #define ZX_PKT_TYPE_GUEST_VCPU ((uint8_t)0x06u)
 #define ZX_PKT_TYPE_INTERRUPT ((uint8_t)0x07u)
 #define ZX_PKT_TYPE_PAGE_REQUEST ((uint8_t)0x09u)
-/* kvmpager: a fatal fault of a worker vCPU (see zx_kvmpager_set_exception_port). */
-#define ZX_PKT_TYPE_KVMPAGER_EXCEPTION ((uint8_t)0x0au)
+/* kvmpager: a fatal page fault of a worker vCPU (see zx_kvmpager_set_exception_port). */
+#define KVMPAGER_PKT_TYPE_EXCEPTION ((uint32_t)0x4b500001u)
+#define ZX_EXCP_FATAL_PAGE_FAULT ((uint32_t)0x108u)
 
 typedef uint32_t zx_packet_type_t;
 
@@ -53,6 +54,16 @@ typedef struct zx_packet_interrupt {
   uint64_t reserved2;
 } zx_packet_interrupt_t;
 
+/* The body of a KVMPAGER_PKT_TYPE_EXCEPTION packet; the packet's status is the fault's
+ * synth_code (ZX_ERR_IO, ZX_ERR_BAD_STATE, ZX_ERR_OUT_OF_RANGE, ...). */
+typedef struct kvmpager_packet_exception {
+  uint32_t vcpu;
+  uint32_t exception;
+  uint64_t address;
+  uint64_t vmo_koid;
+  uint64_t vmo_offset;
+} kvmpager_packet_exception_t;
+
 typedef struct zx_port_packet {
   uint64_t key;
   zx_packet_type_t type;
@@ -62,6 +73,7 @@ typedef struct zx_port_packet {
     zx_packet_signal_t signal;
     zx_packet_interrupt_t interrupt;
     zx_packet_page_request_t page_request;
+    kvmpager_packet_exception_t kvmpager_exception;
   };
 } zx_port_packet_t;
 
