@@ -100,8 +100,8 @@ fn test(args: &TestArgs) -> Result<i32, String> {
     let vcpus = args
         .vcpus
         .unwrap_or(kvmpager_vmm::tools::conformance::DEFAULT_VCPUS);
-    let r = kvmpager_vmm::tools::conformance::run_suite(vcpus, timeout)
-        .map_err(|e| e.to_string())?;
+    let r =
+        kvmpager_vmm::tools::conformance::run_suite(vcpus, timeout).map_err(|e| e.to_string())?;
     Ok(if r.ok() { 0 } else { 1 })
 }
 

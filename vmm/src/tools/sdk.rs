@@ -217,7 +217,9 @@ fn cache_root() -> PathBuf {
 /// Runs a command; its output becomes the error if it fails.
 fn run_cmd(cmd: &mut Command) -> Result<(), SdkError> {
     let shown = format!("{cmd:?}");
-    let o = cmd.output().map_err(|e| SdkError::Build(shown.clone(), e.to_string()))?;
+    let o = cmd
+        .output()
+        .map_err(|e| SdkError::Build(shown.clone(), e.to_string()))?;
     if o.status.success() {
         Ok(())
     } else {
@@ -249,7 +251,11 @@ fn compile(cc: &str, flags: &[String], std: &str, src: &Path, obj: &Path) -> Res
 pub fn build_runtime(tc: Toolchain) -> Result<PathBuf, SdkError> {
     let sdk = checked_sdk_dir()?;
     let (cc, cxx) = tc.commands()?;
-    let dir = cache_root().join(format!("runtime-{}-{:016x}", tc.name(), sdk_hash(&sdk, tc)?));
+    let dir = cache_root().join(format!(
+        "runtime-{}-{:016x}",
+        tc.name(),
+        sdk_hash(&sdk, tc)?
+    ));
     if dir.join("libkvmpager_sdk.a").is_file() {
         return Ok(dir);
     }
@@ -257,7 +263,13 @@ pub fn build_runtime(tc: Toolchain) -> Result<PathBuf, SdkError> {
     fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     let src = sdk.join("src");
     let cf = cflags(&sdk);
-    compile(&cc, &cf, "-std=c11", &src.join("crt0.S"), &tmp.join("crt0.o"))?;
+    compile(
+        &cc,
+        &cf,
+        "-std=c11",
+        &src.join("crt0.S"),
+        &tmp.join("crt0.o"),
+    )?;
     let mut objs = Vec::new();
     for f in RUNTIME_C.iter().chain([&ZXTEST_MAIN]) {
         let o = tmp.join(format!("{f}.o"));
@@ -265,7 +277,13 @@ pub fn build_runtime(tc: Toolchain) -> Result<PathBuf, SdkError> {
         objs.push(o);
     }
     let o = tmp.join("cxx.o");
-    compile(&cxx, &cxxflags(&sdk), "-std=c++17", &src.join(RUNTIME_CXX), &o)?;
+    compile(
+        &cxx,
+        &cxxflags(&sdk),
+        "-std=c++17",
+        &src.join(RUNTIME_CXX),
+        &o,
+    )?;
     objs.push(o);
     run_cmd(
         Command::new("ar")
@@ -396,7 +414,10 @@ impl ZxtestResult {
             Some((n, m)) => (n.to_string(), m.to_string()),
             None => (rest.to_string(), String::new()),
         };
-        if let Some(n) = l.strip_prefix("registered ").and_then(|r| r.strip_suffix(" cases")) {
+        if let Some(n) = l
+            .strip_prefix("registered ")
+            .and_then(|r| r.strip_suffix(" cases"))
+        {
             self.registered = self.registered.or(n.parse().ok());
         } else if let Some(n) = l.strip_prefix("[PASS] ") {
             self.passed.push(n.to_string());
@@ -447,7 +468,12 @@ impl ZxtestResult {
             writeln!(out, "cases run: {} (VM stop: {})", self.ran(), self.stop)?;
         }
         writeln!(out, "{} skipped", self.skipped.len())?;
-        writeln!(out, "{} passed, {} failed", self.passed.len(), self.failed.len())
+        writeln!(
+            out,
+            "{} passed, {} failed",
+            self.passed.len(),
+            self.failed.len()
+        )
     }
 }
 
@@ -474,7 +500,12 @@ pub fn run_zircon_suite(
     let elf = build_zircon_suite(tc)?;
     let bytes = fs::read(&elf).map_err(|e| io(&elf, e))?;
     let r = run_zxtest(&bytes, vcpus, timeout)?;
-    let _ = writeln!(out, "zircon pager tests built with {} ({})", tc.name(), elf.display());
+    let _ = writeln!(
+        out,
+        "zircon pager tests built with {} ({})",
+        tc.name(),
+        elf.display()
+    );
     let _ = r.print(out).and_then(|_| out.flush());
     Ok(r)
 }
