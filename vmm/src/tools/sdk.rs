@@ -425,10 +425,8 @@ impl ZxtestResult {
             self.failed.push(split(r));
         } else if let Some(r) = l.strip_prefix("[SKIP] ") {
             self.skipped.push(split(r));
-        } else if let Some((p, f)) = l.split_once(" passed, ") {
-            if let (Ok(p), Some(Ok(f))) = (p.parse(), f.strip_suffix(" failed").map(str::parse)) {
-                self.summary = Some((p, f));
-            }
+        } else if let Some(s) = parse_summary(l) {
+            self.summary = Some(s);
         }
     }
 
@@ -475,6 +473,12 @@ impl ZxtestResult {
             self.failed.len()
         )
     }
+}
+
+/// `P passed, F failed`.
+fn parse_summary(l: &str) -> Option<(usize, usize)> {
+    let (p, f) = l.split_once(" passed, ")?;
+    Some((p.parse().ok()?, f.strip_suffix(" failed")?.parse().ok()?))
 }
 
 /// Runs a zxtest ELF on `vcpus` vCPUs for at most `timeout`.
