@@ -9,7 +9,7 @@
 //! (`ZX_VMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE`) are in [`clone`].
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use crate::abi::packet::{ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ};
@@ -28,6 +28,7 @@ mod file_io;
 mod mapping;
 mod pager_ops;
 mod requests;
+mod resize;
 mod supply;
 
 use requests::request_packet;
@@ -92,12 +93,20 @@ pub(crate) struct VmoState {
     pub complete_sent: bool,
     /// Pager VMOs: outstanding requests.
     pub requests: crate::request::RequestTracker,
+    /// Written (by a kernel call, or a write fault the kernel saw) or resized since the last
+    /// `zx_pager_query_vmo_stats` with `ZX_PAGER_RESET_VMO_STATS`.
+    pub modified: bool,
 }
 
 /// A VMO.
 pub struct Vmo {
     koid: u64,
-    size: u64,
+    /// The size it was created with: its memory, its charge, its userfaultfd registration.
+    capacity: u64,
+    /// The current size (`zx_vmo_set_size`), at most `capacity`.
+    size: AtomicU64,
+    /// Created with `ZX_VMO_RESIZABLE`.
+    resizable: AtomicBool,
     huge: bool,
     mem: HostMemory,
     origin: Origin,
@@ -123,9 +132,9 @@ impl Vmo {
         let faults = link.faults.clone();
         let wp = link.trap_dirty;
         let vmo = Self::build(size, false, Origin::Pager(link), owner)?;
-        if vmo.size > 0 {
+        if vmo.capacity > 0 {
             faults
-                .register(vmo.this.clone(), vmo.mem.host_addr(), vmo.size, wp)
+                .register(vmo.this.clone(), vmo.mem.host_addr(), vmo.capacity, wp)
                 .map_err(|e| {
                     log::error!("registering a pager VMO with userfaultfd: {e}");
                     ZX_ERR_NO_RESOURCES
@@ -155,7 +164,7 @@ impl Vmo {
                 .ok_or(ZX_ERR_OUT_OF_RANGE)?;
             // The parent bytes behind this child page (`offset` need not be page aligned, so
             // they may straddle two parent pages, and may run past the parent's end).
-            let n = self.size.saturating_sub(src).min(PAGE_SIZE);
+            let n = self.size().saturating_sub(src).min(PAGE_SIZE);
             let pages = src / PAGE_SIZE..(src + n).div_ceil(PAGE_SIZE);
             if n == 0 || !pages.clone().any(|p| self.is_committed(&st, p)) {
                 continue;
@@ -210,10 +219,13 @@ impl Vmo {
             detached: false,
             complete_sent: false,
             requests: Default::default(),
+            modified: false,
         };
         Ok(Arc::new_cyclic(|this| Vmo {
             koid: new_koid(),
-            size,
+            capacity: size,
+            size: AtomicU64::new(size),
+            resizable: AtomicBool::new(false),
             huge,
             mem,
             origin,
@@ -232,12 +244,27 @@ impl Vmo {
 
     /// Size in bytes (a multiple of the page size).
     pub fn size(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Acquire)
     }
 
     /// Size in pages.
     pub fn pages(&self) -> u64 {
-        self.size / PAGE_SIZE
+        self.size() / PAGE_SIZE
+    }
+
+    /// Whether the VMO was created with `ZX_VMO_RESIZABLE`.
+    pub fn is_resizable(&self) -> bool {
+        self.resizable.load(Ordering::Acquire)
+    }
+
+    /// Marks a new VMO as created with `ZX_VMO_RESIZABLE`.
+    pub(crate) fn mark_resizable(&self) {
+        self.resizable.store(true, Ordering::Release);
+    }
+
+    /// The size the VMO was created with: the most `zx_vmo_set_size` may give it.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
     }
 
     /// Host address of the VMO's first byte.
@@ -310,7 +337,7 @@ impl Vmo {
     /// Checks `[offset, offset + len)` against the size; returns the page range it touches.
     pub fn page_range(&self, offset: u64, len: u64) -> Result<Range<u64>, Status> {
         let end = offset.checked_add(len).ok_or(ZX_ERR_OUT_OF_RANGE)?;
-        if end > self.size {
+        if end > self.size() {
             return Err(ZX_ERR_OUT_OF_RANGE);
         }
         if len == 0 {
@@ -350,6 +377,7 @@ impl Vmo {
         if self.is_pager_backed() {
             st.dirty.insert_range(range.clone());
             st.awaiting_clean.remove_range(range);
+            st.modified = true;
         }
         drop(st);
         // Clones that copied these pages see the write (they drop their copies).
@@ -474,7 +502,7 @@ impl Vmo {
             flags |= crate::abi::VMO_INFO_FLAG_DETACHED;
         }
         VmoInfo {
-            size: self.size,
+            size: self.size(),
             committed_bytes: committed * PAGE_SIZE,
             flags,
             mappings: st.mappings,
@@ -515,7 +543,7 @@ impl Vmo {
 
 impl Drop for Vmo {
     fn drop(&mut self) {
-        self.owner.uncharge(self.size);
+        self.owner.uncharge(self.capacity);
         match &self.origin {
             Origin::Child(_) => {
                 // The parent chain is released in a loop, not by recursive drops (chains of

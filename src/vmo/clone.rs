@@ -108,10 +108,10 @@ impl Vmo {
             st.clones.retain(|c| c.strong_count() > 0);
             st.clones.push(child.this.clone());
         }
-        if child.size > 0 {
+        if child.capacity > 0 {
             let target = child.this.clone();
             faults
-                .register(target, child.host_addr(), child.size, true)
+                .register(target, child.host_addr(), child.capacity, true)
                 .map_err(|e| {
                     log::error!("registering a clone with userfaultfd: {e}");
                     ZX_ERR_NO_RESOURCES

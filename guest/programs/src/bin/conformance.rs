@@ -20,7 +20,7 @@
 
 use kvmpager_guest_programs::conformance::jobs::worker_loop;
 use kvmpager_guest_programs::conformance::topics::{
-    blocked, clones, detach_close, pointers, seed, validation,
+    api_gaps, blocked, clones, detach_close, pointers, seed, validation,
 };
 use rt::Vec;
 use rt::harness::Case;
@@ -35,6 +35,7 @@ const TOPICS: &[&[Case]] = &[
     blocked::CASES,
     pointers::CASES,
     clones::CASES,
+    api_gaps::CASES,
 ];
 
 fn main(vcpu: usize, _ncpus: usize, _ram: u64) -> i64 {
