@@ -1,15 +1,19 @@
 /* kvmpager SDK runtime: threads. Each vCPU but 0 has a mailbox; kp_thread_create() claims an
  * idle one and posts the function, the vCPU runs it and posts the result, kp_thread_join()
  * takes the result and frees the vCPU. Waiting vCPUs spin briefly, then nap in a PortWait with
- * a 200 µs deadline so idle vCPUs do not burn host CPU. */
+ * a 200 µs deadline so idle vCPUs do not burn host CPU. With kp_catch_thread_crashes() a
+ * thread's fatal page fault becomes a packet on the runtime's exception port: its vCPU is parked
+ * for good (never reused), kp_thread_wait_crash() returns the packet and join gives
+ * ZX_ERR_CANCELED. */
 #include <kvmpager/sdk.h>
 #include <zircon/syscalls.h>
+#include <zircon/syscalls/port.h>
 
 #include "runtime.h"
 
 #define KP_MAX_VCPUS 64
 
-enum { MB_IDLE = 0, MB_CLAIMED, MB_POSTED, MB_DONE };
+enum { MB_IDLE = 0, MB_CLAIMED, MB_POSTED, MB_DONE, MB_CRASHED };
 
 struct mailbox {
   volatile int state;
@@ -20,6 +24,13 @@ struct mailbox {
 };
 
 static struct mailbox boxes[KP_MAX_VCPUS];
+
+/* Crash reports: the exception port (0 until kp_catch_thread_crashes) and, per vCPU, the
+ * packet of its fatal fault. Only the thread that creates and joins threads reads them. */
+static zx_handle_t crash_port;
+static zx_port_packet_t crash_packet[KP_MAX_VCPUS];
+static uint8_t crashed[KP_MAX_VCPUS];
+static kp_lock_t crash_lock;
 
 static void nap(void) { zx_nanosleep(zx_deadline_after(ZX_USEC(200))); }
 
@@ -93,6 +104,53 @@ zx_status_t kp_thread_create(kp_thread_t* t, kp_thread_fn fn, void* arg) {
   }
 }
 
+zx_status_t kp_catch_thread_crashes(void) {
+  kp_lock(&crash_lock);
+  zx_status_t s = ZX_OK;
+  if (crash_port == ZX_HANDLE_INVALID) {
+    zx_handle_t port;
+    s = zx_port_create(0, &port);
+    if (s == ZX_OK) s = zx_kvmpager_set_exception_port(port, KP_CRASH_KEY);
+    if (s == ZX_OK) __atomic_store_n(&crash_port, port, __ATOMIC_RELEASE);
+  }
+  kp_unlock(&crash_lock);
+  return s;
+}
+
+/* Moves every queued crash packet to its vCPU's slot; waits until `deadline` for one. */
+static void collect_crashes(zx_time_t deadline) {
+  zx_handle_t port = __atomic_load_n(&crash_port, __ATOMIC_ACQUIRE);
+  if (port == ZX_HANDLE_INVALID) return;
+  zx_port_packet_t p;
+  kp_lock(&crash_lock);
+  while (zx_port_wait(port, deadline, &p) == ZX_OK) {
+    uint32_t v = p.kvmpager_exception.vcpu;
+    if (p.type == KVMPAGER_PKT_TYPE_EXCEPTION && v < KP_MAX_VCPUS) {
+      crash_packet[v] = p;
+      crashed[v] = 1;
+      __atomic_store_n(&boxes[v].state, MB_CRASHED, __ATOMIC_RELEASE);
+    }
+    deadline = 0;
+  }
+  kp_unlock(&crash_lock);
+}
+
+zx_status_t kp_thread_wait_crash(kp_thread_t t, zx_time_t deadline, zx_port_packet_t* packet) {
+  if (t.vcpu == 0 || t.vcpu >= KP_MAX_VCPUS) return ZX_ERR_INVALID_ARGS;
+  if (__atomic_load_n(&crash_port, __ATOMIC_ACQUIRE) == ZX_HANDLE_INVALID) return ZX_ERR_BAD_STATE;
+  for (;;) {
+    if (crashed[t.vcpu]) {
+      if (packet) *packet = crash_packet[t.vcpu];
+      return ZX_OK;
+    }
+    if (load_state(&boxes[t.vcpu]) == MB_DONE) return ZX_ERR_BAD_STATE;
+    zx_time_t now = zx_clock_get_monotonic();
+    if (now >= deadline) return ZX_ERR_TIMED_OUT;
+    zx_time_t step = now + ZX_MSEC(1);
+    collect_crashes(step < deadline ? step : deadline);
+  }
+}
+
 int kp_thread_done(kp_thread_t t) {
   return t.vcpu > 0 && t.vcpu < KP_MAX_VCPUS && load_state(&boxes[t.vcpu]) == MB_DONE;
 }
@@ -101,15 +159,20 @@ zx_status_t kp_thread_join_deadline(kp_thread_t t, zx_time_t deadline, int* resu
   if (t.vcpu == 0 || t.vcpu >= KP_MAX_VCPUS) return ZX_ERR_INVALID_ARGS;
   struct mailbox* mb = &boxes[t.vcpu];
   int st = load_state(mb);
+  if (st == MB_CRASHED) return ZX_ERR_CANCELED;
   if (st != MB_POSTED && st != MB_DONE) return ZX_ERR_BAD_STATE;
   unsigned spins = 0;
   while (load_state(mb) != MB_DONE) {
+    if (load_state(mb) == MB_CRASHED) return ZX_ERR_CANCELED;
     if (++spins < 2000) {
       __builtin_ia32_pause();
       continue;
     }
     if (zx_clock_get_monotonic() >= deadline) return ZX_ERR_TIMED_OUT;
-    nap();
+    if (crash_port != ZX_HANDLE_INVALID)
+      collect_crashes(zx_deadline_after(ZX_USEC(200)));
+    else
+      nap();
   }
   if (result) *result = mb->result;
   __atomic_store_n(&mb->state, MB_IDLE, __ATOMIC_RELEASE);

@@ -46,6 +46,9 @@
 #define KVMPAGER_CALL_PAGER_QUERY_VMO_STATS 29
 #define KVMPAGER_CALL_SET_EXCEPTION_PORT 30
 
+/* The key of the runtime's exception-port packets. */
+#define KP_CRASH_KEY 0x6b70637261736821ull
+
 /* The doorbell port (`out 0xe1, eax`) and the guest-physical layout. */
 #define KVMPAGER_HYPERCALL_PORT 0xe1
 #define KVMPAGER_LOAD_ADDR 0x100000ull
@@ -58,6 +61,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+struct zx_port_packet;
 
 /* The raw hypercall: rax = nr, arguments in rdi, rsi, rdx, r10, r8, r9, r12, r13. */
 uint64_t kp_hypercall(uint64_t nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
@@ -80,12 +85,22 @@ typedef struct kp_thread {
 } kp_thread_t;
 /* Runs fn(arg) on the next idle vCPU. ZX_ERR_NO_RESOURCES if none is idle. */
 zx_status_t kp_thread_create(kp_thread_t* thread, kp_thread_fn fn, void* arg);
-/* Waits until the thread returns; its result goes to *result (may be NULL). */
+/* Waits until the thread returns; its result goes to *result (may be NULL). A crashed thread:
+ * ZX_ERR_CANCELED. */
 zx_status_t kp_thread_join(kp_thread_t thread, int* result);
 /* Like join, but gives up at `deadline` with ZX_ERR_TIMED_OUT (the thread keeps running). */
 zx_status_t kp_thread_join_deadline(kp_thread_t thread, zx_time_t deadline, int* result);
 /* Whether the thread has returned. */
 int kp_thread_done(kp_thread_t thread);
+/* Turns a thread's fatal page fault (a FAIL, detach, pager close, shrink or unmap under a
+ * blocked fault) into a report instead of a VM stop: the runtime registers its own exception
+ * port (zx_kvmpager_set_exception_port); the crashed thread's vCPU is parked for good. */
+zx_status_t kp_catch_thread_crashes(void);
+/* Waits until the thread crashes (ZX_OK, its KVMPAGER_PKT_TYPE_EXCEPTION packet in *packet:
+ * status = the fault's status, kvmpager_exception.address = the page's address), returns
+ * (ZX_ERR_BAD_STATE) or `deadline` passes (ZX_ERR_TIMED_OUT). */
+zx_status_t kp_thread_wait_crash(kp_thread_t thread, zx_time_t deadline,
+                                 struct zx_port_packet* packet);
 /* How many vCPUs are idle (can take a thread) now. */
 uint32_t kp_idle_vcpus(void);
 /* The vCPU the caller runs on. */
