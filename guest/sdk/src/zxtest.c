@@ -108,10 +108,17 @@ static int run_case(const zxtest_case_t* c) {
   return 1;
 }
 
-/* Source order: by file, then line (the linker may lay the table out in any order). */
+/* Source order: files in link order (the order the linker laid out their tables), then by line
+ * (a compiler may emit one file's table in any order). */
+static size_t file_rank(const char* file) {
+  for (const zxtest_case_t* c = __start_zxtest_tests; c < __stop_zxtest_tests; c++)
+    if (strcmp(c->file, file) == 0) return (size_t)(c - __start_zxtest_tests);
+  return 0;
+}
+
 static int before(const zxtest_case_t* a, const zxtest_case_t* b) {
-  int f = strcmp(a->file, b->file);
-  return f < 0 || (f == 0 && a->line < b->line);
+  size_t fa = file_rank(a->file), fb = file_rank(b->file);
+  return fa < fb || (fa == fb && a->line < b->line);
 }
 
 static const zxtest_case_t** sorted_cases(size_t n) {

@@ -228,7 +228,18 @@ bool UserPager::WaitForRequest(uint64_t key, uint16_t command, uint64_t offset, 
                                zx_time_t deadline) {
   ReqMatch m{key, command, false, offset, length};
   zx_port_packet_t p;
-  return Take(MatchRequest, &m, Deadline(deadline), &p);
+  if (Take(MatchRequest, &m, Deadline(deadline), &p)) return true;
+  if (deadline != 0) {
+    // Say what came instead: the usual reason a case times out here.
+    printf("    no %s [%lu, +%lu) request; %zu other packet(s) queued:\n",
+           command == ZX_PAGER_VMO_READ ? "READ" : command == ZX_PAGER_VMO_DIRTY ? "DIRTY" : "COMPLETE",
+           (unsigned long)(offset / kPage), (unsigned long)(length / kPage), stashed_);
+    for (size_t i = 0; i < stashed_; i++)
+      printf("      key %lu command %u [%lu, +%lu)\n", (unsigned long)stash_[i].key,
+             stash_[i].page_request.command, (unsigned long)(stash_[i].page_request.offset / kPage),
+             (unsigned long)(stash_[i].page_request.length / kPage));
+  }
+  return false;
 }
 
 bool UserPager::GetRequest(uint64_t key, uint16_t command, zx_time_t deadline,

@@ -7,7 +7,7 @@
  * printf-style message: ASSERT_EQ(a, b, "page %zu", i). Values of failed comparisons are
  * printed in C++; in C the expressions are.
  *
- * RUN_ALL_TESTS() runs the cases in source order on the calling vCPU and prints, like kvmpager's
+ * RUN_ALL_TESTS() runs the cases in source order (files in link order) on the calling vCPU and prints, like kvmpager's
  * conformance suite:
  *   registered N cases
  *   [PASS] Suite.Name | [FAIL] Suite.Name: first message | [SKIP] Suite.Name: reason
