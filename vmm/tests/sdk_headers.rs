@@ -248,6 +248,31 @@ fn constants_match_abi_rs() {
         ),
         ("KVMPAGER_APERTURE_SIZE", abi::layout::APERTURE_SIZE as i128),
         ("ZX_PAGE_SIZE", abi::PAGE_SIZE as i128),
+        ("ZX_VMO_OP_ZERO", vmo_op::ZX_VMO_OP_ZERO as i128),
+        ("ZX_VMO_OP_DONT_NEED", vmo_op::ZX_VMO_OP_DONT_NEED as i128),
+        (
+            "ZX_VMO_OP_ALWAYS_NEED",
+            vmo_op::ZX_VMO_OP_ALWAYS_NEED as i128,
+        ),
+        ("ZX_VMO_OP_PREFETCH", vmo_op::ZX_VMO_OP_PREFETCH as i128),
+        (
+            "ZX_PAGER_RESET_VMO_STATS",
+            pager_op::ZX_PAGER_RESET_VMO_STATS as i128,
+        ),
+        (
+            "ZX_PAGER_VMO_STATS_MODIFIED",
+            pager_op::ZX_PAGER_VMO_STATS_MODIFIED as i128,
+        ),
+        (
+            "KVMPAGER_PKT_TYPE_EXCEPTION",
+            packet::KVMPAGER_PKT_TYPE_EXCEPTION as i128,
+        ),
+        (
+            "ZX_EXCP_FATAL_PAGE_FAULT",
+            packet::ZX_EXCP_FATAL_PAGE_FAULT as i128,
+        ),
+        ("ZX_VM_MAP_RANGE", abi::vm_options::ZX_VM_MAP_RANGE as i128),
+        ("KVMPAGER_EXCEPTION_PORT", abi::EXCEPTION_PORT as i128),
     ]);
     check(&v);
 }
@@ -334,12 +359,66 @@ fn struct_layouts_match_abi_rs() {
         (e("offsetof(zx_info_vmo_t, flags)"), 80),
         (e("offsetof(zx_info_vmo_t, committed_bytes)"), 88),
         (e("offsetof(zx_info_vmo_t, populated_bytes)"), 120),
-        (e("sizeof(zx_pager_vmo_stats_t)"), 4),
+        (
+            e("sizeof(zx_pager_vmo_stats_t)"),
+            size_of::<abi::VmoStats>(),
+        ),
+        (
+            e("sizeof(zx_vmo_dirty_range_t)"),
+            size_of::<abi::DirtyRange>(),
+        ),
+        (
+            e("offsetof(zx_vmo_dirty_range_t, offset)"),
+            offset_of!(abi::DirtyRange, offset),
+        ),
+        (
+            e("offsetof(zx_vmo_dirty_range_t, length)"),
+            offset_of!(abi::DirtyRange, length),
+        ),
+        (
+            e("offsetof(zx_vmo_dirty_range_t, options)"),
+            offset_of!(abi::DirtyRange, options),
+        ),
     ];
     let pairs: Vec<(&str, i128)> = exprs
         .iter()
         .map(|(n, v)| (n.as_str(), *v as i128))
         .collect();
+    check(&pairs);
+}
+
+/// Where each field of kvmpager's exception packet lands in the 48 bytes the port delivers.
+fn exception_packet_offsets() -> Vec<(&'static str, usize)> {
+    let p = abi::ExceptionPacket {
+        key: 0x0101_0101_0101_0101,
+        status: 0x0202_0202,
+        vcpu: 0x0303_0303,
+        exception: 0x0404_0404,
+        address: 0x0505_0505_0505_0505,
+        vmo_koid: 0x0606_0606_0606_0606,
+        vmo_offset: 0x0707_0707_0707_0707,
+    };
+    let bytes = p.to_port_packet().to_bytes();
+    let at = |tag: u8| bytes.iter().position(|b| *b == tag).expect("field present");
+    vec![
+        ("key", at(1)),
+        ("status", at(2)),
+        ("kvmpager_exception.vcpu", at(3)),
+        ("kvmpager_exception.exception", at(4)),
+        ("kvmpager_exception.address", at(5)),
+        ("kvmpager_exception.vmo_koid", at(6)),
+        ("kvmpager_exception.vmo_offset", at(7)),
+    ]
+}
+
+#[test]
+fn exception_packet_layout_matches_abi_rs() {
+    let fields = exception_packet_offsets();
+    let exprs: Vec<(String, i128)> = fields
+        .iter()
+        .map(|(f, off)| (format!("offsetof(zx_port_packet_t, {f})"), *off as i128))
+        .collect();
+    let pairs: Vec<(&str, i128)> = exprs.iter().map(|(n, v)| (n.as_str(), *v)).collect();
     check(&pairs);
 }
 

@@ -68,10 +68,8 @@ fn zircon_pager_tests_pass_built_with_clang() {
 /// The README's example, character for character.
 const HELLO: &str = r#"#include <stdio.h>
 #include <zircon/syscalls.h>
-
 int main(void) {
-  zx_handle_t vmo;
-  char buf[6] = {0};
+  zx_handle_t vmo; char buf[6] = {0};
   zx_vmo_create(4096, 0, &vmo);
   zx_vmo_write(vmo, "hello", 0, 5);
   zx_vmo_read(vmo, buf, 0, 5);

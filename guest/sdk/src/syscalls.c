@@ -118,7 +118,7 @@ zx_status_t zx_pager_query_vmo_stats(zx_handle_t pager, zx_handle_t vmo, uint32_
               0, 0);
 }
 zx_status_t zx_kvmpager_set_exception_port(zx_handle_t port, uint64_t key) {
-  return CALL(KVMPAGER_CALL_SET_EXCEPTION_PORT, port, key, 0, 0, 0, 0, 0, 0);
+  return CALL(KVMPAGER_CALL_KVMPAGER_SET_EXCEPTION_PORT, port, key, 0, 0, 0, 0, 0, 0);
 }
 
 zx_status_t zx_port_create(uint32_t options, zx_handle_t* out) {

@@ -513,3 +513,49 @@ pub fn run_zircon_suite(
     let _ = r.print(out).and_then(|_| out.flush());
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines_parse() {
+        let mut r = ZxtestResult {
+            registered: None,
+            passed: Vec::new(),
+            failed: Vec::new(),
+            skipped: Vec::new(),
+            summary: None,
+            reports: 3,
+            exit_code: Some(1),
+            stop: StopReason::Exit(1),
+            console: String::new(),
+            elapsed: Duration::ZERO,
+        };
+        for l in "registered 3 cases\n[PASS] A.b\n    x.cc:3: expected 1 == 2\n\
+                  [FAIL] A.c: x.cc:3: expected 1 == 2\n[SKIP] A.d: needs zx_foo\n\
+                  1 skipped\n1 passed, 1 failed\n"
+            .lines()
+        {
+            r.parse_line(l);
+        }
+        assert_eq!(r.registered, Some(3));
+        assert_eq!(r.passed, ["A.b"]);
+        assert_eq!(
+            r.failed,
+            [("A.c".to_string(), "x.cc:3: expected 1 == 2".to_string())]
+        );
+        assert_eq!(r.skipped, [("A.d".to_string(), "needs zx_foo".to_string())]);
+        assert_eq!(r.summary, Some((1, 1)));
+        assert_eq!(r.ran(), 3);
+        assert!(!r.ok());
+        assert_eq!(r.passed_in("A."), 1);
+    }
+
+    #[test]
+    fn toolchains_parse_by_name() {
+        assert_eq!(Toolchain::parse("gcc"), Some(Toolchain::Gcc));
+        assert_eq!(Toolchain::parse("clang"), Some(Toolchain::Clang));
+        assert_eq!(Toolchain::parse("tcc"), None);
+    }
+}

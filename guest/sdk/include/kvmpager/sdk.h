@@ -44,13 +44,15 @@
 #define KVMPAGER_CALL_VMO_SET_SIZE 27
 #define KVMPAGER_CALL_PAGER_QUERY_DIRTY_RANGES 28
 #define KVMPAGER_CALL_PAGER_QUERY_VMO_STATS 29
-#define KVMPAGER_CALL_SET_EXCEPTION_PORT 30
+#define KVMPAGER_CALL_KVMPAGER_SET_EXCEPTION_PORT 30
 
 /* The key of the runtime's exception-port packets. */
 #define KP_CRASH_KEY 0x6b70637261736821ull
 
 /* The doorbell port (`out 0xe1, eax`) and the guest-physical layout. */
 #define KVMPAGER_HYPERCALL_PORT 0xe1
+/* The port the CPL-0 exception stub reports to (VMM-internal; guests never use it). */
+#define KVMPAGER_EXCEPTION_PORT 0xe2
 #define KVMPAGER_LOAD_ADDR 0x100000ull
 #define KVMPAGER_APERTURE_START (64ull << 30)
 #define KVMPAGER_APERTURE_SIZE (64ull << 30)
