@@ -535,7 +535,9 @@ pub enum Call {
     VmoWrite = 9,
     /// `(vmo, *out: u64)`.
     VmoGetSize = 10,
-    /// `(vmo, op, offset, size)`.
+    /// `(vmo, op, offset, size)` — [`vmo_op`]: COMMIT and DECOMMIT need WRITE; the hints
+    /// PREFETCH and ALWAYS_NEED (a pager VMO requests its absent pages and waits) and DONT_NEED
+    /// need READ or WRITE; other ops give `ZX_ERR_NOT_SUPPORTED`.
     VmoOpRange = 11,
     /// `(vmo, options, offset, size, *out: Handle)`.
     VmoCreateChild = 12,
@@ -561,7 +563,7 @@ pub enum Call {
     PortWait = 21,
     /// `(options, gpa, vmo, vmo_offset, len)` — maps `vmo[vmo_offset, +len)` at guest-physical
     /// `gpa` inside the aperture (`gpa` and `len` must be page aligned, `len` > 0). Options:
-    /// `ZX_VM_PERM_READ | ZX_VM_PERM_WRITE`.
+    /// `ZX_VM_PERM_READ | ZX_VM_PERM_WRITE`, and `ZX_VM_MAP_RANGE` (accepted; no effect).
     VmarMap = 22,
     /// `(gpa, len)` — removes the mapping that starts at `gpa` (`len` must match it).
     VmarUnmap = 23,

@@ -123,20 +123,27 @@ mod tests {
 
     #[test]
     fn reads_and_writes_are_bounds_checked() {
-        let r = ram(0x4000);
-        r.write(0x1000, b"abc").unwrap();
-        assert_eq!(r.read(0x1000, 3).unwrap(), b"abc");
-        r.write_obj(0x3ff8, 7u64).unwrap();
-        assert_eq!(r.write_obj(0x3ff9, 7u64), Err(ZX_ERR_INVALID_ARGS));
-        assert_eq!(r.read(0x3fff, 2), Err(ZX_ERR_INVALID_ARGS));
+        const F: u64 = POINTER_FLOOR;
+        let r = ram(F + 0x4000);
+        r.write(F, b"abc").unwrap();
+        assert_eq!(r.read(F, 3).unwrap(), b"abc");
+        r.write_obj(F + 0x3ff8, 7u64).unwrap();
+        assert_eq!(r.write_obj(F + 0x3ff9, 7u64), Err(ZX_ERR_INVALID_ARGS));
+        assert_eq!(r.read(F + 0x3fff, 2), Err(ZX_ERR_INVALID_ARGS));
         assert_eq!(r.read(u64::MAX, 2), Err(ZX_ERR_INVALID_ARGS));
-        assert_eq!(r.write(0x4000, b"x"), Err(ZX_ERR_INVALID_ARGS));
-        assert!(r.read(0x4000, 0).is_ok());
+        assert_eq!(r.write(F + 0x4000, b"x"), Err(ZX_ERR_INVALID_ARGS));
+        assert!(r.read(F + 0x4000, 0).is_ok());
         assert_eq!(r.read(0, 1), Err(ZX_ERR_INVALID_ARGS), "null page");
+        assert_eq!(r.read(0x1000, 1), Err(ZX_ERR_INVALID_ARGS), "the GDT");
         assert_eq!(
-            r.write_obj(0xffc, 7u64),
+            r.write_obj(0x1_0008, 7u64),
             Err(ZX_ERR_INVALID_ARGS),
-            "into the null page"
+            "into the page tables"
+        );
+        assert_eq!(
+            r.write_obj(F - 4, 7u64),
+            Err(ZX_ERR_INVALID_ARGS),
+            "straddling the end of the boot area"
         );
         assert!(r.read(0, 0).is_ok(), "an empty range is never dereferenced");
     }

@@ -45,7 +45,7 @@ fn a_cpl3_store_to_the_page_tables_is_an_ordinary_page_fault() {
     assert_eq!(report.error_code & 7, 7, "{}", r.stop);
     let text = r.stop.to_string();
     assert!(
-        text.contains("page fault") && text.contains("cr2 0x10000"),
+        text.contains("#PF") && text.contains("cr2 0x10000"),
         "{text}"
     );
     assert!(!console.contains("the store went through"), "{console}");
