@@ -13,7 +13,7 @@ const TIMEOUT: Duration = Duration::from_secs(180);
 /// Cases of pager.cc that pass (of 128; the rest are named skips with reasons).
 const PAGER_PASSES: usize = 82;
 /// Cases of pager-writeback.cc that pass (of 171; the rest are named skips with reasons).
-const WRITEBACK_PASSES: usize = 32;
+const WRITEBACK_PASSES: usize = 35;
 
 fn suite(tc: Toolchain) {
     if skip_without_kvm() {

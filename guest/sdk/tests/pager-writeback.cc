@@ -767,6 +767,71 @@ VMO_VMAR_TEST(PagerWriteback, DetachWithPendingDirtyRequest) {
   ASSERT_TRUE(NoRequests(pager, vmo));
 }
 
+TEST(PagerWriteback, ResolveDirtyRequestAfterDetach) {
+  NEEDS_NEXT_SKIP(zx_pager_query_dirty_ranges);
+  UserPager pager;
+  ASSERT_TRUE(pager.Init());
+  Vmo* vmo;
+  ASSERT_TRUE(pager.CreateVmoWithOptions(1, ZX_VMO_TRAP_DIRTY, &vmo));
+  ASSERT_TRUE(pager.SupplyPages(vmo, 0, 1));
+  TestThread t([vmo]() {
+    uint8_t data = 0xaa;
+    return zx_vmo_write(vmo->vmo(), &data, 0, sizeof data) == ZX_ERR_BAD_STATE;
+  });
+  ASSERT_TRUE(t.Start());
+  ASSERT_TRUE(pager.WaitForPageDirty(vmo, 0, 1, kForever));
+  ASSERT_TRUE(pager.DetachVmo(vmo));
+  ASSERT_TRUE(pager.WaitForPageComplete(vmo->key(), kForever));
+  ASSERT_TRUE(t.Wait());
+  uint64_t offset, length;
+  ASSERT_FALSE(pager.GetPageDirtyRequest(vmo, kNow, &offset, &length));
+  // Failing or dirtying the detached VMO's page fails.
+  ASSERT_FALSE(pager.FailPages(vmo, 0, 1));
+  ASSERT_FALSE(pager.GetPageDirtyRequest(vmo, kNow, &offset, &length));
+  ASSERT_FALSE(pager.DirtyPages(vmo, 0, 1));
+  ASSERT_TRUE(pager.VerifyDirtyRanges(vmo, nullptr, 0));
+  ASSERT_TRUE(NoRequests(pager, vmo));
+}
+
+// A write (zx_vmo_write or through a new mapping) marks the VMO modified once.
+// (Upstream's ModifiedOnMappingWrite is the via_mapping variant; it is a named skip.)
+static void ModifiedOnWrite(uint32_t create_option, bool via_mapping) {
+  NEEDS_NEXT_SKIP(zx_pager_query_dirty_ranges);
+  UserPager pager;
+  ASSERT_TRUE(pager.Init());
+  Vmo* vmo;
+  ASSERT_TRUE(pager.CreateVmoWithOptions(1, create_option, &vmo));
+  ASSERT_TRUE(pager.SupplyPages(vmo, 0, 1));
+  uint8_t* expected = Expected(vmo, 1);
+  ASSERT_TRUE(check_buffer_data(vmo, 0, 1, expected, true));
+  ASSERT_TRUE(pager.VerifyDirtyRanges(vmo, nullptr, 0));
+  // Dirty the page first so the write needs no trap.
+  if (create_option & ZX_VMO_TRAP_DIRTY) ASSERT_TRUE(pager.DirtyPages(vmo, 0, 1));
+  zx_vaddr_t ptr = 0;
+  if (via_mapping) {
+    ASSERT_OK(zx_vmar_map(zx_vmar_root_self(), ZX_VM_PERM_READ | ZX_VM_PERM_WRITE, 0, vmo->vmo(),
+                          0, kPage, &ptr));
+  }
+  ASSERT_TRUE(pager.VerifyNotModified(vmo));
+  const uint8_t data = via_mapping ? 0xbb : 0xaa;
+  if (via_mapping) {
+    *reinterpret_cast<volatile uint8_t*>(ptr) = data;
+  } else {
+    ASSERT_TRUE(WriteByte(vmo, 0, data));
+  }
+  ASSERT_TRUE(pager.VerifyModified(vmo));
+  ASSERT_TRUE(pager.VerifyNotModified(vmo));  // the query reset it
+  expected[0] = data;
+  ASSERT_TRUE(check_buffer_data(vmo, 0, 1, expected, true));
+  zx_vmo_dirty_range_t range = {0, 1, 0};
+  ASSERT_TRUE(pager.VerifyDirtyRanges(vmo, &range, 1));
+  ASSERT_TRUE(NoRequests(pager, vmo));
+  if (ptr) zx_vmar_unmap(zx_vmar_root_self(), ptr, kPage);
+  free(expected);
+}
+
+TEST_WITH_AND_WITHOUT_TRAP_DIRTY(ModifiedOnVmoWrite, 0) { ModifiedOnWrite(create_option, false); }
+
 // Reads through zx_vmo_read or a new mapping leave the VMO unmodified.
 static void NotModifiedOnRead(uint32_t create_option, bool via_mapping) {
   NEEDS_NEXT_SKIP(zx_pager_query_dirty_ranges);
@@ -902,9 +967,10 @@ SKIP_CASE(PagerWriteback, NotModifiedOnFailedDirtyRequest,
 SKIP_CASE(PagerWriteback, DecommitCleanOnDetachNoTrapDirty,
           "kvmpager keeps the pages of a pager VMO without TRAP_DIRTY that was mapped writable "
           "when it is detached (it cannot tell clean from dirty)")
-SKIP_BOTH(ModifiedOnVmoWrite, NOT_PORTED)
-SKIP_BOTH(ModifiedOnMappingWrite, NOT_PORTED)
-SKIP_BOTH(ModifiedOnResize, NOT_PORTED)
+SKIP_BOTH(ModifiedOnMappingWrite,
+          "kvmpager does not see a write through a mapping to a page already dirty (or without "
+          "TRAP_DIRTY), so it does not mark the VMO modified")
+SKIP_BOTH(ModifiedOnResize, "kvmpager cannot grow a VMO past its size at creation")
 SKIP_BOTH(ModifiedOnOpZero, "needs ZX_VMO_OP_ZERO")
 SKIP_BOTH(NotModifiedOnFailedVmoWrite, NOT_PORTED)
 SKIP_BOTH(NotModifiedOnFailedResize, NOT_PORTED)
@@ -931,7 +997,6 @@ SKIP_CASE(PagerWriteback, ResizeWritebackNewDirtyRequestsInterleaved, NOT_PORTED
 SKIP_CASE(PagerWriteback, ResizeWritebackNewDirtyRequests, NOT_PORTED)
 SKIP_CASE(PagerWriteback, OpZero, "needs ZX_VMO_OP_ZERO")
 SKIP_CASE(PagerWriteback, OpZeroTrapDirty, "needs ZX_VMO_OP_ZERO")
-SKIP_CASE(PagerWriteback, ResolveDirtyRequestAfterDetach, NOT_PORTED)
 SKIP_CASE(PagerWriteback, DelayedPinAwaitingClean, "guests have no pin call")
 SKIP_CASE(PagerWriteback, FailedPinAwaitingClean, "guests have no pin call")
 SKIP_CASE(PagerWriteback, DirtyAfterPin, "guests have no pin call")
