@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kvmpager_vmm::config::{DEFAULT_VCPUS, GuestLimits, SnapshotConfig, SnapshotThen, parse_size};
 use kvmpager_vmm::kernel::SupplyStrategy;
-use kvmpager_vmm::tools::demo;
+use kvmpager_vmm::tools::{demo, sdk};
 use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests, snapshot};
 
 mod remote;
@@ -35,19 +35,59 @@ enum Command {
     /// Measure the hypercall, SUPPLY, fault, start and restore paths against baselines.
     Bench(kvmpager_vmm::tools::bench::BenchArgs),
     /// Run the guest-side pager conformance suite (the `conformance` guest), print each case
-    /// and `N passed, N failed`; exit 1 if any case failed or did not run.
+    /// and `N passed, N failed`; exit 1 if any case failed or did not run. `--suite zircon`:
+    /// build Zircon's pager tests (guest/sdk/tests) with the C/C++ SDK and run them instead.
     Test(TestArgs),
+    /// The C/C++ guest SDK: print its directory or the flags to build a guest with it, e.g.
+    /// `gcc $(kvmpager sdk --cflags) hello.c $(kvmpager sdk --ldflags) -o hello`.
+    Sdk(SdkArgs),
+}
+
+/// `kvmpager test --suite`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Suite {
+    /// The built-in conformance guest (Rust).
+    Conformance,
+    /// Zircon's pager.cc and pager-writeback.cc tests, built with the C/C++ SDK.
+    Zircon,
+}
+
+/// Arguments of `kvmpager sdk`.
+#[derive(Debug, Args)]
+struct SdkArgs {
+    /// Print the SDK's directory (include/, src/, sdk.ld, tests/).
+    #[arg(long)]
+    path: bool,
+    /// Print the flags to compile C guest code.
+    #[arg(long)]
+    cflags: bool,
+    /// Print the flags to compile C++ guest code.
+    #[arg(long)]
+    cxxflags: bool,
+    /// Print the flags to link a guest (builds the SDK runtime for --cc first, cached).
+    #[arg(long)]
+    ldflags: bool,
+    /// The compiler the runtime is built with for --ldflags: gcc or clang.
+    #[arg(long, default_value = "gcc")]
+    cc: String,
 }
 
 /// Arguments of `kvmpager test`.
 #[derive(Debug, Args)]
 struct TestArgs {
     /// Number of vCPUs (ConcurrentOverlappingAccess needs 3).
-    #[arg(long, default_value_t = kvmpager_vmm::tools::conformance::DEFAULT_VCPUS)]
-    vcpus: usize,
+    #[arg(long)]
+    vcpus: Option<usize>,
     /// Stop the suite after this many seconds.
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
+    /// Which suite: the conformance guest, or Zircon's pager tests built with the C/C++ SDK
+    /// (these use 32 vCPUs unless --vcpus is given).
+    #[arg(long, value_enum, default_value = "conformance")]
+    suite: Suite,
+    /// For --suite zircon: the compiler, gcc or clang.
+    #[arg(long, default_value = "gcc")]
+    cc: String,
 }
 
 /// Runs the conformance suite; exit code 0 only if every registered case ran and passed.
@@ -56,9 +96,45 @@ fn test(args: &TestArgs) -> Result<i32, String> {
         return Err(format!("invalid timeout {}", args.timeout));
     }
     let timeout = Duration::from_secs_f64(args.timeout);
-    let r = kvmpager_vmm::tools::conformance::run_suite(args.vcpus, timeout)
-        .map_err(|e| e.to_string())?;
+    if let Suite::Zircon = args.suite {
+        let tc = toolchain(&args.cc)?;
+        let vcpus = args.vcpus.unwrap_or(sdk::ZIRCON_VCPUS);
+        let r = sdk::run_zircon_suite(tc, vcpus, timeout, &mut std::io::stdout())
+            .map_err(|e| e.to_string())?;
+        return Ok(if r.ok() { 0 } else { 1 });
+    }
+    let vcpus = args
+        .vcpus
+        .unwrap_or(kvmpager_vmm::tools::conformance::DEFAULT_VCPUS);
+    let r =
+        kvmpager_vmm::tools::conformance::run_suite(vcpus, timeout).map_err(|e| e.to_string())?;
     Ok(if r.ok() { 0 } else { 1 })
+}
+
+fn toolchain(name: &str) -> Result<sdk::Toolchain, String> {
+    sdk::Toolchain::parse(name).ok_or_else(|| format!("unknown compiler {name:?} (gcc or clang)"))
+}
+
+/// `kvmpager sdk`: prints the SDK's directory or one line of flags.
+fn sdk_cmd(args: &SdkArgs) -> Result<i32, String> {
+    let chosen = [args.path, args.cflags, args.cxxflags, args.ldflags];
+    if chosen.iter().filter(|b| **b).count() != 1 {
+        return Err("give exactly one of --path, --cflags, --cxxflags, --ldflags".into());
+    }
+    let dir = sdk::sdk_dir();
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let flags = if args.path {
+        vec![dir.display().to_string()]
+    } else if args.cflags {
+        sdk::cflags(&dir)
+    } else if args.cxxflags {
+        sdk::cxxflags(&dir)
+    } else {
+        let lib = sdk::build_runtime(toolchain(&args.cc)?).map_err(|e| e.to_string())?;
+        sdk::ldflags(&dir, &lib)
+    };
+    println!("{}", flags.join(" "));
+    Ok(0)
 }
 
 /// Default embedded guest.
@@ -250,6 +326,7 @@ pub fn main() -> i32 {
         Command::Unshare(args) => unshare(&args),
         Command::Bench(args) => return kvmpager_vmm::tools::bench::main(&args),
         Command::Test(args) => test(&args),
+        Command::Sdk(args) => sdk_cmd(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("kvmpager: {e}");

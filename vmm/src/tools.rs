@@ -6,9 +6,11 @@
 //! - [`bench`]: `kvmpager bench`, each figure against a baseline from the same run.
 //! - [`fuzz`]: the hypercall fuzzer's harness (`fuzz/`, `vmm/tests/fuzz_hypercalls.rs`).
 //! - [`servers`]: nginx with WebDAV on a loopback port (snapshot-URL tests, bench case 6).
+//! - [`sdk`]: the C/C++ guest SDK (`guest/sdk/`): flags, builds, Zircon's pager tests.
 
 pub mod bench;
 pub mod conformance;
 pub mod demo;
 pub mod fuzz;
+pub mod sdk;
 pub mod servers;
