@@ -6,6 +6,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Most fault-latency samples kept (later ones overwrite the oldest).
 pub const MAX_LATENCY_SAMPLES: usize = 1 << 20;
 
+/// Upper bounds (ns) of the fault-latency histogram's buckets; one more bucket, past the last
+/// bound, counts everything slower (Prometheus' `+Inf`).
+pub const LATENCY_BUCKETS_NS: [u64; 14] = [
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+];
+
+/// Fault latencies by bucket, counted since the process was created (never sampled away, and
+/// read without copying the samples).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    /// Samples per bucket (not cumulative): `counts[i]` for `LATENCY_BUCKETS_NS[i - 1] < ns
+    /// <= LATENCY_BUCKETS_NS[i]`, the last for slower ones.
+    pub counts: [u64; LATENCY_BUCKETS_NS.len() + 1],
+    /// Sum of all samples (ns).
+    pub sum_ns: u64,
+}
+
 /// Live counters; every field counts since the process was created.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -31,6 +61,8 @@ pub struct Counters {
     pub copy_fallbacks: AtomicU64,
     latency_samples: AtomicU64,
     latencies_ns: Mutex<Vec<u64>>,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_NS.len() + 1],
+    latency_sum_ns: AtomicU64,
 }
 
 /// A copy of [`Counters`] at one moment.
@@ -59,6 +91,8 @@ pub struct CounterValues {
     /// Fault service latencies in ns: from the fault event being read to the faulting
     /// thread's request being resolved.
     pub fault_latency_ns: Vec<u64>,
+    /// Every fault latency by bucket.
+    pub latency_histogram: LatencyHistogram,
 }
 
 impl Counters {
@@ -69,6 +103,9 @@ impl Counters {
 
     /// Records one fault latency sample.
     pub fn record_latency(&self, ns: u64) {
+        let bucket = LATENCY_BUCKETS_NS.partition_point(|&b| b < ns);
+        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
         let n = self.latency_samples.fetch_add(1, Ordering::Relaxed) as usize;
         let mut v = self.latencies_ns.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() < MAX_LATENCY_SAMPLES {
@@ -78,8 +115,9 @@ impl Counters {
         }
     }
 
-    /// The current values.
-    pub fn read(&self) -> CounterValues {
+    /// The current values without the latency samples (`fault_latency_ns` is empty): cheap
+    /// enough to read many times a second.
+    pub fn read_totals(&self) -> CounterValues {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CounterValues {
             faults: get(&self.faults),
@@ -92,11 +130,20 @@ impl Counters {
             bytes_remapped: get(&self.bytes_remapped),
             move_ioctls: get(&self.move_ioctls),
             copy_fallbacks: get(&self.copy_fallbacks),
-            fault_latency_ns: self
-                .latencies_ns
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            fault_latency_ns: Vec::new(),
+            latency_histogram: LatencyHistogram {
+                counts: std::array::from_fn(|i| get(&self.latency_buckets[i])),
+                sum_ns: get(&self.latency_sum_ns),
+            },
+        }
+    }
+
+    /// The current values.
+    pub fn read(&self) -> CounterValues {
+        let samples = self.latencies_ns.lock().unwrap_or_else(|e| e.into_inner());
+        CounterValues {
+            fault_latency_ns: samples.clone(),
+            ..self.read_totals()
         }
     }
 }
@@ -116,5 +163,10 @@ impl CounterValues {
         self.copy_fallbacks += other.copy_fallbacks;
         self.fault_latency_ns
             .extend_from_slice(&other.fault_latency_ns);
+        let h = &mut self.latency_histogram;
+        for (a, b) in h.counts.iter_mut().zip(other.latency_histogram.counts) {
+            *a += b;
+        }
+        h.sum_ns += other.latency_histogram.sum_ns;
     }
 }

@@ -389,7 +389,7 @@ fn report(r: &RunResult, json: bool) -> i32 {
     }
     match r.stop {
         StopReason::Exit(code) => (code & 0xff) as i32,
-        StopReason::Snapshotted(_) => 0,
+        StopReason::Snapshotted(_) | StopReason::Requested => 0,
         _ => {
             eprintln!("kvmpager: VM stopped: {}", r.stop);
             1

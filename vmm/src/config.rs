@@ -162,6 +162,8 @@ pub struct VmConfig {
     pub progress: bool,
     /// How SUPPLY fills pager VMOs, for the host pager and guest pagers alike.
     pub supply: SupplyStrategy,
+    /// Serve the control API (HTTP/1.1, `crate::api`) on this Unix socket while the VM runs.
+    pub api_socket: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -182,6 +184,7 @@ impl VmConfig {
             readahead: DEFAULT_READAHEAD,
             huge_pages: true,
             supply: SupplyStrategy::Auto,
+            api_socket: None,
             snapshot: None,
             record: None,
             prefetch: None,

@@ -15,6 +15,8 @@
 //! - [`vcpu`]: vCPU threads; [`exit`]: what an exit means; [`hypercall`]: the guest ABI.
 //! - [`console`]: console output and test reports; [`summary`]: the run summary.
 //! - [`snapshot`]: snapshot files and working sets.
+//! - [`api`]: the control socket (HTTP/1.1 + JSON over a Unix socket, Prometheus metrics)
+//!   and its client.
 //! - [`tools`]: what is built around the VMM, not into it: the demo image, the conformance
 //!   runner, the bench and the fuzz harness.
 //!
@@ -46,6 +48,7 @@ pub mod hypercall;
 pub mod vcpu;
 pub mod vm;
 
+pub mod api;
 pub mod console;
 pub mod snapshot;
 pub mod summary;
@@ -77,6 +80,12 @@ pub enum Error {
     /// The snapshot cannot be restored.
     #[error(transparent)]
     Snapshot(#[from] snapshot::Error),
+    /// The API socket cannot be bound.
+    #[error(transparent)]
+    ApiSocket(#[from] api::socket::Error),
+    /// The API server could not start.
+    #[error("cannot start the API server: {0}")]
+    ApiServer(std::io::Error),
     /// The SIGUSR1 handler could not be installed.
     #[error("cannot install the SIGUSR1 snapshot handler: {0}")]
     Signal(vmm_sys_util::errno::Error),
@@ -120,9 +129,16 @@ const PAUSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Builds the VM described by `config`, runs it until it stops, and reports the outcome.
 pub fn run(config: &VmConfig) -> Result<RunResult> {
+    let api = bind_api(config)?;
     vcpu::install_kick_handler()?;
     let vm = vm::Vm::new(config)?;
-    run_vm(vm, config)
+    run_vm(vm, config, api.map(|s| (s, None)))
+}
+
+/// Binds `config.api_socket` (before anything is built, so a live socket is refused early).
+fn bind_api(config: &VmConfig) -> Result<Option<api::ApiSocket>> {
+    let bind = |p: &std::path::PathBuf| api::ApiSocket::bind(p);
+    Ok(config.api_socket.as_ref().map(bind).transpose()?)
 }
 
 /// Resumes the snapshot in `dir` with RAM served lazily from its `ram.img`, runs it until it
@@ -133,9 +149,10 @@ pub fn run(config: &VmConfig) -> Result<RunResult> {
 pub fn restore(dir: &Path, config: &VmConfig) -> Result<RunResult> {
     let t0 = Instant::now();
     let snap = snapshot::Snapshot::open(dir)?;
+    let api = bind_api(config)?;
     vcpu::install_kick_handler()?;
     let vm = vm::Vm::restore(config, &snap, t0)?;
-    run_vm(vm, config)
+    run_vm(vm, config, api.map(|s| (s, Some(dir))))
 }
 
 extern "C" fn snapshot_signal_handler(
@@ -152,7 +169,11 @@ pub fn install_snapshot_signal() -> Result<()> {
         .map_err(Error::Signal)
 }
 
-fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
+fn run_vm(
+    vm: Arc<vm::Vm>,
+    config: &VmConfig,
+    api: Option<(api::ApiSocket, Option<&Path>)>,
+) -> Result<RunResult> {
     let vcpus = (0..vm.vcpus())
         .map(|i| vcpu::Vcpu::new(&vm, i))
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -167,6 +188,17 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
             }
         }
     }
+    let server = match api {
+        Some((socket, from)) => match api::serve(socket, &vm, config, from) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                vm.request_stop(StopReason::Timeout);
+                shut_down(&vm, handles);
+                return Err(Error::ApiServer(e));
+            }
+        },
+        None => None,
+    };
     let deadline = config.timeout.map(|t| Instant::now() + t);
     let (mut snapshots, mut warnings) = (Vec::new(), Vec::new());
     loop {
@@ -193,7 +225,19 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
                     warnings.push(e.to_string());
                 }
             },
+            Some(vm::Event::SnapshotJobs) => {
+                for job in vm.take_snapshot_jobs() {
+                    let r = take_snapshot_to(&vm, &handles, &job.dir, job.then);
+                    if let Ok(w) = &r {
+                        snapshots.push(w.clone());
+                    }
+                    job.finish(r.map_err(|e| e.to_string()));
+                }
+            }
         }
+    }
+    for job in vm.take_snapshot_jobs() {
+        job.finish(Err("the VM stopped before the snapshot was taken".into()));
     }
     shut_down(&vm, handles);
     if let (Some(path), Some(pages)) = (
@@ -211,6 +255,9 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
         ));
     }
     let mut r = result(&vm);
+    if let Some(s) = server {
+        s.shutdown();
+    }
     r.snapshots = snapshots;
     r.warnings = warnings;
     Ok(r)
@@ -230,6 +277,17 @@ fn take_snapshot(
     let Some(cfg) = vm.snapshot_config().cloned() else {
         return Err(snapshot::Error::Vm("snapshots are off".into()));
     };
+    take_snapshot_to(vm, handles, &cfg.dir, cfg.then)
+}
+
+/// Pauses every vCPU, writes the snapshot to `dir`, then stops the VM or lets it go on (a
+/// VM held paused by the API stays paused).
+fn take_snapshot_to(
+    vm: &Arc<vm::Vm>,
+    handles: &[vcpu::VcpuHandle],
+    dir: &Path,
+    then: config::SnapshotThen,
+) -> std::result::Result<snapshot::Written, snapshot::Error> {
     vm.begin_pause();
     let states = vm.wait_paused(PAUSE_TIMEOUT, || handles.iter().for_each(|h| h.kick()));
     let r = match states {
@@ -241,10 +299,10 @@ fn take_snapshot(
             .into_iter()
             .collect::<std::result::Result<Vec<_>, String>>()
             .map_err(snapshot::Error::Vm)
-            .and_then(|s| vm.write_snapshot(&cfg.dir, s)),
+            .and_then(|s| vm.write_snapshot(dir, s)),
     };
     match &r {
-        Ok(w) if cfg.then == config::SnapshotThen::Stop => {
+        Ok(w) if then == config::SnapshotThen::Stop => {
             vm.request_stop(StopReason::Snapshotted(w.dir.display().to_string()));
         }
         _ => {}
@@ -282,7 +340,8 @@ fn result(vm: &vm::Vm) -> RunResult {
     }
 }
 
-fn stats(vm: &vm::Vm) -> RunSummary {
+/// The run summary of `vm` so far.
+pub(crate) fn stats(vm: &vm::Vm) -> RunSummary {
     let mut s = RunSummary::collect(&vm.host().counters(), &vm.guest().counters());
     if let Some(c) = vm.pager_counters() {
         s.add_pager(c);
