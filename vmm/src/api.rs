@@ -9,10 +9,12 @@
 //!   unit-tested with a fake VM; `live`: [`Control`] for the running VM.
 //! - `metrics`: the Prometheus text of one reading.
 //! - `http`: the transport (parse, route, limits, timeouts) and `socket`: the socket file.
-//! - `client`: the blocking client the `kvmpager` subcommands and the tests use.
+//! - `client`: the blocking client the tests use, and `commands`: the `kvmpager` client
+//!   subcommands built on it (`snapshot --api-socket`, `stat`, `top`).
 
 pub mod action;
 pub mod client;
+pub mod commands;
 pub mod http;
 pub mod live;
 pub mod metrics;

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kvmpager_vmm::config::{DEFAULT_VCPUS, GuestLimits, SnapshotConfig, SnapshotThen, parse_size};
 use kvmpager_vmm::kernel::SupplyStrategy;
 use kvmpager_vmm::tools::demo;
-use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests, snapshot};
+use kvmpager_vmm::{RunResult, StopReason, VmConfig, api, guests, snapshot};
 
 /// kvmpager: a KVM micro-VMM whose guests get Zircon's user-pager model.
 #[derive(Debug, Parser)]
@@ -24,8 +24,13 @@ enum Command {
     Run(RunArgs),
     /// Resume a snapshot with RAM served lazily from it.
     Restore(RestoreArgs),
-    /// Ask a running `kvmpager run|restore --snapshot-dir DIR` to snapshot (sends SIGUSR1).
+    /// Ask a running VM to snapshot: through its API socket (`--api-socket`), or with SIGUSR1
+    /// (`--pid`, for `kvmpager run|restore --snapshot-dir DIR`).
     Snapshot(SnapshotArgs),
+    /// Print one reading of a VM (state and statistics) from its API socket.
+    Stat(StatArgs),
+    /// Show a live view of one or more VMs from their API sockets.
+    Top(TopArgs),
     /// Measure the hypercall, SUPPLY, fault, start and restore paths against baselines.
     Bench(kvmpager_vmm::tools::bench::BenchArgs),
     /// Run the guest-side pager conformance suite (the `conformance` guest), print each case
@@ -146,6 +151,10 @@ struct PagerArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Serve the control API (HTTP/1.1, JSON, Prometheus metrics) on this Unix socket while
+    /// the VM runs (mode 0600; a stale socket is replaced, a live one refused).
+    #[arg(long, value_name = "PATH")]
+    api_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -158,9 +167,42 @@ struct RestoreArgs {
 
 #[derive(Debug, Args)]
 struct SnapshotArgs {
-    /// Process id of the running kvmpager.
+    /// Process id of the running kvmpager (sends SIGUSR1; the VM writes to its --snapshot-dir).
+    #[arg(long, required_unless_present = "api_socket", conflicts_with = "api_socket")]
+    pid: Option<i32>,
+    /// The VM's API socket (`PUT /snapshot`; waits until the snapshot is written).
+    #[arg(long, value_name = "PATH")]
+    api_socket: Option<PathBuf>,
+    /// With --api-socket: the snapshot directory (default: the VM's --snapshot-dir).
+    #[arg(long, value_name = "DIR", requires = "api_socket")]
+    path: Option<PathBuf>,
+    /// With --api-socket: stop the VM after the snapshot (default: it goes on).
+    #[arg(long, requires = "api_socket")]
+    stop: bool,
+}
+
+/// Arguments of `kvmpager stat`.
+#[derive(Debug, Args)]
+struct StatArgs {
+    /// The VM's API socket.
+    socket: PathBuf,
+    /// Print `{"vm": …, "stats": …}` as JSON.
     #[arg(long)]
-    pid: i32,
+    json: bool,
+}
+
+/// Arguments of `kvmpager top`.
+#[derive(Debug, Args)]
+struct TopArgs {
+    /// The VMs' API sockets.
+    #[arg(required = true)]
+    sockets: Vec<PathBuf>,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 1.0)]
+    interval: f64,
+    /// Stop after this many refreshes (default: until interrupted).
+    #[arg(long)]
+    count: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -211,7 +253,12 @@ pub fn main() -> i32 {
     let result = match Cli::parse().command {
         Command::Run(args) => run(&args),
         Command::Restore(args) => restore(&args),
-        Command::Snapshot(args) => signal_snapshot(&args),
+        Command::Snapshot(args) => snapshot(&args),
+        Command::Stat(a) => api::commands::stat(&a.socket, a.json),
+        Command::Top(a) => match seconds(Some(a.interval), "interval") {
+            Ok(i) => api::commands::top(&a.sockets, i.unwrap_or_default(), a.count),
+            Err(e) => Err(e),
+        },
         Command::Bench(args) => return kvmpager_vmm::tools::bench::main(&args),
         Command::Test(args) => test(&args),
     };
@@ -263,19 +310,26 @@ fn restore(args: &RestoreArgs) -> Result<i32, String> {
     Ok(report(&r, args.pager.json))
 }
 
-fn signal_snapshot(args: &SnapshotArgs) -> Result<i32, String> {
-    if args.pid <= 0 {
-        return Err(format!("invalid pid {}", args.pid));
+fn snapshot(args: &SnapshotArgs) -> Result<i32, String> {
+    match (&args.api_socket, args.pid) {
+        (Some(socket), _) => api::commands::snapshot(socket, args.path.as_deref(), args.stop),
+        (None, Some(pid)) => signal_snapshot(pid),
+        (None, None) => Err("give --api-socket PATH or --pid PID".into()),
+    }
+}
+
+fn signal_snapshot(pid: i32) -> Result<i32, String> {
+    if pid <= 0 {
+        return Err(format!("invalid pid {pid}"));
     }
     // SAFETY: kill(2) with a positive pid and a valid signal number touches no memory.
-    if unsafe { libc::kill(args.pid, libc::SIGUSR1) } != 0 {
+    if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
         return Err(format!(
-            "cannot signal process {}: {}",
-            args.pid,
+            "cannot signal process {pid}: {}",
             std::io::Error::last_os_error()
         ));
     }
-    eprintln!("kvmpager: asked process {} for a snapshot", args.pid);
+    eprintln!("kvmpager: asked process {pid} for a snapshot");
     Ok(0)
 }
 
@@ -286,6 +340,7 @@ fn pager_config(
     dir: Option<&std::path::Path>,
 ) -> Result<(), String> {
     c.echo_console = !a.json;
+    c.api_socket = a.api_socket.clone();
     c.progress = true;
     c.timeout = seconds(a.timeout, "timeout")?;
     c.fault_timeout = seconds(a.fault_timeout, "fault timeout")?;

@@ -211,6 +211,8 @@ fn run_vm(
                 vm.request_stop(StopReason::Timeout);
                 break;
             }
+            // A VM held paused is not watched: its guest pagers cannot answer while parked.
+            None if vm.held() => {}
             None => {
                 let overdue = config.fault_timeout.and_then(|t| vm.overdue_fault(t));
                 if let Some(reason) = overdue {

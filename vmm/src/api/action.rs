@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::metrics::MetricsReading;
-use super::wire::{PagersInfo, SnapshotDone, SnapshotRequest, Then, VmInfo, VmState};
+use super::wire::{PagersInfo, SnapshotDone, SnapshotRequest, Then, VcpuState, VmInfo, VmState};
 use crate::summary::RunSummary;
 
 /// How long `PUT /vm/pause` waits for every vCPU to park before it answers `pausing`.
@@ -89,11 +89,7 @@ pub fn execute(vm: &dyn Control, action: VmAction) -> Result<VmResponse, ActionE
     match action {
         VmAction::GetVm => Ok(VmResponse::Vm(vm.info())),
         VmAction::Pause => pause(vm),
-        VmAction::Resume => {
-            not_stopped(vm, "resume")?;
-            vm.resume();
-            Ok(VmResponse::Vm(vm.info()))
-        }
+        VmAction::Resume => resume(vm),
         VmAction::Stop => {
             vm.stop();
             Ok(VmResponse::Vm(vm.info()))
@@ -130,6 +126,24 @@ fn pause(vm: &dyn Control) -> Result<VmResponse, ActionError> {
     }
 }
 
+/// How long `PUT /vm/resume` waits for the parked vCPUs to leave before it answers.
+const RESUME_SETTLE: Duration = Duration::from_millis(100);
+
+/// Lets the VM go, then waits up to [`RESUME_SETTLE`] until no vCPU is parked.
+fn resume(vm: &dyn Control) -> Result<VmResponse, ActionError> {
+    not_stopped(vm, "resume")?;
+    vm.resume();
+    let deadline = Instant::now() + RESUME_SETTLE;
+    loop {
+        let info = vm.info();
+        let parked = info.vcpus.iter().any(|v| *v == VcpuState::Parked);
+        if !parked || Instant::now() >= deadline {
+            return Ok(VmResponse::Vm(info));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn snapshot(vm: &dyn Control, req: SnapshotRequest) -> Result<VmResponse, ActionError> {
     let dir = match (&req.path, vm.default_snapshot_dir()) {
         (Some(p), _) if p.is_empty() => {
@@ -157,7 +171,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::api::wire::{API_VERSION, VcpuState, VmSettings};
+    use crate::api::wire::{API_VERSION, VmSettings};
 
     /// A VM that is only a state.
     #[derive(Default)]
