@@ -7,12 +7,14 @@
 //! 3. [`faults`]: fault service latency (host pager, guest pager) vs a raw userfaultfd handler.
 //! 4. [`start`]: lazy start time vs RAM size.
 //! 5. [`restore`]: working-set restore: on demand vs prefetch vs eager full copy.
+//! 6. [`api`]: cases 1 and 3 with the control socket scraped at 10 Hz vs without.
 //!
 //! [`report`] prints the table and writes the JSON and SVG files. Guest-side halves live in
 //! `guest/programs/src/bin/bench_*.rs`; they take their parameters from a page of guest RAM
 //! the bench writes before the vCPUs start ([`PARAMS_GPA`]) and leave their results in the
 //! next page ([`RESULTS_GPA`]), which the bench reads after the VM stops.
 
+pub mod api;
 pub mod exits;
 pub mod faults;
 pub mod report;
@@ -56,7 +58,8 @@ pub struct BenchArgs {
     /// Draw fault-latency distributions and throughput per range size to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Which cases to run, e.g. `1,2,3` (default: all of 1-5).
+    /// Which cases to run, e.g. `1,2,3` (default: all of 1-5; 6, the control socket's cost,
+    /// only when named).
     #[arg(long, value_delimiter = ',')]
     pub cases: Vec<u8>,
 }
@@ -164,6 +167,7 @@ pub fn run(opts: &Options) -> Report {
             3 => faults::run(opts, &mut report),
             4 => start::run(opts, &mut report),
             5 => restore::run(opts, &mut report),
+            6 => api::run(opts, &mut report),
             n => Err(format!("no case {n}")),
         };
         if let Err(e) = r {
