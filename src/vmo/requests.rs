@@ -273,7 +273,12 @@ impl FaultTarget for Vmo {
         Some(PagerVmoRequests {
             vmo_koid: self.koid(),
             size: self.size(),
-            requests: st.requests.by_age().into_iter().map(|r| self.describe(r)).collect(),
+            requests: st
+                .requests
+                .by_age()
+                .into_iter()
+                .map(|r| self.describe(r))
+                .collect(),
         })
     }
 }

@@ -168,7 +168,11 @@ struct RestoreArgs {
 #[derive(Debug, Args)]
 struct SnapshotArgs {
     /// Process id of the running kvmpager (sends SIGUSR1; the VM writes to its --snapshot-dir).
-    #[arg(long, required_unless_present = "api_socket", conflicts_with = "api_socket")]
+    #[arg(
+        long,
+        required_unless_present = "api_socket",
+        conflicts_with = "api_socket"
+    )]
     pid: Option<i32>,
     /// The VM's API socket (`PUT /snapshot`; waits until the snapshot is written).
     #[arg(long, value_name = "PATH")]

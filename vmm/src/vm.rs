@@ -42,8 +42,8 @@ mod memslots;
 mod pause;
 mod stop;
 
-pub use control::{SnapshotJob, SnapshotOutcome, VcpuActivity};
 use control::ControlState;
+pub use control::{SnapshotJob, SnapshotOutcome, VcpuActivity};
 use memslots::ApertureState;
 use pause::PauseState;
 

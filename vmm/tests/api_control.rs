@@ -13,7 +13,14 @@ use std::time::Duration;
 
 use api_util::*;
 
-const TICKER: [&str; 6] = ["run", "--guest", "embedded:ticker", "--vcpus", "2", "--timeout"];
+const TICKER: [&str; 6] = [
+    "run",
+    "--guest",
+    "embedded:ticker",
+    "--vcpus",
+    "2",
+    "--timeout",
+];
 
 fn ticker(socket: &std::path::Path, extra: &[&str]) -> Vmm {
     let mut args: Vec<&str> = TICKER.to_vec();
@@ -74,7 +81,17 @@ fn pause_parks_a_vcpu_blocked_in_a_page_fault_and_pagers_shows_the_overdue_reque
     }
     let dir = TempDir::new("fault");
     let socket = dir.join("vm.sock");
-    let args = ["run", "--guest", "embedded:fatal_silent", "--vcpus", "2", "--timeout", "60", "--fault-timeout", "2"];
+    let args = [
+        "run",
+        "--guest",
+        "embedded:fatal_silent",
+        "--vcpus",
+        "2",
+        "--timeout",
+        "60",
+        "--fault-timeout",
+        "2",
+    ];
     let vm = start(&args, &socket);
     vm.wait_for(20, |l| l.iter().any(|l| l.contains("never answering")));
     let paused = put(&socket, "/vm/pause", None);
@@ -85,11 +102,17 @@ fn pause_parks_a_vcpu_blocked_in_a_page_fault_and_pagers_shows_the_overdue_reque
     assert_eq!(p["fault_timeout_ms"], 2000);
     let vmos = p["vmos"].as_array().unwrap();
     assert_eq!(vmos[0]["pager"], "host");
-    let guest = vmos.iter().find(|v| v["pager"] == "guest").expect("the guest's pager VMO");
+    let guest = vmos
+        .iter()
+        .find(|v| v["pager"] == "guest")
+        .expect("the guest's pager VMO");
     let reqs = guest["requests"].as_array().unwrap();
     assert_eq!(reqs.len(), 1, "{p}");
     let r = &reqs[0];
-    assert_eq!((r["command"].as_str(), r["offset"].as_u64()), (Some("READ"), Some(5 * 4096)));
+    assert_eq!(
+        (r["command"].as_str(), r["offset"].as_u64()),
+        (Some("READ"), Some(5 * 4096))
+    );
     assert_eq!(r["faulting"], true);
     assert_eq!(r["overdue"], true, "{r}");
     assert!(r["age_ms"].as_u64().unwrap() >= 2000);
@@ -97,11 +120,17 @@ fn pause_parks_a_vcpu_blocked_in_a_page_fault_and_pagers_shows_the_overdue_reque
     // The watchdog waits while the VM is held; it stops the VM once it goes on.
     assert_eq!(get(&socket, "/vm")["state"], "paused");
     let text = client::get_text(&socket, "/metrics").unwrap();
-    assert!(text.contains("kvmpager_outstanding_page_requests 1\n"), "{text}");
+    assert!(
+        text.contains("kvmpager_outstanding_page_requests 1\n"),
+        "{text}"
+    );
     put(&socket, "/vm/resume", None);
     let (code, _, err) = vm.finish();
     assert_eq!(code, Some(1));
-    assert!(err.contains("unanswered") && err.contains("guest pager never answered"), "{err}");
+    assert!(
+        err.contains("unanswered") && err.contains("guest pager never answered"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -158,7 +187,10 @@ fn snapshots_while_running_and_while_paused_restore_where_they_were_taken() {
     std::thread::sleep(Duration::from_millis(200));
     let at_pause = vm.ticks().len() as u64;
     let paused_snap = dir.join("paused");
-    let body = format!(r#"{{"path": "{}", "then": "continue"}}"#, paused_snap.display());
+    let body = format!(
+        r#"{{"path": "{}", "then": "continue"}}"#,
+        paused_snap.display()
+    );
     let done = put(&socket, "/snapshot", Some(&body));
     assert_eq!(done["state"], "paused");
     assert!(done["ram_data_bytes"].as_u64().unwrap() > 0);
@@ -168,21 +200,33 @@ fn snapshots_while_running_and_while_paused_restore_where_they_were_taken() {
     all_ticks(&ticks(&lines));
 
     // The paused snapshot goes on with exactly the next tick.
-    let restored = start(&["restore", paused_snap.to_str().unwrap()], &dir.join("r1.sock"));
+    let restored = start(
+        &["restore", paused_snap.to_str().unwrap()],
+        &dir.join("r1.sock"),
+    );
     let v = get(&restored.socket, "/vm");
-    assert_eq!(v["config"]["restored_from"], paused_snap.display().to_string());
+    assert_eq!(
+        v["config"]["restored_from"],
+        paused_snap.display().to_string()
+    );
     let (code, lines, _) = restored.finish();
     assert_eq!(code, Some(7));
     let t = ticks(&lines);
     assert_eq!(t, (at_pause + 1..=300).collect::<Vec<_>>());
 
     // The running snapshot goes on from a tick between what was seen before and after.
-    let restored = start(&["restore", running_snap.to_str().unwrap()], &dir.join("r2.sock"));
+    let restored = start(
+        &["restore", running_snap.to_str().unwrap()],
+        &dir.join("r2.sock"),
+    );
     let (code, lines, _) = restored.finish();
     assert_eq!(code, Some(7));
     let t = ticks(&lines);
     let first = t[0];
-    assert!((before + 1..=after + 1).contains(&first), "{before} {first} {after}");
+    assert!(
+        (before + 1..=after + 1).contains(&first),
+        "{before} {first} {after}"
+    );
     assert_eq!(t, (first..=300).collect::<Vec<_>>());
 }
 
@@ -200,17 +244,36 @@ fn snapshot_then_stop_and_the_cli_client_commands() {
     let sock = socket.to_str().unwrap();
     let stat = Command::new(bin).args(["stat", sock]).output().unwrap();
     let text = String::from_utf8_lossy(&stat.stdout);
-    assert!(stat.status.success() && text.contains("running") && text.contains("faults:"), "{text}");
-    let stat = Command::new(bin).args(["stat", sock, "--json"]).output().unwrap();
+    assert!(
+        stat.status.success() && text.contains("running") && text.contains("faults:"),
+        "{text}"
+    );
+    let stat = Command::new(bin)
+        .args(["stat", sock, "--json"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&stat.stdout).unwrap();
     assert_eq!(v["vm"]["state"], "running");
     assert!(v["stats"]["faults"].as_u64().unwrap() > 0);
-    let top = Command::new(bin).args(["top", sock, "--count", "2", "--interval", "0.1"]).output().unwrap();
+    let top = Command::new(bin)
+        .args(["top", sock, "--count", "2", "--interval", "0.1"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&top.stdout);
-    assert!(top.status.success() && text.contains("running") && text.contains("faults/s"), "{text}");
+    assert!(
+        top.status.success() && text.contains("running") && text.contains("faults/s"),
+        "{text}"
+    );
     // No path: the VM's --snapshot-dir; --stop: the VM stops afterwards (exit 0).
-    let snap = Command::new(bin).args(["snapshot", "--api-socket", sock, "--stop"]).output().unwrap();
-    assert!(snap.status.success(), "{}", String::from_utf8_lossy(&snap.stderr));
+    let snap = Command::new(bin)
+        .args(["snapshot", "--api-socket", sock, "--stop"])
+        .output()
+        .unwrap();
+    assert!(
+        snap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&snap.stderr)
+    );
     assert!(snap_dir.join("meta.json").exists());
     let (code, _, err) = vm.finish();
     assert_eq!(code, Some(0));
@@ -228,7 +291,17 @@ fn stats_and_metrics_are_live_and_metrics_are_prometheus_text() {
     let socket = dir.join("vm.sock");
     let vm = ticker(&socket, &[]);
     let stats = get(&socket, "/stats");
-    for key in ["faults", "requests", "pages_supplied", "bytes_moved", "bytes_copied", "bytes_remapped", "file_bytes_read", "fault_latency_p99_ns", "pages_on_demand"] {
+    for key in [
+        "faults",
+        "requests",
+        "pages_supplied",
+        "bytes_moved",
+        "bytes_copied",
+        "bytes_remapped",
+        "file_bytes_read",
+        "fault_latency_p99_ns",
+        "pages_on_demand",
+    ] {
         assert!(stats[key].is_u64(), "/stats lacks {key}: {stats}");
     }
     let text = if have_curl() {
@@ -239,17 +312,34 @@ fn stats_and_metrics_are_live_and_metrics_are_prometheus_text() {
         client::get_text(&socket, "/metrics").unwrap()
     };
     let m = prometheus::parse(&text);
-    for name in ["kvmpager_page_faults_total", "kvmpager_page_requests_total", "kvmpager_pages_supplied_total", "kvmpager_file_read_bytes_total", "kvmpager_rss_bytes", "kvmpager_uptime_seconds"] {
+    for name in [
+        "kvmpager_page_faults_total",
+        "kvmpager_page_requests_total",
+        "kvmpager_pages_supplied_total",
+        "kvmpager_file_read_bytes_total",
+        "kvmpager_rss_bytes",
+        "kvmpager_uptime_seconds",
+    ] {
         assert!(m.value(name, "").is_some(), "{name} missing:\n{text}");
     }
     for path in ["moved", "remapped", "copied"] {
-        assert!(m.value("kvmpager_supplied_bytes_total", &format!("path=\"{path}\"")).is_some());
+        assert!(
+            m.value("kvmpager_supplied_bytes_total", &format!("path=\"{path}\""))
+                .is_some()
+        );
     }
     assert!(m.value("kvmpager_rss_bytes", "").unwrap() > 1e6);
-    assert!(m.value("kvmpager_page_faults_total", "").unwrap() >= stats["faults"].as_u64().unwrap() as f64);
+    assert!(
+        m.value("kvmpager_page_faults_total", "").unwrap()
+            >= stats["faults"].as_u64().unwrap() as f64
+    );
     m.check_histogram("kvmpager_fault_latency_seconds");
     let r = client::request(&socket, "GET", "/metrics", None).unwrap();
-    assert!(r.content_type.starts_with("text/plain; version=0.0.4"), "{}", r.content_type);
+    assert!(
+        r.content_type.starts_with("text/plain; version=0.0.4"),
+        "{}",
+        r.content_type
+    );
     let (code, lines, _) = vm.finish();
     assert_eq!(code, Some(7));
     all_ticks(&ticks(&lines));
@@ -268,12 +358,21 @@ fn the_socket_is_0600_a_stale_one_is_replaced_and_a_live_one_refused() {
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let second = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
-        .args(["run", "--guest", "embedded:hello", "--api-socket", socket.to_str().unwrap()])
+        .args([
+            "run",
+            "--guest",
+            "embedded:hello",
+            "--api-socket",
+            socket.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(second.status.code(), Some(1));
     let err = String::from_utf8_lossy(&second.stderr);
-    assert!(err.contains("another process is serving this API socket"), "{err}");
+    assert!(
+        err.contains("another process is serving this API socket"),
+        "{err}"
+    );
     // The refused run left the live socket alone.
     assert_eq!(get(&socket, "/vm")["state"], "running");
     put(&socket, "/vm/stop", None);
@@ -304,14 +403,22 @@ mod prometheus {
                 types.insert(name.to_owned(), kind.to_owned());
                 continue;
             }
-            assert!(!line.is_empty() && !line.starts_with('#'), "stray line {line:?}");
+            assert!(
+                !line.is_empty() && !line.starts_with('#'),
+                "stray line {line:?}"
+            );
             let (key, value) = line.rsplit_once(' ').expect("NAME VALUE");
-            let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}"));
             let (name, labels) = match key.split_once('{') {
                 Some((n, l)) => (n, l.strip_suffix('}').expect("closing brace")),
                 None => (key, ""),
             };
-            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{name}"
+            );
             for pair in labels.split(',').filter(|p| !p.is_empty()) {
                 let (k, v) = pair.split_once('=').expect("label=value");
                 assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
@@ -319,9 +426,15 @@ mod prometheus {
             }
             let family = ["_bucket", "_sum", "_count"]
                 .iter()
-                .find_map(|s| name.strip_suffix(s).filter(|f| types.get(*f).is_some_and(|k| k == "histogram")))
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| types.get(*f).is_some_and(|k| k == "histogram"))
+                })
                 .unwrap_or(name);
-            assert!(types.contains_key(family) && helped.contains(family), "{name} has no TYPE/HELP before it");
+            assert!(
+                types.contains_key(family) && helped.contains(family),
+                "{name} has no TYPE/HELP before it"
+            );
             if types[family] == "counter" {
                 assert!(name.ends_with("_total") && value >= 0.0, "{line}");
             }
@@ -332,7 +445,9 @@ mod prometheus {
 
     impl Metrics {
         pub fn value(&self, name: &str, labels: &str) -> Option<f64> {
-            self.samples.get(&(name.to_owned(), labels.to_owned())).copied()
+            self.samples
+                .get(&(name.to_owned(), labels.to_owned()))
+                .copied()
         }
 
         /// Buckets rise with `le`, never fall, and `+Inf` equals `_count`.
@@ -344,7 +459,14 @@ mod prometheus {
                 .filter(|((n, _), _)| *n == bucket)
                 .map(|((_, l), v)| {
                     let le = l.strip_prefix("le=\"").unwrap().trim_end_matches('"');
-                    (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, *v)
+                    (
+                        if le == "+Inf" {
+                            f64::INFINITY
+                        } else {
+                            le.parse().unwrap()
+                        },
+                        *v,
+                    )
                 })
                 .collect();
             buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());

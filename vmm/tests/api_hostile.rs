@@ -25,7 +25,11 @@ fn read_answer(c: &mut UnixStream) -> (u16, String) {
     let mut out = Vec::new();
     let _ = c.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, text)
 }
 
@@ -42,7 +46,11 @@ fn still_fine(socket: &Path) {
     let t = Instant::now();
     let v = get(socket, "/vm");
     assert_eq!(v["state"], "running");
-    assert!(t.elapsed() < Duration::from_secs(2), "GET /vm took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "GET /vm took {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -53,7 +61,18 @@ fn hostile_clients_get_errors_and_the_vm_goes_on() {
     let dir = TempDir::new("hostile");
     let socket = dir.join("vm.sock");
     // 4 vCPUs: 900 ticks, 18 s.
-    let vm = start(&["run", "--guest", "embedded:ticker", "--vcpus", "4", "--timeout", "60"], &socket);
+    let vm = start(
+        &[
+            "run",
+            "--guest",
+            "embedded:ticker",
+            "--vcpus",
+            "4",
+            "--timeout",
+            "60",
+        ],
+        &socket,
+    );
     let s = &socket;
 
     // Slow clients first (they take the request timeout): one that never sends anything and
@@ -97,7 +116,10 @@ fn hostile_clients_get_errors_and_the_vm_goes_on() {
         let (st, body) = curl(s, "PUT", "/snapshot", Some(&big));
         assert_eq!(st, 413, "{body}");
     }
-    let (st, text) = raw(s, b"PUT /snapshot HTTP/1.1\r\nContent-Length: 4\r\n\r\n{\"pa");
+    let (st, text) = raw(
+        s,
+        b"PUT /snapshot HTTP/1.1\r\nContent-Length: 4\r\n\r\n{\"pa",
+    );
     assert_eq!(st, 400, "{text}");
     error_body(&text);
     let (st, text) = raw(s, b"PUT /vm/pause HTTP/1.1\r\nContent-Length: 3\r\n\r\n[1]");
@@ -111,14 +133,21 @@ fn hostile_clients_get_errors_and_the_vm_goes_on() {
     assert_eq!(st, 400, "{text}");
     error_body(&text);
     // An oversized body is refused from its Content-Length alone.
-    let (st, text) = raw(s, b"PUT /snapshot HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n");
+    let (st, text) = raw(
+        s,
+        b"PUT /snapshot HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n",
+    );
     assert_eq!(st, 413, "{text}");
     error_body(&text);
-    let head = format!("GET /vm HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(10 << 10));
+    let head = format!(
+        "GET /vm HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(10 << 10)
+    );
     assert_eq!(raw(s, head.as_bytes()).0, 431);
     let many = format!("GET /vm HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(40));
     assert_eq!(raw(s, many.as_bytes()).0, 431);
-    let chunked = b"PUT /snapshot HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    let chunked =
+        b"PUT /snapshot HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
     assert_eq!(raw(s, chunked).0, 411);
     let (st, _) = raw(s, b"PUT /snapshot HTTP/1.1\r\nContent-Length: x\r\n\r\n");
     assert_eq!(st, 400);
@@ -133,7 +162,10 @@ fn hostile_clients_get_errors_and_the_vm_goes_on() {
     }
     let (st, took) = silent.join().unwrap();
     assert_eq!(st, 408);
-    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(7), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(7),
+        "{took:?}"
+    );
     still_fine(s);
 
     // 100 connections at once, each then asking for /vm: every one gets 200 or 503.

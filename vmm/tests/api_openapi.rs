@@ -51,20 +51,20 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<S
         errors.push(format!("{at}: {v} is not {types:?}"));
         return;
     }
-    if let Some(options) = s["enum"].as_array().filter(|_| !v.is_null()) {
-        if !options.contains(v) {
-            errors.push(format!("{at}: {v} not in {options:?}"));
-        }
+    if let Some(options) = s["enum"].as_array().filter(|_| !v.is_null())
+        && !options.contains(v)
+    {
+        errors.push(format!("{at}: {v} not in {options:?}"));
     }
-    if let Some(c) = s.get("const") {
-        if c != v {
-            errors.push(format!("{at}: {v} is not {c}"));
-        }
+    if let Some(c) = s.get("const")
+        && c != v
+    {
+        errors.push(format!("{at}: {v} is not {c}"));
     }
-    if let (Some(min), Some(n)) = (s["minimum"].as_i64(), v.as_i64()) {
-        if n < min {
-            errors.push(format!("{at}: {n} < {min}"));
-        }
+    if let (Some(min), Some(n)) = (s["minimum"].as_i64(), v.as_i64())
+        && n < min
+    {
+        errors.push(format!("{at}: {n} < {min}"));
     }
     if let Value::Object(map) = v {
         for req in s["required"].as_array().into_iter().flatten() {
@@ -91,21 +91,41 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<S
 }
 
 /// Calls `method path` and checks the answer against the document's `responses`.
-fn check(doc: &Value, socket: &Path, method: &str, path: &str, body: Option<&str>, want: u16) -> Value {
+fn check(
+    doc: &Value,
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    want: u16,
+) -> Value {
     let r = client::request(socket, method, path, body).unwrap();
     assert_eq!(r.status, want, "{method} {path}: {}", r.body);
     let op = &doc["paths"][path][method.to_lowercase()];
     let resp = &op["responses"][want.to_string()];
-    assert!(resp.is_object(), "{method} {path} answered {want}, which the document does not list");
+    assert!(
+        resp.is_object(),
+        "{method} {path} answered {want}, which the document does not list"
+    );
     let content = resp["content"].as_object().expect("documented content");
     let (ctype, media) = content.iter().next().unwrap();
-    assert!(r.content_type.starts_with(ctype.split(';').next().unwrap()), "{method} {path}: {} vs {ctype}", r.content_type);
+    assert!(
+        r.content_type.starts_with(ctype.split(';').next().unwrap()),
+        "{method} {path}: {} vs {ctype}",
+        r.content_type
+    );
     if ctype != "application/json" {
         return Value::String(r.body);
     }
     let v: Value = serde_json::from_str(&r.body).unwrap();
     let mut errors = Vec::new();
-    validate(doc, &media["schema"], &v, &format!("{method} {path}"), &mut errors);
+    validate(
+        doc,
+        &media["schema"],
+        &v,
+        &format!("{method} {path}"),
+        &mut errors,
+    );
     assert!(errors.is_empty(), "{errors:#?}\n{v}");
     v
 }
@@ -117,14 +137,22 @@ fn the_document_lists_exactly_the_servers_routes() {
         .as_object()
         .unwrap()
         .iter()
-        .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (p.clone(), m.to_uppercase())))
+        .flat_map(|(p, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (p.clone(), m.to_uppercase()))
+        })
         .collect();
     let served: BTreeSet<(String, String)> = kvmpager_vmm::api::http::ROUTES
         .iter()
         .map(|(p, m)| (p.to_string(), m.to_string()))
         .collect();
     assert_eq!(documented, served);
-    assert_eq!(doc["info"]["version"], kvmpager_vmm::api::wire::API_VERSION.to_string());
+    assert_eq!(
+        doc["info"]["version"],
+        kvmpager_vmm::api::wire::API_VERSION.to_string()
+    );
 }
 
 #[test]
@@ -136,19 +164,35 @@ fn every_documented_operation_answers_as_documented() {
     let dir = TempDir::new("openapi");
     let socket = dir.join("vm.sock");
     let snap = dir.join("snap");
-    let args = ["run", "--guest", "embedded:ticker", "--vcpus", "4", "--timeout", "60", "--snapshot-dir", snap.to_str().unwrap()];
+    let args = [
+        "run",
+        "--guest",
+        "embedded:ticker",
+        "--vcpus",
+        "4",
+        "--timeout",
+        "60",
+        "--snapshot-dir",
+        snap.to_str().unwrap(),
+    ];
     let vm = start(&args, &socket);
     let s = socket.as_path();
     for path in ["/vm", "/stats", "/pagers", "/metrics"] {
         check(&doc, s, "GET", path, None, 200);
     }
-    assert_eq!(check(&doc, s, "PUT", "/vm/pause", None, 200)["state"], "paused");
+    assert_eq!(
+        check(&doc, s, "PUT", "/vm/pause", None, 200)["state"],
+        "paused"
+    );
     let other = dir.join("other");
     let body = format!(r#"{{"path": "{}", "then": "continue"}}"#, other.display());
     check(&doc, s, "PUT", "/snapshot", Some(&body), 200);
     check(&doc, s, "PUT", "/snapshot", None, 200);
     assert!(snap.join("meta.json").exists() && other.join("meta.json").exists());
-    assert_eq!(check(&doc, s, "PUT", "/vm/resume", Some("{}"), 200)["state"], "running");
+    assert_eq!(
+        check(&doc, s, "PUT", "/vm/resume", Some("{}"), 200)["state"],
+        "running"
+    );
 
     // Documented 400s: a body that is not JSON.
     for (path, ops) in doc["paths"].as_object().unwrap() {
@@ -166,16 +210,34 @@ fn every_documented_operation_answers_as_documented() {
                 let r = client::request(s, method, path, None).unwrap();
                 assert_eq!(r.status, 405, "{method} {path}");
                 let mut errors = Vec::new();
-                validate(&doc, &error_schema, &serde_json::from_str(&r.body).unwrap(), path, &mut errors);
+                validate(
+                    &doc,
+                    &error_schema,
+                    &serde_json::from_str(&r.body).unwrap(),
+                    path,
+                    &mut errors,
+                );
                 assert!(errors.is_empty(), "{errors:?}");
             }
         }
     }
-    for path in ["/", "/vm/", "/vms", "/VM", "/snapshots", "/metrics/x", "/vm/pause/now", "/openapi.json"] {
+    for path in [
+        "/",
+        "/vm/",
+        "/vms",
+        "/VM",
+        "/snapshots",
+        "/metrics/x",
+        "/vm/pause/now",
+        "/openapi.json",
+    ] {
         let r = client::request(s, "GET", path, None).unwrap();
         assert_eq!(r.status, 404, "{path}");
         assert!(serde_json::from_str::<Value>(&r.body).unwrap()["error"].is_string());
     }
-    assert_eq!(check(&doc, s, "PUT", "/vm/stop", None, 200)["state"], "stopped");
+    assert_eq!(
+        check(&doc, s, "PUT", "/vm/stop", None, 200)["state"],
+        "stopped"
+    );
     assert_eq!(vm.finish().0, Some(0));
 }

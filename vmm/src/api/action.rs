@@ -136,7 +136,7 @@ fn resume(vm: &dyn Control) -> Result<VmResponse, ActionError> {
     let deadline = Instant::now() + RESUME_SETTLE;
     loop {
         let info = vm.info();
-        let parked = info.vcpus.iter().any(|v| *v == VcpuState::Parked);
+        let parked = info.vcpus.contains(&VcpuState::Parked);
         if !parked || Instant::now() >= deadline {
             return Ok(VmResponse::Vm(info));
         }
@@ -158,7 +158,9 @@ fn snapshot(vm: &dyn Control, req: SnapshotRequest) -> Result<VmResponse, Action
         }
     };
     not_stopped(vm, "snapshot")?;
-    let bytes = vm.snapshot(dir.clone(), req.then).map_err(ActionError::Failed)?;
+    let bytes = vm
+        .snapshot(dir.clone(), req.then)
+        .map_err(ActionError::Failed)?;
     Ok(VmResponse::Snapshot(SnapshotDone {
         path: dir.display().to_string(),
         ram_data_bytes: bytes,
@@ -256,8 +258,17 @@ mod tests {
             then: Then::Stop,
         };
         let r = execute(&vm, VmAction::Snapshot(req.clone())).unwrap();
-        assert!(matches!(r, VmResponse::Snapshot(SnapshotDone { ram_data_bytes: 4096, .. })));
-        assert_eq!(vm.snapshots.lock().unwrap()[0], ("/tmp/x".into(), Then::Stop));
+        assert!(matches!(
+            r,
+            VmResponse::Snapshot(SnapshotDone {
+                ram_data_bytes: 4096,
+                ..
+            })
+        ));
+        assert_eq!(
+            vm.snapshots.lock().unwrap()[0],
+            ("/tmp/x".into(), Then::Stop)
+        );
         vm.stop();
         let r = execute(&vm, VmAction::Snapshot(req));
         assert!(matches!(r, Err(ActionError::Conflict(_))));

@@ -70,7 +70,12 @@ fn parse(raw: &[u8]) -> io::Result<Response> {
 
 /// Sends a request and decodes a 200 answer's JSON; any other answer is an error naming the
 /// status and the server's message.
-pub fn call<T: DeserializeOwned>(socket: &Path, method: &str, uri: &str, body: Option<&str>) -> Result<T, String> {
+pub fn call<T: DeserializeOwned>(
+    socket: &Path,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+) -> Result<T, String> {
     let r = request(socket, method, uri, body).map_err(|e| format!("{}: {e}", socket.display()))?;
     if r.status != 200 {
         let msg = serde_json::from_str::<ErrorBody>(&r.body).map_or(r.body.clone(), |e| e.error);

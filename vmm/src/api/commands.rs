@@ -21,7 +21,10 @@ pub fn snapshot(socket: &Path, dir: Option<&Path>, stop: bool) -> Result<i32, St
         "kvmpager: snapshot written to {} ({:.1} MiB of RAM data); the VM is {}",
         done.path,
         done.ram_data_bytes as f64 / (1 << 20) as f64,
-        serde_json::to_value(done.state).unwrap_or_default().as_str().unwrap_or("?")
+        serde_json::to_value(done.state)
+            .unwrap_or_default()
+            .as_str()
+            .unwrap_or("?")
     );
     Ok(0)
 }
@@ -46,7 +49,11 @@ pub fn stat(socket: &Path, json: bool) -> Result<i32, String> {
 /// One line about a VM: socket, pid, state, vCPUs, RAM, uptime.
 fn vm_line(socket: &Path, v: &VmInfo) -> String {
     let state = serde_json::to_value(v.state).unwrap_or_default();
-    let parked = v.vcpus.iter().filter(|c| **c == super::wire::VcpuState::Parked).count();
+    let parked = v
+        .vcpus
+        .iter()
+        .filter(|c| **c == super::wire::VcpuState::Parked)
+        .count();
     let mut line = format!(
         "{}: pid {} {} ({} vCPUs, {} parked), {} MiB RAM, up {:.1} s",
         socket.display(),
@@ -79,7 +86,17 @@ pub fn top(sockets: &[PathBuf], interval: Duration, count: Option<u64>) -> Resul
         let mut screen = String::from("\x1b[H\x1b[2J");
         screen.push_str(&format!(
             "{:<28} {:>8} {:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-            "VM", "state", "vcpu", "up s", "faults", "faults/s", "moved MiB", "remap MiB", "copy MiB", "file MiB", "RSS MiB"
+            "VM",
+            "state",
+            "vcpu",
+            "up s",
+            "faults",
+            "faults/s",
+            "moved MiB",
+            "remap MiB",
+            "copy MiB",
+            "file MiB",
+            "RSS MiB"
         ));
         for (socket, last) in sockets.iter().zip(last.iter_mut()) {
             screen.push_str(&row(socket, last));
@@ -97,7 +114,11 @@ pub fn top(sockets: &[PathBuf], interval: Duration, count: Option<u64>) -> Resul
 
 fn row(socket: &Path, last: &mut Last) -> String {
     let name = socket.display().to_string();
-    let name = if name.len() > 28 { format!("…{}", &name[name.len() - 27..]) } else { name };
+    let name = if name.len() > 28 {
+        format!("…{}", &name[name.len() - 27..])
+    } else {
+        name
+    };
     let reading = client::call::<VmInfo>(socket, "GET", "/vm", None).and_then(|vm| {
         let text = client::get_text(socket, "/metrics")?;
         let m = metrics::parse(&text).ok_or("unparsable metrics")?;

@@ -104,14 +104,19 @@ struct Head {
 
 impl Server {
     /// Serves `control` on `socket` until shut down.
-    pub fn start(socket: ApiSocket, control: Arc<dyn Control>, limits: Limits) -> io::Result<Server> {
+    pub fn start(
+        socket: ApiSocket,
+        control: Arc<dyn Control>,
+        limits: Limits,
+    ) -> io::Result<Server> {
         let stop = Arc::new(AtomicBool::new(false));
         let path = socket.path().to_owned();
         let (tx, rx) = mpsc::sync_channel::<UnixStream>(limits.max_connections);
         let rx = Arc::new(Mutex::new(rx));
         let open = Arc::new(AtomicUsize::new(0));
         for i in 0..limits.workers {
-            let (rx, control, open, limits) = (rx.clone(), control.clone(), open.clone(), limits.clone());
+            let (rx, control, open, limits) =
+                (rx.clone(), control.clone(), open.clone(), limits.clone());
             std::thread::Builder::new()
                 .name(format!("api-{i}"))
                 .spawn(move || worker(&rx, control.as_ref(), &open, &limits))?;
@@ -120,7 +125,11 @@ impl Server {
         let accept = std::thread::Builder::new()
             .name("api-accept".into())
             .spawn(move || accept_loop(socket, &tx, &s, &open, &limits))?;
-        Ok(Server { stop, path, accept: Some(accept) })
+        Ok(Server {
+            stop,
+            path,
+            accept: Some(accept),
+        })
     }
 
     /// Stops accepting connections and removes the socket; requests being served finish on
@@ -178,7 +187,12 @@ fn refuse(conn: &mut UnixStream, why: &str) {
     let _ = error(503, why).write_to(conn);
 }
 
-fn worker(rx: &Mutex<Receiver<UnixStream>>, control: &dyn Control, open: &AtomicUsize, limits: &Limits) {
+fn worker(
+    rx: &Mutex<Receiver<UnixStream>>,
+    control: &dyn Control,
+    open: &AtomicUsize,
+    limits: &Limits,
+) {
     loop {
         let conn = lock(rx).recv();
         let Ok(mut conn) = conn else { return };
@@ -216,7 +230,12 @@ fn linger(conn: &mut UnixStream) {
 }
 
 /// Reads more bytes into `buf` before `deadline` (at most `max` in all).
-fn read_more(conn: &mut UnixStream, buf: &mut Vec<u8>, max: usize, deadline: Instant) -> Result<(), ReadError> {
+fn read_more(
+    conn: &mut UnixStream,
+    buf: &mut Vec<u8>,
+    max: usize,
+    deadline: Instant,
+) -> Result<(), ReadError> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(timeout());
@@ -232,7 +251,12 @@ fn read_more(conn: &mut UnixStream, buf: &mut Vec<u8>, max: usize, deadline: Ins
                 return Ok(());
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(timeout());
             }
             Err(_) => return Err(ReadError::Closed),
@@ -244,22 +268,35 @@ fn timeout() -> ReadError {
     ReadError::Status(408, "the request did not arrive in time".into())
 }
 
-fn read_request(conn: &mut UnixStream, deadline: Instant, limits: &Limits) -> Result<(Head, Vec<u8>), ReadError> {
+fn read_request(
+    conn: &mut UnixStream,
+    deadline: Instant,
+    limits: &Limits,
+) -> Result<(Head, Vec<u8>), ReadError> {
     let mut buf = Vec::with_capacity(1024);
     let head = loop {
         if let Some(head) = parse_head(&buf, limits)? {
             break head;
         }
         if buf.len() >= limits.max_head_bytes {
-            return Err(ReadError::Status(431, format!("request head over {} bytes", limits.max_head_bytes)));
+            return Err(ReadError::Status(
+                431,
+                format!("request head over {} bytes", limits.max_head_bytes),
+            ));
         }
         read_more(conn, &mut buf, limits.max_head_bytes, deadline)?;
     };
     if head.chunked {
-        return Err(ReadError::Status(411, "chunked bodies are not accepted; send Content-Length".into()));
+        return Err(ReadError::Status(
+            411,
+            "chunked bodies are not accepted; send Content-Length".into(),
+        ));
     }
     if head.content_length > limits.max_body_bytes {
-        let msg = format!("body of {} bytes is over the {} byte limit", head.content_length, limits.max_body_bytes);
+        let msg = format!(
+            "body of {} bytes is over the {} byte limit",
+            head.content_length, limits.max_body_bytes
+        );
         return Err(ReadError::Status(413, msg));
     }
     let mut body = buf.split_off(head.len);
@@ -281,7 +318,10 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, ReadError> {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(ReadError::Status(431, format!("more than {} headers", limits.max_headers)));
+            return Err(ReadError::Status(
+                431,
+                format!("more than {} headers", limits.max_headers),
+            ));
         }
         Err(e) => return Err(ReadError::Status(400, format!("malformed request: {e}"))),
     };
@@ -296,9 +336,10 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, ReadError> {
     for h in req.headers.iter() {
         let value = String::from_utf8_lossy(h.value);
         if h.name.eq_ignore_ascii_case("content-length") {
-            head.content_length = value.trim().parse().map_err(|_| {
-                ReadError::Status(400, format!("bad Content-Length {value:?}"))
-            })?;
+            head.content_length = value
+                .trim()
+                .parse()
+                .map_err(|_| ReadError::Status(400, format!("bad Content-Length {value:?}")))?;
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             head.chunked = true;
         } else if h.name.eq_ignore_ascii_case("expect") {
@@ -324,7 +365,9 @@ fn route(method: &str, path: &str, body: &[u8]) -> Result<VmAction, Reply> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        serde_json::from_slice(body).map(Some).map_err(|e| error(400, &format!("malformed JSON: {e}")))
+        serde_json::from_slice(body)
+            .map(Some)
+            .map_err(|e| error(400, &format!("malformed JSON: {e}")))
     };
     let action = match known {
         "/vm" => VmAction::GetVm,
@@ -381,7 +424,12 @@ fn json(status: u16, v: &impl serde::Serialize) -> Reply {
 }
 
 fn error(status: u16, message: &str) -> Reply {
-    json(status, &ErrorBody { error: message.to_owned() })
+    json(
+        status,
+        &ErrorBody {
+            error: message.to_owned(),
+        },
+    )
 }
 
 /// The reason phrase of each status the server sends.
@@ -429,27 +477,58 @@ mod tests {
     #[test]
     fn routes_answer_404_405_and_400() {
         assert_eq!(route("GET", "/vm", b"").ok(), Some(VmAction::GetVm));
-        assert_eq!(route("GET", "/metrics?x=1", b"").ok(), Some(VmAction::GetMetrics));
-        assert_eq!(route("GET", "/nope", b"").err().map(|r| r.status), Some(404));
+        assert_eq!(
+            route("GET", "/metrics?x=1", b"").ok(),
+            Some(VmAction::GetMetrics)
+        );
+        assert_eq!(
+            route("GET", "/nope", b"").err().map(|r| r.status),
+            Some(404)
+        );
         let r = route("POST", "/vm/pause", b"").err().unwrap();
         assert_eq!((r.status, r.allow), (405, Some("PUT")));
-        assert_eq!(route("PUT", "/snapshot", b"{").err().map(|r| r.status), Some(400));
-        assert_eq!(route("PUT", "/snapshot", br#"{"pth":1}"#).err().map(|r| r.status), Some(400));
-        assert_eq!(route("PUT", "/vm/pause", b"[1]").err().map(|r| r.status), Some(400));
-        assert_eq!(route("PUT", "/vm/pause", b" {} ").ok(), Some(VmAction::Pause));
+        assert_eq!(
+            route("PUT", "/snapshot", b"{").err().map(|r| r.status),
+            Some(400)
+        );
+        assert_eq!(
+            route("PUT", "/snapshot", br#"{"pth":1}"#)
+                .err()
+                .map(|r| r.status),
+            Some(400)
+        );
+        assert_eq!(
+            route("PUT", "/vm/pause", b"[1]").err().map(|r| r.status),
+            Some(400)
+        );
+        assert_eq!(
+            route("PUT", "/vm/pause", b" {} ").ok(),
+            Some(VmAction::Pause)
+        );
         let ok = route("PUT", "/snapshot", br#"{"path":"/x","then":"stop"}"#).ok();
-        assert!(matches!(ok, Some(VmAction::Snapshot(SnapshotRequest { path: Some(_), .. }))));
+        assert!(matches!(
+            ok,
+            Some(VmAction::Snapshot(SnapshotRequest { path: Some(_), .. }))
+        ));
     }
 
     #[test]
     fn heads_parse_with_limits() {
         let l = Limits::default();
-        assert!(parse_head(b"GET /vm HTTP/1.1\r\nHost: x\r\n", &l).ok().unwrap().is_none());
+        assert!(
+            parse_head(b"GET /vm HTTP/1.1\r\nHost: x\r\n", &l)
+                .ok()
+                .unwrap()
+                .is_none()
+        );
         let h = parse_head(b"PUT /snapshot HTTP/1.1\r\nContent-Length: 12\r\n\r\n", &l);
         assert_eq!(h.ok().unwrap().unwrap().content_length, 12);
         let bad = parse_head(b"GET /vm HTTP/1.1\r\nContent-Length: x\r\n\r\n", &l);
         assert!(matches!(bad, Err(ReadError::Status(400, _))));
         let many = "GET / HTTP/1.1\r\n".to_owned() + &"A: b\r\n".repeat(40) + "\r\n";
-        assert!(matches!(parse_head(many.as_bytes(), &l), Err(ReadError::Status(431, _))));
+        assert!(matches!(
+            parse_head(many.as_bytes(), &l),
+            Err(ReadError::Status(431, _))
+        ));
     }
 }

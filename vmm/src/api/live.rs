@@ -84,7 +84,12 @@ impl LiveVm {
 
     fn request(&self, r: &OverdueRequest) -> PageRequestInfo {
         PageRequestInfo {
-            command: if r.command == ZX_PAGER_VMO_DIRTY { "DIRTY" } else { "READ" }.into(),
+            command: if r.command == ZX_PAGER_VMO_DIRTY {
+                "DIRTY"
+            } else {
+                "READ"
+            }
+            .into(),
             offset: r.offset,
             len: r.len,
             guest_physical: self.vm.guest_physical(r.vmo_koid, r.offset),
@@ -170,13 +175,20 @@ impl Control for LiveVm {
     }
 
     fn metrics(&self) -> MetricsReading {
-        let (host, guest) = (self.vm.host().counter_totals(), self.vm.guest().counter_totals());
+        let (host, guest) = (
+            self.vm.host().counter_totals(),
+            self.vm.guest().counter_totals(),
+        );
         let mut totals = RunSummary::collect(&host, &guest);
         if let Some(c) = self.vm.pager_counters() {
             totals.add_pager(c);
         }
         let mut latency = host.latency_histogram.clone();
-        for (a, b) in latency.counts.iter_mut().zip(guest.latency_histogram.counts) {
+        for (a, b) in latency
+            .counts
+            .iter_mut()
+            .zip(guest.latency_histogram.counts)
+        {
             *a += b;
         }
         latency.sum_ns += guest.latency_histogram.sum_ns;

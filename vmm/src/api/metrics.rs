@@ -76,46 +76,148 @@ impl MetricsReading {
     fn render_vm(&self, o: &mut String) {
         single(o, "kvmpager_info", "gauge", "Always 1: the VMM answers.", 1);
         let state = self.state.unwrap_or(VmState::Running);
-        head(o, "kvmpager_vm_state", "gauge", "1 for the VM's current state, else 0.");
+        head(
+            o,
+            "kvmpager_vm_state",
+            "gauge",
+            "1 for the VM's current state, else 0.",
+        );
         for (s, name) in [
             (VmState::Running, "running"),
             (VmState::Pausing, "pausing"),
             (VmState::Paused, "paused"),
             (VmState::Stopped, "stopped"),
         ] {
-            let _ = writeln!(o, "kvmpager_vm_state{{state=\"{name}\"}} {}", u8::from(s == state));
+            let _ = writeln!(
+                o,
+                "kvmpager_vm_state{{state=\"{name}\"}} {}",
+                u8::from(s == state)
+            );
         }
         let up = secs(self.uptime_ns);
-        single(o, "kvmpager_uptime_seconds", "gauge", "Seconds since the VM was built.", up);
+        single(
+            o,
+            "kvmpager_uptime_seconds",
+            "gauge",
+            "Seconds since the VM was built.",
+            up,
+        );
         single(o, "kvmpager_vcpus", "gauge", "Number of vCPUs.", self.vcpus);
-        single(o, "kvmpager_memory_bytes", "gauge", "Guest RAM size.", self.memory_bytes);
-        single(o, "kvmpager_rss_bytes", "gauge", "Resident set size of the VMM process.", self.rss_bytes);
+        single(
+            o,
+            "kvmpager_memory_bytes",
+            "gauge",
+            "Guest RAM size.",
+            self.memory_bytes,
+        );
+        single(
+            o,
+            "kvmpager_rss_bytes",
+            "gauge",
+            "Resident set size of the VMM process.",
+            self.rss_bytes,
+        );
     }
 
     fn render_supply(&self, o: &mut String) {
         let t = &self.totals;
         let c = "counter";
-        single(o, "kvmpager_page_faults_total", c, "Page faults on pager VMOs.", t.faults);
-        single(o, "kvmpager_page_requests_total", c, "Page requests delivered to pagers.", t.requests);
-        single(o, "kvmpager_pages_supplied_total", c, "Pages supplied into pager VMOs.", t.pages_supplied);
-        head(o, "kvmpager_supplied_bytes_total", c, "Bytes supplied, by how they got there.");
-        for (path, v) in [("moved", t.bytes_moved), ("remapped", t.bytes_remapped), ("copied", t.bytes_copied)] {
+        single(
+            o,
+            "kvmpager_page_faults_total",
+            c,
+            "Page faults on pager VMOs.",
+            t.faults,
+        );
+        single(
+            o,
+            "kvmpager_page_requests_total",
+            c,
+            "Page requests delivered to pagers.",
+            t.requests,
+        );
+        single(
+            o,
+            "kvmpager_pages_supplied_total",
+            c,
+            "Pages supplied into pager VMOs.",
+            t.pages_supplied,
+        );
+        head(
+            o,
+            "kvmpager_supplied_bytes_total",
+            c,
+            "Bytes supplied, by how they got there.",
+        );
+        for (path, v) in [
+            ("moved", t.bytes_moved),
+            ("remapped", t.bytes_remapped),
+            ("copied", t.bytes_copied),
+        ] {
             let _ = writeln!(o, "kvmpager_supplied_bytes_total{{path=\"{path}\"}} {v}");
         }
-        head(o, "kvmpager_host_pager_pages_total", c, "Pages the host pager supplied, on demand or prefetched.");
-        let _ = writeln!(o, "kvmpager_host_pager_pages_total{{how=\"on_demand\"}} {}", t.pages_on_demand);
-        let _ = writeln!(o, "kvmpager_host_pager_pages_total{{how=\"prefetched\"}} {}", t.pages_prefetched);
-        single(o, "kvmpager_file_read_bytes_total", c, "Bytes read from image or snapshot files.", t.file_bytes_read);
-        single(o, "kvmpager_zero_fill_bytes_total", c, "Bytes supplied as zero pages without reading a file.", t.zero_bytes);
-        single(o, "kvmpager_huge_page_supplies_total", c, "Supplies of whole 2 MiB huge pages.", t.huge_supplies);
+        head(
+            o,
+            "kvmpager_host_pager_pages_total",
+            c,
+            "Pages the host pager supplied, on demand or prefetched.",
+        );
+        let _ = writeln!(
+            o,
+            "kvmpager_host_pager_pages_total{{how=\"on_demand\"}} {}",
+            t.pages_on_demand
+        );
+        let _ = writeln!(
+            o,
+            "kvmpager_host_pager_pages_total{{how=\"prefetched\"}} {}",
+            t.pages_prefetched
+        );
+        single(
+            o,
+            "kvmpager_file_read_bytes_total",
+            c,
+            "Bytes read from image or snapshot files.",
+            t.file_bytes_read,
+        );
+        single(
+            o,
+            "kvmpager_zero_fill_bytes_total",
+            c,
+            "Bytes supplied as zero pages without reading a file.",
+            t.zero_bytes,
+        );
+        single(
+            o,
+            "kvmpager_huge_page_supplies_total",
+            c,
+            "Supplies of whole 2 MiB huge pages.",
+            t.huge_supplies,
+        );
         let g = "gauge";
-        single(o, "kvmpager_outstanding_page_requests", g, "Page requests waiting for a pager now.", self.outstanding_requests);
-        single(o, "kvmpager_oldest_page_request_age_seconds", g, "Age of the oldest waiting page request (0 if none).", secs(self.oldest_request_ns));
+        single(
+            o,
+            "kvmpager_outstanding_page_requests",
+            g,
+            "Page requests waiting for a pager now.",
+            self.outstanding_requests,
+        );
+        single(
+            o,
+            "kvmpager_oldest_page_request_age_seconds",
+            g,
+            "Age of the oldest waiting page request (0 if none).",
+            secs(self.oldest_request_ns),
+        );
     }
 
     fn render_latency(&self, o: &mut String) {
         let name = "kvmpager_fault_latency_seconds";
-        head(o, name, "histogram", "Time from a page fault to its request being resolved.");
+        head(
+            o,
+            name,
+            "histogram",
+            "Time from a page fault to its request being resolved.",
+        );
         let mut cumulative = 0;
         for (i, count) in self.latency.counts.iter().enumerate() {
             cumulative += count;
@@ -134,7 +236,10 @@ impl MetricsReading {
 /// that is not `NAME[{LABELS}] VALUE`.
 pub fn parse(text: &str) -> Option<BTreeMap<String, f64>> {
     let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let (key, value) = line.rsplit_once(' ')?;
         let value = match value {
             "+Inf" => f64::INFINITY,
@@ -157,7 +262,10 @@ mod tests {
         r.latency.sum_ns = 80_000;
         r.totals.bytes_moved = 4096;
         let m = parse(&r.render()).unwrap();
-        assert_eq!(m["kvmpager_fault_latency_seconds_bucket{le=\"0.000005\"}"], 2.0);
+        assert_eq!(
+            m["kvmpager_fault_latency_seconds_bucket{le=\"0.000005\"}"],
+            2.0
+        );
         assert_eq!(m["kvmpager_fault_latency_seconds_bucket{le=\"+Inf\"}"], 3.0);
         assert_eq!(m["kvmpager_fault_latency_seconds_count"], 3.0);
         assert_eq!(m["kvmpager_supplied_bytes_total{path=\"moved\"}"], 4096.0);

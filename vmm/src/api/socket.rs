@@ -38,7 +38,10 @@ pub struct ApiSocket {
 impl ApiSocket {
     /// Binds `path` (mode 0600), replacing a stale socket and refusing a live one.
     pub fn bind(path: &Path) -> Result<ApiSocket, Error> {
-        let io_err = |error| Error::Io { path: path.to_owned(), error };
+        let io_err = |error| Error::Io {
+            path: path.to_owned(),
+            error,
+        };
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
                 return Err(Error::NotSocket(path.to_owned()));
@@ -52,7 +55,11 @@ impl ApiSocket {
         let listener = UnixListener::bind(path).map_err(io_err)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
         let ino = std::fs::metadata(path).map_err(io_err)?.ino();
-        Ok(ApiSocket { listener, path: path.to_owned(), ino })
+        Ok(ApiSocket {
+            listener,
+            path: path.to_owned(),
+            ino,
+        })
     }
 
     /// The listening socket.

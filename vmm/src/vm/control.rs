@@ -102,7 +102,11 @@ impl Vm {
     }
 
     /// Queues a snapshot to `dir` for the runner and wakes it; the receiver gets the outcome.
-    pub fn request_snapshot_to(&self, dir: PathBuf, then: SnapshotThen) -> Receiver<SnapshotOutcome> {
+    pub fn request_snapshot_to(
+        &self,
+        dir: PathBuf,
+        then: SnapshotThen,
+    ) -> Receiver<SnapshotOutcome> {
         let (reply, rx) = mpsc::sync_channel(1);
         lock(&self.control.jobs).push_back(SnapshotJob { dir, then, reply });
         let _r = lock(&self.stop.reason);

@@ -68,7 +68,13 @@ pub fn start(args: &[&str], socket: &Path) -> Vmm {
         let _ = std::io::Read::read_to_string(&mut err, &mut s);
         s
     });
-    let vmm = Vmm { child, socket: socket.to_owned(), lines, reader: Some(reader), stderr: Some(stderr) };
+    let vmm = Vmm {
+        child,
+        socket: socket.to_owned(),
+        lines,
+        reader: Some(reader),
+        stderr: Some(stderr),
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while client::request(socket, "GET", "/vm", None).is_err() {
         assert!(Instant::now() < deadline, "the API socket never answered");
@@ -92,7 +98,11 @@ impl Vmm {
     pub fn wait_for(&self, secs: u64, pred: impl Fn(&[String]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !pred(&self.lines()) {
-            assert!(Instant::now() < deadline, "timed out; console: {:?}", self.lines());
+            assert!(
+                Instant::now() < deadline,
+                "timed out; console: {:?}",
+                self.lines()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -116,12 +126,18 @@ impl Drop for Vmm {
 
 /// The tick numbers in `lines`.
 pub fn ticks(lines: &[String]) -> Vec<u64> {
-    lines.iter().filter_map(|l| l.strip_prefix("tick ")?.trim().parse().ok()).collect()
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("tick ")?.trim().parse().ok())
+        .collect()
 }
 
 /// Whether curl is installed (the tests that use it say so and skip without it).
 pub fn have_curl() -> bool {
-    let ok = Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("skipping the curl half: curl is not installed");
     }
@@ -131,7 +147,8 @@ pub fn have_curl() -> bool {
 /// `curl --unix-socket SOCKET -X METHOD [-d BODY] http://localhost URI`: (status, body).
 pub fn curl(socket: &Path, method: &str, uri: &str, body: Option<&str>) -> (u16, String) {
     let mut c = Command::new("curl");
-    c.args(["-s", "-S", "--max-time", "60", "--unix-socket"]).arg(socket);
+    c.args(["-s", "-S", "--max-time", "60", "--unix-socket"])
+        .arg(socket);
     c.args(["-X", method, "-w", "\n%{http_code}"]);
     if let Some(b) = body {
         c.args(["-H", "Content-Type: application/json", "--data-binary", b]);

@@ -31,7 +31,10 @@ impl Scraper {
     fn start(vm: &Arc<Vm>, cfg: &VmConfig, path: PathBuf) -> Result<Scraper, String> {
         let socket = ApiSocket::bind(&path).map_err(|e| e.to_string())?;
         let server = api::serve(socket, vm, cfg, None).map_err(|e| e.to_string())?;
-        let (stop, scrapes) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (stop, scrapes) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
         let (s, n) = (stop.clone(), scrapes.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
@@ -41,7 +44,12 @@ impl Scraper {
                 std::thread::sleep(SCRAPE_PERIOD);
             }
         });
-        Ok(Scraper { server: Some(server), stop, scrapes, thread: Some(thread) })
+        Ok(Scraper {
+            server: Some(server),
+            stop,
+            scrapes,
+            thread: Some(thread),
+        })
     }
 
     /// Stops polling and serving; the number of successful scrapes.

@@ -23,9 +23,9 @@ use kvmpager::hostmem::HostMemory;
 use kvmpager::uffd::{UffdEvent, Userfault};
 
 use super::report::Distribution;
+use super::{Figure, Finished, MAGIC, Options, Report, Target, all_ok, guest_config, run_guest};
 use crate::config::VmConfig;
 use crate::vm::Vm;
-use super::{Figure, Finished, MAGIC, Options, Report, Target, all_ok, guest_config, run_guest};
 
 pub(crate) const MODE_TOUCH: u64 = 1;
 pub(crate) const MODE_APERTURE: u64 = 2;
