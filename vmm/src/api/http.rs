@@ -167,7 +167,11 @@ fn accept_loop(
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let Ok(mut conn) = conn else { continue };
+        let Ok(mut conn) = conn else {
+            // Out of file descriptors or similar: back off instead of spinning.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
         if open.fetch_add(1, Ordering::SeqCst) >= limits.max_connections {
             refuse(&mut conn, "too many connections");
             open.fetch_sub(1, Ordering::SeqCst);
