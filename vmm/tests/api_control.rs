@@ -59,8 +59,7 @@ fn pause_stops_the_ticks_and_resume_goes_on_with_the_next_one() {
     assert_eq!(paused["state"], "paused", "{paused}");
     assert_eq!(paused["vcpus"], serde_json::json!(["parked", "parked"]));
     // Ticks printed before the answer may still be in the pipe; then nothing more comes.
-    std::thread::sleep(Duration::from_millis(200));
-    let at_pause = vm.ticks();
+    let at_pause = vm.settled_ticks();
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(vm.ticks(), at_pause, "ticks went on while paused");
     assert_eq!(get(&socket, "/vm")["state"], "paused");
@@ -179,13 +178,12 @@ fn snapshots_while_running_and_while_paused_restore_where_they_were_taken() {
     let done: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(done["state"], "running");
     assert_eq!(done["path"], running_snap.display().to_string());
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(500));
     let after = vm.ticks().len() as u64;
     assert!(running_snap.join("meta.json").exists());
 
     put(&socket, "/vm/pause", None);
-    std::thread::sleep(Duration::from_millis(200));
-    let at_pause = vm.ticks().len() as u64;
+    let at_pause = vm.settled_ticks().len() as u64;
     let paused_snap = dir.join("paused");
     let body = format!(
         r#"{{"path": "{}", "then": "continue"}}"#,

@@ -94,6 +94,21 @@ impl Vmm {
         ticks(&self.lines())
     }
 
+    /// The tick numbers once no new one has arrived for 300 ms (the console is echoed line by
+    /// line, so after a pause only the reader thread can lag).
+    pub fn settled_ticks(&self) -> Vec<u64> {
+        let mut last = self.ticks();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.ticks();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        panic!("the ticks never settled: {last:?}")
+    }
+
     /// Waits until `pred` holds of the console lines (panics after `secs`).
     pub fn wait_for(&self, secs: u64, pred: impl Fn(&[String]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
