@@ -133,6 +133,61 @@ fn pause_parks_a_vcpu_blocked_in_a_page_fault_and_pagers_shows_the_overdue_reque
 }
 
 #[test]
+fn a_vcpu_blocked_in_a_hypercall_keeps_the_vm_pausing_and_a_snapshot_fails_cleanly() {
+    if skip_without_kvm() {
+        return;
+    }
+    let dir = TempDir::new("blocked");
+    let socket = dir.join("vm.sock");
+    let args = [
+        "run",
+        "--guest",
+        "embedded:port_block",
+        "--vcpus",
+        "2",
+        "--timeout",
+        "60",
+    ];
+    let vm = start(&args, &socket);
+    vm.wait_for(20, |l| l.iter().any(|l| l.contains("waiting")));
+    // vCPU 0 is inside its PortWait once two looks 200 ms apart find it in a hypercall.
+    let in_call = || get(&socket, "/vm")["vcpus"][0] == "in_hypercall";
+    for _ in 0..100 {
+        if in_call() {
+            std::thread::sleep(Duration::from_millis(200));
+            if in_call() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = std::time::Instant::now();
+    let v = put(&socket, "/vm/pause", None);
+    assert!(t.elapsed() >= Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(v["state"], "pausing", "{v}");
+    assert_eq!(v["vcpus"], serde_json::json!(["in_hypercall", "parked"]));
+    let text = client::get_text(&socket, "/metrics").unwrap();
+    assert!(
+        text.contains("kvmpager_vm_state{state=\"pausing\"} 1"),
+        "{text}"
+    );
+    // A snapshot needs every vCPU parked: it fails after its 5 s wait and leaves nothing.
+    let target = dir.join("never");
+    let body = format!(r#"{{"path": "{}"}}"#, target.display());
+    let r = client::request(&socket, "PUT", "/snapshot", Some(&body)).unwrap();
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.body.contains("not every vCPU paused"), "{}", r.body);
+    assert!(!target.exists());
+    let v = put(&socket, "/vm/resume", None);
+    assert_eq!(v["state"], "running");
+    assert_eq!(v["vcpus"], serde_json::json!(["in_hypercall", "running"]));
+    put(&socket, "/vm/stop", None);
+    let (code, lines, _) = vm.finish();
+    assert_eq!(code, Some(0));
+    assert!(!lines.iter().any(|l| l.contains("returned")), "{lines:?}");
+}
+
+#[test]
 fn stop_ends_the_vm_with_exit_code_0() {
     if skip_without_kvm() {
         return;
