@@ -31,7 +31,7 @@ pub use socket::ApiSocket;
 use crate::config::VmConfig;
 use crate::vm::Vm;
 
-/// The OpenAPI document of this API (also served by nothing: it lives in the repository).
+/// The OpenAPI document of this API, as it is in the repository (the server does not serve it).
 pub const OPENAPI: &str = include_str!("api/openapi.json");
 
 /// Serves `vm` (started with `cfg`; `restored_from` the snapshot it resumes) on `socket`.

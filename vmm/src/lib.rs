@@ -25,7 +25,8 @@
 //!
 //! Entry points: [`run`] boots a guest program; [`restore`] resumes a snapshot with RAM served
 //! lazily from it. Both take snapshots on request (the `Snapshot` hypercall, or SIGUSR1 after
-//! [`install_snapshot_signal`]) when [`VmConfig::snapshot`] is set.
+//! [`install_snapshot_signal`]) when [`VmConfig::snapshot`] is set, and through the control
+//! socket (`PUT /snapshot`) when [`VmConfig::api_socket`] is.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -127,7 +128,8 @@ const VCPU_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a snapshot waits for every vCPU to park.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Builds the VM described by `config`, runs it until it stops, and reports the outcome.
+/// Builds the VM described by `config`, runs it until it stops, and reports the outcome. With
+/// `config.api_socket` the control API ([`api`]) is served on that socket while it runs.
 pub fn run(config: &VmConfig) -> Result<RunResult> {
     let api = bind_api(config)?;
     vcpu::install_kick_handler()?;
@@ -144,8 +146,8 @@ fn bind_api(config: &VmConfig) -> Result<Option<api::ApiSocket>> {
 /// Resumes the snapshot in `dir` with RAM served lazily from its `ram.img`, runs it until it
 /// stops, and reports the outcome. The snapshot is validated before anything is built. From
 /// `config` only the pager (`readahead`, `huge_pages`, `supply`), `snapshot`, `record`,
-/// `prefetch`, `timeout`, `fault_timeout`, `limits`, `echo_console` and `progress` settings
-/// are used; vCPUs and RAM come from the snapshot.
+/// `prefetch`, `timeout`, `fault_timeout`, `limits`, `echo_console`, `progress` and
+/// `api_socket` settings are used; vCPUs and RAM come from the snapshot.
 pub fn restore(dir: &Path, config: &VmConfig) -> Result<RunResult> {
     let t0 = Instant::now();
     let snap = snapshot::Snapshot::open(dir)?;
