@@ -74,9 +74,13 @@ fn case_6_compares_runs_with_and_without_the_scraper() {
     let report = bench::run(&opts);
     assert!(report.notes.is_empty(), "case 6 failed: {:?}", report.notes);
     let figures: Vec<_> = report.figures.iter().filter(|f| f.case == 6).collect();
-    assert_eq!(figures.len(), 2);
+    assert_eq!(figures.len(), 3);
     for f in figures {
-        assert!(f.name.contains("scraped at 10 Hz"), "{}", f.name);
+        assert!(
+            f.name.contains("10 Hz") || f.name.contains("/metrics"),
+            "{}",
+            f.name
+        );
         assert!(f.value.is_some() && f.baseline.is_some() && f.verdict.is_some());
     }
 }
