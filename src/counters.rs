@@ -170,3 +170,28 @@ impl CounterValues {
         h.sum_ns += other.latency_histogram.sum_ns;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_land_in_their_buckets_and_totals_skip_the_samples() {
+        let c = Counters::default();
+        // At a bound counts in that bucket; past the last bound in the extra one.
+        for ns in [1, 5_000, 5_001, 10_000_000_001] {
+            c.record_latency(ns);
+        }
+        let t = c.read_totals();
+        assert!(t.fault_latency_ns.is_empty());
+        let h = &t.latency_histogram;
+        assert_eq!((h.counts[0], h.counts[1]), (2, 1));
+        assert_eq!(h.counts[LATENCY_BUCKETS_NS.len()], 1);
+        assert_eq!(h.counts.iter().sum::<u64>(), 4);
+        assert_eq!(h.sum_ns, 1 + 5_000 + 5_001 + 10_000_000_001);
+        let mut both = c.read();
+        assert_eq!(both.fault_latency_ns.len(), 4);
+        both.merge(&t);
+        assert_eq!(both.latency_histogram.counts[0], 4);
+    }
+}

@@ -175,23 +175,22 @@ impl Control for LiveVm {
     }
 
     fn metrics(&self) -> MetricsReading {
-        let (host, guest) = (
-            self.vm.host().counter_totals(),
-            self.vm.guest().counter_totals(),
-        );
-        let mut totals = RunSummary::collect(&host, &guest);
+        // Counter totals only: no latency samples are copied and no percentile is computed.
+        let mut k = self.vm.host().counter_totals();
+        k.merge(&self.vm.guest().counter_totals());
+        let mut totals = RunSummary {
+            faults: k.faults,
+            requests: k.requests,
+            pages_supplied: k.pages_supplied,
+            bytes_moved: k.bytes_moved,
+            bytes_copied: k.bytes_copied,
+            bytes_remapped: k.bytes_remapped,
+            ..Default::default()
+        };
         if let Some(c) = self.vm.pager_counters() {
             totals.add_pager(c);
         }
-        let mut latency = host.latency_histogram.clone();
-        for (a, b) in latency
-            .counts
-            .iter_mut()
-            .zip(guest.latency_histogram.counts)
-        {
-            *a += b;
-        }
-        latency.sum_ns += guest.latency_histogram.sum_ns;
+        let latency = k.latency_histogram;
         let (outstanding, oldest) = self.outstanding();
         MetricsReading {
             state: Some(self.state(&self.vcpus())),
