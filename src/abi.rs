@@ -22,7 +22,10 @@
 //! # Guest pointers
 //! Guest pointers are guest-physical addresses into guest RAM. Every pointer/length pair is
 //! checked by the VMM before the call has any effect, and gives `ZX_ERR_INVALID_ARGS` when it
-//! - touches the null page (`0..PAGE_SIZE`), so a null pointer with a non-zero length fails;
+//! - touches the boot area (`0..layout::BOOT_AREA_END`, 1 MiB: the null page, GDT, IDT, TSSs,
+//!   exception stub and stacks, page tables), so a null pointer with a non-zero length fails
+//!   and no call can store into the page tables (the boot area is also mapped supervisor-only,
+//!   so a CPL-3 access to it is an ordinary page fault);
 //! - reaches past the end of RAM (straddling it included);
 //! - lies in a hole: anything that is not RAM, the VMO aperture included (map a VMO to touch
 //!   it, but pass RAM buffers to calls);
@@ -32,8 +35,9 @@
 //! alignment: out-values are stored byte-wise at whatever address is given.
 
 /// Version of this ABI; bump on any incompatible change. 2: [`VmoInfo`] grew to 48 bytes
-/// (`koid`), guest pointers may not touch the null page.
-pub const ABI_VERSION: u32 = 2;
+/// (`koid`), guest pointers may not touch the null page. 3: guest pointers may not touch the
+/// boot area (below [`layout::BOOT_AREA_END`]); calls 27–30.
+pub const ABI_VERSION: u32 = 3;
 
 /// I/O port a guest writes (`out 0xe1, eax`, 32-bit, immediate form) to make a hypercall.
 pub const HYPERCALL_PORT: u16 = 0xe1;
@@ -201,7 +205,8 @@ pub mod obj_type {
 
 /// VMO creation options.
 pub mod vmo_options {
-    /// The VMO may be resized (accepted; size changes are not implemented).
+    /// The VMO may be resized with `zx_vmo_set_size` ([`Call::VmoSetSize`](super::Call)),
+    /// between 0 and the size it was created with; the handle gets `ZX_RIGHT_RESIZE`.
     pub const ZX_VMO_RESIZABLE: u32 = 1 << 1;
     /// Discardable (rejected by kvmpager).
     pub const ZX_VMO_DISCARDABLE: u32 = 1 << 2;
@@ -220,13 +225,36 @@ pub mod vmo_op {
     pub const ZX_VMO_OP_COMMIT: u32 = 1;
     /// Decommit (free) the pages of the range.
     pub const ZX_VMO_OP_DECOMMIT: u32 = 2;
+    /// Zero the range (not implemented: `ZX_ERR_NOT_SUPPORTED`).
+    pub const ZX_VMO_OP_ZERO: u32 = 10;
+    /// Eviction hint: the pages are not needed soon. Requests nothing; `ZX_OK`.
+    pub const ZX_VMO_OP_DONT_NEED: u32 = 12;
+    /// Eviction hint: the pages are needed. On a pager VMO it requests the absent pages (one
+    /// READ per run of absent pages) and waits for them, like COMMIT.
+    pub const ZX_VMO_OP_ALWAYS_NEED: u32 = 13;
+    /// Fetch the absent pages of a pager VMO (READ requests for absent pages only) and wait.
+    pub const ZX_VMO_OP_PREFETCH: u32 = 14;
 }
 
-/// `zx_vmo_create_child` options.
+/// `zx_vmo_create_child` options (Zircon's values). Exactly one of SNAPSHOT, SLICE and
+/// SNAPSHOT_AT_LEAST_ON_WRITE; RESIZABLE and NO_WRITE may be added; anything else gives
+/// `ZX_ERR_INVALID_ARGS`.
 pub mod vmo_child {
-    /// A copy-on-write child (Zircon's name; "snapshot" here means a VMO clone, not a VM
-    /// snapshot). Anonymous VMOs only so far: the child's pages are copied at creation.
+    /// A snapshot child (Zircon's name; "snapshot" here means a VMO clone, not a VM snapshot).
+    /// Anonymous VMOs only: the child's pages are copied at creation. On a pager VMO or a
+    /// clone of one: `ZX_ERR_NOT_SUPPORTED`, as in Zircon.
     pub const ZX_VMO_CHILD_SNAPSHOT: u32 = 1 << 0;
+    /// The child is resizable (accepted and given `ZX_RIGHT_RESIZE`; sizes never change).
+    pub const ZX_VMO_CHILD_RESIZABLE: u32 = 1 << 2;
+    /// A slice: `ZX_ERR_NOT_SUPPORTED`.
+    pub const ZX_VMO_CHILD_SLICE: u32 = 1 << 3;
+    /// A copy-on-write clone that sees its parent's writes until it writes a page itself.
+    /// On a pager VMO (or a clone of one, `offset` page aligned) the clone shares the pages
+    /// supplied to the root, and its page requests name the root; on an anonymous VMO it is
+    /// a SNAPSHOT.
+    pub const ZX_VMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE: u32 = 1 << 4;
+    /// The child's handle lacks `ZX_RIGHT_WRITE`.
+    pub const ZX_VMO_CHILD_NO_WRITE: u32 = 1 << 5;
 }
 
 /// Operations of `zx_pager_vmo_op` (and `zx_pager_op_range` for the non-supply ones).
@@ -244,8 +272,14 @@ pub mod pager_op {
     pub const ZX_PAGER_OP_WRITEBACK_END: u32 = 4;
     /// Move pages from an aux VMO into the pager VMO (the seed's operation).
     pub const ZX_PAGER_SUPPLY_PAGES: u32 = 0x10;
-    /// WRITEBACK_BEGIN data flag: the range is known to be zero.
+    /// WRITEBACK_BEGIN data flag and [`DirtyRange::options`](super::DirtyRange) bit: the range
+    /// is known to be zero (kvmpager never reports it: it keeps no zero markers).
     pub const ZX_VMO_DIRTY_RANGE_IS_ZERO: u64 = 1;
+    /// `zx_pager_query_vmo_stats` option: clear the stats after reading them.
+    pub const ZX_PAGER_RESET_VMO_STATS: u32 = 1;
+    /// [`VmoStats::modified`](super::VmoStats): the VMO was written or resized since the last
+    /// reset.
+    pub const ZX_PAGER_VMO_STATS_MODIFIED: u32 = 1;
 }
 
 /// Port packet types and page-request commands.
@@ -258,6 +292,12 @@ pub mod packet {
     pub const ZX_PAGER_VMO_COMPLETE: u16 = 1;
     /// A clean page is about to be written (TRAP_DIRTY VMOs).
     pub const ZX_PAGER_VMO_DIRTY: u16 = 2;
+    /// kvmpager extension: `zx_port_packet_t.type` of an exception packet
+    /// ([`ExceptionPacket`](super::ExceptionPacket), [`Call::KvmpagerSetExceptionPort`](super::Call)).
+    pub const KVMPAGER_PKT_TYPE_EXCEPTION: u32 = 0x4b50_0001;
+    /// [`ExceptionPacket::exception`](super::ExceptionPacket): a fatal page fault (Zircon's
+    /// `ZX_EXCP_FATAL_PAGE_FAULT`).
+    pub const ZX_EXCP_FATAL_PAGE_FAULT: u32 = 0x108;
 }
 
 /// Deadline meaning "wait forever" for `zx_port_wait`.
@@ -368,6 +408,96 @@ pub struct VmoInfo {
 
 const _: () = assert!(core::mem::size_of::<VmoInfo>() == 48);
 
+/// One entry of `zx_pager_query_dirty_ranges`' buffer (`zx_vmo_dirty_range_t`, 24 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirtyRange {
+    /// Byte offset of the run of dirty pages (page aligned).
+    pub offset: u64,
+    /// Its length in bytes (page aligned, non-zero).
+    pub length: u64,
+    /// `ZX_VMO_DIRTY_RANGE_IS_ZERO` or 0 (kvmpager always writes 0).
+    pub options: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<DirtyRange>() == 24);
+
+/// What [`Call::PagerQueryDirtyRanges`] stores through its out-pointer (kvmpager's form of
+/// Zircon's two `size_t*` out-arguments, 16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirtyCounts {
+    /// Entries written to the buffer.
+    pub actual: u64,
+    /// Entries found in the whole queried range (more than `actual` if the buffer was short).
+    pub avail: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<DirtyCounts>() == 16);
+
+/// `zx_pager_vmo_stats_t` (4 bytes), written by [`Call::PagerQueryVmoStats`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmoStats {
+    /// `ZX_PAGER_VMO_STATS_MODIFIED` or 0.
+    pub modified: u32,
+}
+
+/// An exception packet (kvmpager extension, [`Call::KvmpagerSetExceptionPort`]): a vCPU took
+/// a fatal page fault and is parked. It travels as a 48-byte `zx_port_packet_t` with `type`
+/// [`packet::KVMPAGER_PKT_TYPE_EXCEPTION`] and `status` = the fault's `synth_code`; the payload
+/// (bytes 16..48) is laid out as the fields below, in order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExceptionPacket {
+    /// The key given to `KvmpagerSetExceptionPort` (bytes 0..8).
+    pub key: u64,
+    /// Zircon's `synth_code`: why the fault is fatal (`ZX_ERR_IO`, `ZX_ERR_BAD_STATE`, …;
+    /// bytes 12..16, the packet's `status`).
+    pub status: Status,
+    /// The faulting vCPU (u32 at 16).
+    pub vcpu: u32,
+    /// `ZX_EXCP_FATAL_PAGE_FAULT` (u32 at 20).
+    pub exception: u32,
+    /// Guest-physical address of the faulting page, 0 if it is not mapped (u64 at 24).
+    pub address: u64,
+    /// The VMO's koid (u64 at 32).
+    pub vmo_koid: u64,
+    /// Page-aligned offset in the VMO (u64 at 40).
+    pub vmo_offset: u64,
+}
+
+impl ExceptionPacket {
+    /// The packet as a [`PortPacket`] (the payload in the page-request fields' bytes).
+    pub fn to_port_packet(&self) -> PortPacket {
+        PortPacket {
+            key: self.key,
+            packet_type: packet::KVMPAGER_PKT_TYPE_EXCEPTION,
+            status: self.status,
+            page_request: PageRequest {
+                command: self.vcpu as u16,
+                flags: (self.vcpu >> 16) as u16,
+                reserved0: self.exception,
+                offset: self.address,
+                length: self.vmo_koid,
+                reserved1: self.vmo_offset,
+            },
+        }
+    }
+
+    /// Decodes an exception packet (`None` if `p` is of another type).
+    pub fn from_port_packet(p: &PortPacket) -> Option<Self> {
+        (p.packet_type == packet::KVMPAGER_PKT_TYPE_EXCEPTION).then(|| ExceptionPacket {
+            key: p.key,
+            status: p.status,
+            vcpu: u32::from(p.page_request.command) | (u32::from(p.page_request.flags) << 16),
+            exception: p.page_request.reserved0,
+            address: p.page_request.offset,
+            vmo_koid: p.page_request.length,
+            vmo_offset: p.page_request.reserved1,
+        })
+    }
+}
+
 /// [`VmoInfo::flags`]: the VMO is pager-backed (Zircon's `ZX_INFO_VMO_PAGER_BACKED`).
 pub const VMO_INFO_FLAG_PAGER_BACKED: u32 = 1 << 5;
 /// [`VmoInfo::flags`]: the pager VMO has been detached.
@@ -405,7 +535,9 @@ pub enum Call {
     VmoWrite = 9,
     /// `(vmo, *out: u64)`.
     VmoGetSize = 10,
-    /// `(vmo, op, offset, size)`.
+    /// `(vmo, op, offset, size)` — [`vmo_op`]: COMMIT and DECOMMIT need WRITE; the hints
+    /// PREFETCH and ALWAYS_NEED (a pager VMO requests its absent pages and waits) and DONT_NEED
+    /// need READ or WRITE; other ops give `ZX_ERR_NOT_SUPPORTED`.
     VmoOpRange = 11,
     /// `(vmo, options, offset, size, *out: Handle)`.
     VmoCreateChild = 12,
@@ -431,7 +563,7 @@ pub enum Call {
     PortWait = 21,
     /// `(options, gpa, vmo, vmo_offset, len)` — maps `vmo[vmo_offset, +len)` at guest-physical
     /// `gpa` inside the aperture (`gpa` and `len` must be page aligned, `len` > 0). Options:
-    /// `ZX_VM_PERM_READ | ZX_VM_PERM_WRITE`.
+    /// `ZX_VM_PERM_READ | ZX_VM_PERM_WRITE`, and `ZX_VM_MAP_RANGE` (accepted; no effect).
     VmarMap = 22,
     /// `(gpa, len)` — removes the mapping that starts at `gpa` (`len` must match it).
     VmarUnmap = 23,
@@ -442,11 +574,27 @@ pub enum Call {
     TestReport = 25,
     /// `()` — asks the VMM to snapshot the VM (the `--snapshot DIR` given at start).
     Snapshot = 26,
+    /// `(vmo, size)` — `zx_vmo_set_size` (needs `ZX_RIGHT_RESIZE`): a VMO created without
+    /// `ZX_VMO_RESIZABLE` gives `ZX_ERR_UNAVAILABLE`; `size` is rounded up to pages and may not
+    /// exceed the size the VMO was created with (`ZX_ERR_OUT_OF_RANGE`). Shrinking frees the
+    /// pages past the end and fails the page requests there with `ZX_ERR_OUT_OF_RANGE`.
+    VmoSetSize = 27,
+    /// `(pager, pager_vmo, offset, length, buffer: gpa, buffer_size, *out: DirtyCounts)` —
+    /// `zx_pager_query_dirty_ranges`: the runs of dirty pages in the range as [`DirtyRange`]s,
+    /// as many as fit in `buffer_size` bytes; `out` gets how many were written and found.
+    PagerQueryDirtyRanges = 28,
+    /// `(pager, pager_vmo, options, buffer: gpa, buffer_size)` — `zx_pager_query_vmo_stats`:
+    /// writes a [`VmoStats`]; `options` 0 or `ZX_PAGER_RESET_VMO_STATS`.
+    PagerQueryVmoStats = 29,
+    /// `(port, key)` — kvmpager extension: fatal page faults of vCPUs are delivered as
+    /// [`ExceptionPacket`]s on `port` (needs WRITE) and the faulting vCPU is parked, as long as
+    /// another vCPU still runs; `port` 0 turns delivery off.
+    KvmpagerSetExceptionPort = 30,
 }
 
 impl Call {
     /// All calls, in number order.
-    pub const ALL: [Call; 27] = [
+    pub const ALL: [Call; 31] = [
         Call::Null,
         Call::Exit,
         Call::ConsoleWrite,
@@ -474,6 +622,10 @@ impl Call {
         Call::VcpuCount,
         Call::TestReport,
         Call::Snapshot,
+        Call::VmoSetSize,
+        Call::PagerQueryDirtyRanges,
+        Call::PagerQueryVmoStats,
+        Call::KvmpagerSetExceptionPort,
     ];
 
     /// The call with number `nr`, if any.
@@ -527,6 +679,8 @@ pub enum Role {
     OutInfo,
     /// OUT: a pointer to a [`PortPacket`] the VMM stores.
     OutPacket,
+    /// OUT: a pointer to a [`DirtyCounts`] the VMM stores.
+    OutDirtyCounts,
 }
 
 /// Which way an argument's data flows.
@@ -546,7 +700,8 @@ impl Role {
             | Role::OutHandle
             | Role::OutU64
             | Role::OutInfo
-            | Role::OutPacket => Dir::Out,
+            | Role::OutPacket
+            | Role::OutDirtyCounts => Dir::Out,
             _ => Dir::In,
         }
     }
@@ -558,6 +713,7 @@ impl Role {
             Role::OutU64 => core::mem::size_of::<u64>(),
             Role::OutInfo => core::mem::size_of::<VmoInfo>(),
             Role::OutPacket => core::mem::size_of::<PortPacket>(),
+            Role::OutDirtyCounts => core::mem::size_of::<DirtyCounts>(),
             _ => return None,
         };
         Some(n as u64)
@@ -570,6 +726,7 @@ impl Role {
             Role::OutU64 => Some("u64"),
             Role::OutInfo => Some("VmoInfo"),
             Role::OutPacket => Some("PortPacket"),
+            Role::OutDirtyCounts => Some("DirtyCounts"),
             _ => None,
         }
     }
@@ -698,6 +855,24 @@ mod args {
         arg("vmo_offset", Role::Value),
         arg("len", Role::Value),
     ];
+    pub const VMO_SET_SIZE: &[Arg] = &[VMO, SIZE];
+    pub const PAGER_QUERY_DIRTY_RANGES: &[Arg] = &[
+        PAGER,
+        PAGER_VMO,
+        OFFSET,
+        LENGTH,
+        arg("buffer", Role::BufOut { len: 5 }),
+        arg("buffer_size", Role::Len),
+        arg("out", Role::OutDirtyCounts),
+    ];
+    pub const PAGER_QUERY_VMO_STATS: &[Arg] = &[
+        PAGER,
+        PAGER_VMO,
+        OPTIONS,
+        arg("buffer", Role::BufOut { len: 4 }),
+        arg("buffer_size", Role::Len),
+    ];
+    pub const SET_EXCEPTION_PORT: &[Arg] = &[arg("port", Role::Handle), arg("key", Role::Value)];
     pub const VMAR_UNMAP: &[Arg] = &[arg("gpa", Role::Gpa), arg("len", Role::Value)];
     pub const TEST_REPORT: &[Arg] = &[
         arg("case_name", Role::Str { len: 1 }),
@@ -743,6 +918,10 @@ impl Call {
             Call::VmarMap => VMAR_MAP,
             Call::VmarUnmap => VMAR_UNMAP,
             Call::TestReport => TEST_REPORT,
+            Call::VmoSetSize => VMO_SET_SIZE,
+            Call::PagerQueryDirtyRanges => PAGER_QUERY_DIRTY_RANGES,
+            Call::PagerQueryVmoStats => PAGER_QUERY_VMO_STATS,
+            Call::KvmpagerSetExceptionPort => SET_EXCEPTION_PORT,
         }
     }
 
@@ -824,6 +1003,10 @@ pub mod vm_options {
     pub const ZX_VM_PERM_READ: u32 = 1 << 0;
     /// Writable mapping.
     pub const ZX_VM_PERM_WRITE: u32 = 1 << 1;
+    /// Map the whole range now (Zircon's value). kvmpager always maps the whole range at
+    /// `zx_vmar_map`: present pages are usable at once without requests, absent ones are
+    /// requested on first touch; the flag is accepted and changes nothing.
+    pub const ZX_VM_MAP_RANGE: u32 = 1 << 10;
 }
 
 /// Guest-physical layout every kvmpager VM has.
@@ -832,6 +1015,9 @@ pub mod layout {
     pub const RAM_START: u64 = 0;
     /// Where guest ELF programs are linked (and loaded).
     pub const GUEST_LOAD_ADDR: u64 = 0x10_0000;
+    /// End of the boot area (1 MiB): the VMM's CPU structures and page tables live below it,
+    /// mapped supervisor-only; no guest pointer may touch it.
+    pub const BOOT_AREA_END: u64 = GUEST_LOAD_ADDR;
     /// Start of the aperture where `zx_vmar_map` places VMOs (64 GiB).
     pub const APERTURE_START: u64 = 64 << 30;
     /// Size of the aperture (64 GiB).
@@ -929,6 +1115,7 @@ mod tests {
         assert_eq!(Role::OutU64.out_size(), Some(8));
         assert_eq!(Role::OutInfo.out_size(), Some(48));
         assert_eq!(Role::OutPacket.out_size(), Some(48));
+        assert_eq!(Role::OutDirtyCounts.out_size(), Some(16));
         for c in Call::ALL {
             let outs: Vec<usize> = (0..c.args().len())
                 .filter(|&i| c.args()[i].role.out_size().is_some())
@@ -951,13 +1138,13 @@ mod tests {
                 assert_eq!(a.role.out_size().is_some(), a.role.out_type().is_some());
             }
         }
-        // The counts the pointer tests rely on: 10 out-pointers, 5 buffers.
+        // The counts the pointer tests rely on: 11 out-pointers, 7 buffers.
         let outs = Call::ALL.iter().filter(|c| c.out().is_some()).count();
         let bufs: usize = Call::ALL
             .iter()
             .map(|c| (0..8).take_while(|&n| c.buffer(n).is_some()).count())
             .sum();
-        assert_eq!((outs, bufs), (10, 5));
+        assert_eq!((outs, bufs), (11, 7));
     }
 
     /// The `(arg, ...)` list that opens each `Call` variant's doc comment is the table's
@@ -983,6 +1170,33 @@ mod tests {
                 first.trim()
             );
         }
+    }
+
+    #[test]
+    fn exception_packets_round_trip_through_port_packets() {
+        let e = ExceptionPacket {
+            key: 7,
+            status: status::ZX_ERR_IO,
+            vcpu: 0x1_0002,
+            exception: packet::ZX_EXCP_FATAL_PAGE_FAULT,
+            address: 0x10_0000_3000,
+            vmo_koid: 99,
+            vmo_offset: 0x3000,
+        };
+        let p = e.to_port_packet();
+        let b = p.to_bytes();
+        assert_eq!(&b[16..20], &0x1_0002u32.to_le_bytes());
+        assert_eq!(&b[20..24], &0x108u32.to_le_bytes());
+        assert_eq!(&b[24..32], &0x10_0000_3000u64.to_le_bytes());
+        assert_eq!(&b[40..48], &0x3000u64.to_le_bytes());
+        assert_eq!(
+            ExceptionPacket::from_port_packet(&PortPacket::from_bytes(&b)),
+            Some(e)
+        );
+        assert_eq!(
+            ExceptionPacket::from_port_packet(&PortPacket::default()),
+            None
+        );
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Process {
     shared: Arc<Shared>,
     /// How SUPPLY calls fill pages: an index into [`SupplyStrategy::ALL`].
     strategy: AtomicU8,
+    /// Where exception packets go (`KvmpagerSetExceptionPort`), with their key.
+    exception_port: Mutex<Option<(Arc<Port>, u64)>>,
 }
 
 type Result<T> = std::result::Result<T, Status>;
@@ -47,6 +49,7 @@ impl Process {
             table: Mutex::new(HandleTable::new()),
             shared: Arc::default(),
             strategy: AtomicU8::new(0),
+            exception_port: Mutex::new(None),
         })
     }
 
@@ -198,8 +201,19 @@ impl Process {
     /// The pager checks, the VMO checks (WRITE), then ownership (`ZX_ERR_INVALID_ARGS` when the
     /// VMO was not created by this pager).
     fn owned_vmo(&self, pager: Handle, pager_rights: Rights, vmo: Handle) -> Result<Arc<Vmo>> {
+        self.owned_vmo_with(pager, pager_rights, vmo, ZX_RIGHT_WRITE)
+    }
+
+    /// [`Process::owned_vmo`] with the VMO's rights given.
+    fn owned_vmo_with(
+        &self,
+        pager: Handle,
+        pager_rights: Rights,
+        vmo: Handle,
+        vmo_rights: Rights,
+    ) -> Result<Arc<Vmo>> {
         let pager = self.pager(pager, pager_rights)?;
-        let (vmo, _) = self.vmo(vmo, ZX_RIGHT_WRITE)?;
+        let (vmo, _) = self.vmo(vmo, vmo_rights)?;
         if vmo.pager_koid() != Some(pager.koid()) {
             return Err(ZX_ERR_INVALID_ARGS);
         }

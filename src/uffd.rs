@@ -70,6 +70,8 @@ pub mod sys {
     pub const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
     /// `UFFDIO_COPY` mode: do not wake faulting threads.
     pub const UFFDIO_COPY_MODE_DONTWAKE: u64 = 1 << 0;
+    /// `UFFDIO_COPY` mode: map the new pages write-protected (a range registered with WP).
+    pub const UFFDIO_COPY_MODE_WP: u64 = 1 << 1;
     /// `UFFDIO_ZEROPAGE` mode: do not wake faulting threads.
     pub const UFFDIO_ZEROPAGE_MODE_DONTWAKE: u64 = 1 << 0;
     /// `UFFDIO_MOVE` mode: do not wake faulting threads.
@@ -506,12 +508,23 @@ impl Userfault {
 
     /// [`Userfault::copy`], waking faulting threads only if `wake`.
     pub fn copy_mode(&self, dst: u64, src: u64, len: u64, wake: bool) -> Result<u64, UffdError> {
+        let mode = if wake { 0 } else { UFFDIO_COPY_MODE_DONTWAKE };
+        self.copy_with(dst, src, len, mode)
+    }
+
+    /// [`Userfault::copy`] that maps the new pages write-protected (`UFFDIO_COPY_MODE_WP`, a
+    /// range registered with `wp` on a host that supports it), waking faulting threads.
+    pub fn copy_protected(&self, dst: u64, src: u64, len: u64) -> Result<u64, UffdError> {
+        self.copy_with(dst, src, len, UFFDIO_COPY_MODE_WP)
+    }
+
+    fn copy_with(&self, dst: u64, src: u64, len: u64, mode: u64) -> Result<u64, UffdError> {
         run_range(len, |done| {
             let mut arg = uffdio_copy {
                 dst: dst.wrapping_add(done),
                 src: src.wrapping_add(done),
                 len: len - done,
-                mode: if wake { 0 } else { UFFDIO_COPY_MODE_DONTWAKE },
+                mode,
                 ..Default::default()
             };
             // SAFETY: UFFDIO_COPY reads and writes exactly one uffdio_copy, which `arg` is. It

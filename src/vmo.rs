@@ -5,10 +5,11 @@
 //! the set of present pages, because its memory is userfaultfd-registered and pages only get
 //! there by supply. Kernel calls never touch an absent pager-VMO page: they raise a request and
 //! wait (see [`crate::request`]); threads touching the memory directly block in the host
-//! kernel and reach the pager through [`crate::fault`].
+//! kernel and reach the pager through [`crate::fault`]. Copy-on-write clones of pager VMOs
+//! (`ZX_VMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE`) are in [`clone`].
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use crate::abi::packet::{ZX_PAGER_VMO_COMPLETE, ZX_PAGER_VMO_DIRTY, ZX_PAGER_VMO_READ};
@@ -22,14 +23,17 @@ use crate::hostmem::HostMemory;
 use crate::object::new_koid;
 use crate::port::Port;
 
+mod clone;
 mod file_io;
 mod mapping;
 mod pager_ops;
 mod requests;
+mod resize;
 mod supply;
 
 use requests::request_packet;
 
+pub use clone::ChildLink;
 pub use mapping::{Mapping, Pin};
 pub use supply::SupplyStrategy;
 
@@ -40,8 +44,9 @@ pub const MAX_VMO_SIZE: u64 = 256 << 30;
 pub enum Origin {
     /// `zx_vmo_create`: the only kind allowed as a SUPPLY source.
     Created,
-    /// `zx_vmo_create_child`: a child (clone) of `parent`.
-    Child(Arc<Vmo>),
+    /// `zx_vmo_create_child`: an eager snapshot of an anonymous VMO, or a copy-on-write clone
+    /// of a pager VMO or of such a clone (see [`clone`]).
+    Child(ChildLink),
     /// `zx_pager_create_vmo`.
     Pager(PagerLink),
 }
@@ -75,6 +80,11 @@ pub(crate) struct VmoState {
     pub mapped_writable: bool,
     /// Live children.
     pub children: u32,
+    /// Pager clones: pages written in this clone (its own; they survive a detach). Present
+    /// pages not in here are clean copies of an ancestor's page.
+    pub forked: PageBits,
+    /// Pager VMOs and pager clones: their clones (weak; the clones hold their parent).
+    pub clones: Vec<Weak<Vmo>>,
     /// Pinned page ranges.
     pub pins: Vec<Range<u64>>,
     /// Pager VMOs: detached (or the pager is gone).
@@ -83,12 +93,20 @@ pub(crate) struct VmoState {
     pub complete_sent: bool,
     /// Pager VMOs: outstanding requests.
     pub requests: crate::request::RequestTracker,
+    /// Written (by a kernel call, or a write fault the kernel saw) or resized since the last
+    /// `zx_pager_query_vmo_stats` with `ZX_PAGER_RESET_VMO_STATS`.
+    pub modified: bool,
 }
 
 /// A VMO.
 pub struct Vmo {
     koid: u64,
-    size: u64,
+    /// The size it was created with: its memory, its charge, its userfaultfd registration.
+    capacity: u64,
+    /// The current size (`zx_vmo_set_size`), at most `capacity`.
+    size: AtomicU64,
+    /// Created with `ZX_VMO_RESIZABLE`.
+    resizable: AtomicBool,
     huge: bool,
     mem: HostMemory,
     origin: Origin,
@@ -114,9 +132,9 @@ impl Vmo {
         let faults = link.faults.clone();
         let wp = link.trap_dirty;
         let vmo = Self::build(size, false, Origin::Pager(link), owner)?;
-        if vmo.size > 0 {
+        if vmo.capacity > 0 {
             faults
-                .register(vmo.this.clone(), vmo.mem.host_addr(), vmo.size, wp)
+                .register(vmo.this.clone(), vmo.mem.host_addr(), vmo.capacity, wp)
                 .map_err(|e| {
                     log::error!("registering a pager VMO with userfaultfd: {e}");
                     ZX_ERR_NO_RESOURCES
@@ -125,16 +143,18 @@ impl Vmo {
         Ok(vmo)
     }
 
-    /// A child (clone) of `[offset, offset + size)` of this anonymous VMO (pages copied now).
+    /// An eager snapshot of `[offset, offset + size)` of this anonymous VMO (pages copied now),
+    /// charged to `owner`.
     pub(crate) fn create_child(
         self: &Arc<Self>,
         offset: u64,
         size: u64,
+        owner: Arc<Shared>,
     ) -> Result<Arc<Vmo>, Status> {
         if self.is_pager_backed() {
             return Err(ZX_ERR_NOT_SUPPORTED);
         }
-        let child = Self::build(size, false, Origin::Child(self.clone()), self.owner.clone())?;
+        let child = Self::build(size, false, Origin::Child(ChildLink::snapshot(self)), owner)?;
         let mut st = self.lock();
         st.children += 1;
         let mut buf = vec![0u8; PAGE_SIZE as usize];
@@ -144,7 +164,7 @@ impl Vmo {
                 .ok_or(ZX_ERR_OUT_OF_RANGE)?;
             // The parent bytes behind this child page (`offset` need not be page aligned, so
             // they may straddle two parent pages, and may run past the parent's end).
-            let n = self.size.saturating_sub(src).min(PAGE_SIZE);
+            let n = self.size().saturating_sub(src).min(PAGE_SIZE);
             let pages = src / PAGE_SIZE..(src + n).div_ceil(PAGE_SIZE);
             if n == 0 || !pages.clone().any(|p| self.is_committed(&st, p)) {
                 continue;
@@ -181,10 +201,10 @@ impl Vmo {
             }
         };
         let pages = (size / PAGE_SIZE) as usize;
-        let tracked = if matches!(origin, Origin::Pager(_)) {
-            pages
-        } else {
-            0
+        let (tracked, forked) = match &origin {
+            Origin::Pager(_) => (pages, 0),
+            Origin::Child(link) if link.is_clone() => (0, pages),
+            _ => (0, 0),
         };
         let state = VmoState {
             committed: PageBits::with_capacity(pages),
@@ -193,14 +213,19 @@ impl Vmo {
             mappings: 0,
             mapped_writable: false,
             children: 0,
+            forked: PageBits::with_capacity(forked),
+            clones: Vec::new(),
             pins: Vec::new(),
             detached: false,
             complete_sent: false,
             requests: Default::default(),
+            modified: false,
         };
         Ok(Arc::new_cyclic(|this| Vmo {
             koid: new_koid(),
-            size,
+            capacity: size,
+            size: AtomicU64::new(size),
+            resizable: AtomicBool::new(false),
             huge,
             mem,
             origin,
@@ -219,12 +244,27 @@ impl Vmo {
 
     /// Size in bytes (a multiple of the page size).
     pub fn size(&self) -> u64 {
-        self.size
+        self.size.load(Ordering::Acquire)
     }
 
     /// Size in pages.
     pub fn pages(&self) -> u64 {
-        self.size / PAGE_SIZE
+        self.size() / PAGE_SIZE
+    }
+
+    /// Whether the VMO was created with `ZX_VMO_RESIZABLE`.
+    pub fn is_resizable(&self) -> bool {
+        self.resizable.load(Ordering::Acquire)
+    }
+
+    /// Marks a new VMO as created with `ZX_VMO_RESIZABLE`.
+    pub(crate) fn mark_resizable(&self) {
+        self.resizable.store(true, Ordering::Release);
+    }
+
+    /// The size the VMO was created with: the most `zx_vmo_set_size` may give it.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
     }
 
     /// Host address of the VMO's first byte.
@@ -237,9 +277,9 @@ impl Vmo {
         self.huge
     }
 
-    /// Whether this is a pager VMO.
+    /// Whether this is a pager VMO or a clone of one (Zircon's `ZX_INFO_VMO_PAGER_BACKED`).
     pub fn is_pager_backed(&self) -> bool {
-        matches!(self.origin, Origin::Pager(_))
+        matches!(self.origin, Origin::Pager(_)) || self.is_clone()
     }
 
     /// Whether this VMO came from `zx_vmo_create`.
@@ -297,7 +337,7 @@ impl Vmo {
     /// Checks `[offset, offset + len)` against the size; returns the page range it touches.
     pub fn page_range(&self, offset: u64, len: u64) -> Result<Range<u64>, Status> {
         let end = offset.checked_add(len).ok_or(ZX_ERR_OUT_OF_RANGE)?;
-        if end > self.size {
+        if end > self.size() {
             return Err(ZX_ERR_OUT_OF_RANGE);
         }
         if len == 0 {
@@ -322,6 +362,7 @@ impl Vmo {
         let pages = self.page_range(offset, buf.len() as u64)?;
         let st = self.lock();
         let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
+        self.fork(&mut st, pages.clone());
         if self.link().is_some_and(|l| l.trap_dirty) {
             st = self.ensure(st, ZX_PAGER_VMO_DIRTY, pages.clone(), killed)?;
             // Pages under writeback are write-protected again; this write must not fault
@@ -336,7 +377,11 @@ impl Vmo {
         if self.is_pager_backed() {
             st.dirty.insert_range(range.clone());
             st.awaiting_clean.remove_range(range);
+            st.modified = true;
         }
+        drop(st);
+        // Clones that copied these pages see the write (they drop their copies).
+        self.invalidate_clones(pages);
         Ok(())
     }
 
@@ -364,6 +409,8 @@ impl Vmo {
         let pages = self.page_range(offset, len)?;
         let st = self.lock();
         let mut st = self.ensure(st, ZX_PAGER_VMO_READ, pages.clone(), killed)?;
+        // COMMIT on a clone forks every page, as write faults would (Zircon's CloneCommitTest).
+        self.fork(&mut st, pages.clone());
         if !self.is_pager_backed() && !pages.is_empty() {
             let start = pages.start * PAGE_SIZE;
             let bytes = (pages.end - pages.start) * PAGE_SIZE;
@@ -455,7 +502,7 @@ impl Vmo {
             flags |= crate::abi::VMO_INFO_FLAG_DETACHED;
         }
         VmoInfo {
-            size: self.size,
+            size: self.size(),
             committed_bytes: committed * PAGE_SIZE,
             flags,
             mappings: st.mappings,
@@ -496,11 +543,15 @@ impl Vmo {
 
 impl Drop for Vmo {
     fn drop(&mut self) {
-        self.owner.uncharge(self.size);
+        self.owner.uncharge(self.capacity);
         match &self.origin {
-            Origin::Child(parent) => {
-                let mut st = parent.lock();
-                st.children = st.children.saturating_sub(1);
+            Origin::Child(_) => {
+                // The parent chain is released in a loop, not by recursive drops (chains of
+                // clones may be thousands deep).
+                let mut parent = self.release_parent();
+                while let Some(p) = parent {
+                    parent = Arc::into_inner(p).and_then(|mut vmo| vmo.release_parent());
+                }
             }
             Origin::Pager(link) => {
                 let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());

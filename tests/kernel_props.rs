@@ -569,14 +569,18 @@ impl Model {
 
     // ---- state changes the model applies ----
 
-    /// Detach (or pager close): clean pages are evicted.
-    fn detach_model(&mut self, v: usize) {
+    /// Detach (`evict`) or pager close: clean pages are evicted only on a detach (a closed
+    /// pager leaves the supplied pages readable, Zircon's ClosePagerTest).
+    fn detach_model(&mut self, v: usize, evict: bool) {
         let pv = &mut self.pv[v];
         if pv.detached {
             return;
         }
         pv.detached = true;
         for p in 0..pv.present.len() {
+            if !evict {
+                break;
+            }
             if pv.present[p] && !pv.dirty[p] {
                 pv.present[p] = false;
                 page_bytes(&mut pv.bytes, p).fill(0);
@@ -594,7 +598,7 @@ impl Model {
             // is withdrawn.
             for v in 0..self.pv.len() {
                 if self.pv[v].pager == i {
-                    self.detach_model(v);
+                    self.detach_model(v, false);
                     let (port, key) = (self.pv[v].port, self.pv[v].key);
                     self.ports[port].retain(|k| *k != key);
                 }
@@ -738,7 +742,7 @@ impl Model {
                     "pager_detach_vmo({pager:#x}, {vmo:#x})"
                 );
                 if let Ok(v) = want {
-                    self.detach_model(v);
+                    self.detach_model(v, true);
                     if !self.pv[v].complete_sent {
                         self.pv[v].complete_sent = true;
                         let (port, key) = (self.pv[v].port, self.pv[v].key);
@@ -965,6 +969,16 @@ impl Model {
         }
     }
 
+    /// Whether a call on detached pager VMO `v` over `pages` fails with BAD_STATE: some page
+    /// it needs is absent (or clean, for a write to a TRAP_DIRTY VMO).
+    fn detached_fails(&self, v: usize, pages: &std::ops::Range<usize>, write: bool) -> bool {
+        let pv = &self.pv[v];
+        pv.detached
+            && !pages
+                .clone()
+                .all(|p| pv.present[p] && (!write || !pv.trap_dirty || pv.dirty[p]))
+    }
+
     /// Whether a blocking call on pager VMO `v` over `pages` returns without waiting.
     fn pager_call_is_safe(&self, v: usize, pages: &std::ops::Range<usize>, write: bool) -> bool {
         let pv = &self.pv[v];
@@ -986,7 +1000,7 @@ impl Model {
         }
         let got = self.p.vmo_write(h, &buf, offset);
         let want = want.and_then(|(obj, pages)| match obj {
-            Obj::PVmo(v) if self.pv[v].detached => Err(ZX_ERR_BAD_STATE),
+            Obj::PVmo(v) if self.detached_fails(v, &pages, true) => Err(ZX_ERR_BAD_STATE),
             _ => Ok((obj, pages)),
         });
         assert_eq!(
@@ -1034,7 +1048,7 @@ impl Model {
         }
         let got = self.p.vmo_op_range(h, op, offset, len);
         let want = want.and_then(|(obj, pages)| match obj {
-            Obj::PVmo(v) if self.pv[v].detached => Err(ZX_ERR_BAD_STATE),
+            Obj::PVmo(v) if self.detached_fails(v, &pages, false) => Err(ZX_ERR_BAD_STATE),
             _ => Ok((obj, pages)),
         });
         assert_eq!(

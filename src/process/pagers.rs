@@ -8,7 +8,7 @@ use crate::abi::pager_op::*;
 use crate::abi::rights::*;
 use crate::abi::status::*;
 use crate::abi::vmo_options::*;
-use crate::abi::{Handle, PAGE_SIZE, Status};
+use crate::abi::{DirtyRange, Handle, PAGE_SIZE, Status, VmoStats};
 use crate::handle::KernelObject;
 use crate::pager::Pager;
 use crate::vmo::{PagerLink, Vmo};
@@ -54,6 +54,9 @@ impl Process {
             faults: self.shared.fault_service()?,
         };
         let vmo = Vmo::create_paged(size, link, self.shared.clone())?;
+        if options & ZX_VMO_RESIZABLE != 0 {
+            vmo.mark_resizable();
+        }
         match self.install(KernelObject::Vmo(vmo.clone()), vmo_rights(options)) {
             Ok(handle) => {
                 pager.add_vmo(&vmo);
@@ -71,7 +74,7 @@ impl Process {
     /// `zx_pager_detach_vmo`: pager needs ATTACH_VMO and MANAGE_VMO, the VMO needs WRITE.
     pub fn pager_detach_vmo(&self, pager: Handle, vmo: Handle) -> Result<()> {
         let vmo = self.owned_vmo(pager, ZX_RIGHT_ATTACH_VMO | ZX_RIGHT_MANAGE_VMO, vmo)?;
-        vmo.detach(true);
+        vmo.detach(true, true);
         Ok(())
     }
 
@@ -171,6 +174,48 @@ impl Process {
             | ZX_PAGER_OP_WRITEBACK_END => range_op(&vmo, op, offset, length, data),
             _ => Err(unknown),
         }
+    }
+
+    /// `zx_pager_query_dirty_ranges`: pager needs MANAGE_VMO, the VMO READ, and it must be
+    /// this pager's (`INVALID_ARGS`); then the range (`OUT_OF_RANGE`; `offset` and `length`
+    /// need not be aligned). Returns at most `max` runs of dirty pages and how many there are.
+    pub fn pager_query_dirty_ranges(
+        &self,
+        pager: Handle,
+        pager_vmo: Handle,
+        offset: u64,
+        length: u64,
+        max: usize,
+    ) -> Result<(Vec<DirtyRange>, u64)> {
+        let vmo = self.owned_vmo_with(pager, ZX_RIGHT_MANAGE_VMO, pager_vmo, ZX_RIGHT_READ)?;
+        vmo.dirty_ranges(offset, length, max)
+    }
+
+    /// `zx_pager_query_vmo_stats`: pager needs MANAGE_VMO, the VMO READ, and it must be this
+    /// pager's; `buffer_size` below 4 gives `BUFFER_TOO_SMALL`, then `options` other than 0
+    /// and `ZX_PAGER_RESET_VMO_STATS` `INVALID_ARGS`. Returns the stats.
+    pub fn pager_query_vmo_stats(
+        &self,
+        pager: Handle,
+        pager_vmo: Handle,
+        options: u32,
+        buffer_size: u64,
+    ) -> Result<VmoStats> {
+        let vmo = self.owned_vmo_with(pager, ZX_RIGHT_MANAGE_VMO, pager_vmo, ZX_RIGHT_READ)?;
+        if buffer_size < std::mem::size_of::<VmoStats>() as u64 {
+            return Err(ZX_ERR_BUFFER_TOO_SMALL);
+        }
+        if options & !ZX_PAGER_RESET_VMO_STATS != 0 {
+            return Err(ZX_ERR_INVALID_ARGS);
+        }
+        let modified = vmo.take_modified(options & ZX_PAGER_RESET_VMO_STATS != 0);
+        Ok(VmoStats {
+            modified: if modified {
+                ZX_PAGER_VMO_STATS_MODIFIED
+            } else {
+                0
+            },
+        })
     }
 
     /// `zx_pager_supply_pages` that also says how many pages it newly inserted (pages already

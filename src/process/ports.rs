@@ -1,11 +1,11 @@
-//! Port calls: `zx_port_create` and `zx_port_wait`.
+//! Port calls: `zx_port_create`, `zx_port_wait`, and kvmpager's exception port.
 
 use std::time::Instant;
 
 use super::{Process, Result};
 use crate::abi::rights::*;
 use crate::abi::status::*;
-use crate::abi::{Handle, PortPacket};
+use crate::abi::{ExceptionPacket, Handle, PortPacket};
 use crate::handle::KernelObject;
 use crate::port::Port;
 
@@ -30,5 +30,46 @@ impl Process {
             None => deadline,
         };
         port.wait(deadline, &self.shared.killed)
+    }
+
+    /// `KvmpagerSetExceptionPort`: exception packets go to `port` (needs WRITE) with `key`
+    /// from now on; `ZX_HANDLE_INVALID` turns them off.
+    pub fn set_exception_port(&self, port: Handle, key: u64) -> Result<()> {
+        let new = match port {
+            crate::abi::ZX_HANDLE_INVALID => None,
+            h => Some((self.port(h, ZX_RIGHT_WRITE)?, key)),
+        };
+        *self
+            .exception_port
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = new;
+        Ok(())
+    }
+
+    /// Whether exception packets have a live port to go to.
+    pub fn has_exception_port(&self) -> bool {
+        let port = self
+            .exception_port
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        port.as_ref().is_some_and(|(p, _)| !p.is_closed())
+    }
+
+    /// Queues `e` (its key replaced by the port's) on the exception port; `false` when there is
+    /// no live port or the process's queued-packet limit is reached (the packet is dropped).
+    pub fn deliver_exception(&self, e: ExceptionPacket) -> bool {
+        let port = self
+            .exception_port
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some((port, key)) = port.as_ref().filter(|(p, _)| !p.is_closed()) else {
+            return false;
+        };
+        if self.shared.queued_packets() >= self.shared.limits().queued_packets {
+            return false;
+        }
+        let packet = ExceptionPacket { key: *key, ..e }.to_port_packet();
+        port.queue_charged(packet, None, Some(self.shared.packet_charge()));
+        true
     }
 }

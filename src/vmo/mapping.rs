@@ -24,7 +24,7 @@ impl Vmo {
         st.mappings = st.mappings.saturating_sub(1);
         if !self.is_pager_backed()
             && self.pages() > 0
-            && let Ok(resident) = self.mem.resident(0, self.size)
+            && let Ok(resident) = self.mem.resident(0, self.capacity)
         {
             for (p, r) in resident.iter().enumerate() {
                 if *r {

@@ -84,15 +84,20 @@ impl Vmo {
     }
 
     /// Detaches the VMO from its pager: requests fail with `BAD_STATE`, clean pages are
-    /// evicted, and (if `complete`) one COMPLETE packet is queued. Idempotent.
-    pub(crate) fn detach(&self, complete: bool) {
+    /// evicted (if `evict`: `zx_pager_detach_vmo`, Zircon's DecommitOnDetachTest; a closed
+    /// pager leaves the supplied pages readable, Zircon's ClosePagerTest), clones drop their
+    /// copies of evicted pages, and (if `complete`) one COMPLETE packet is queued. Idempotent.
+    pub(crate) fn detach(&self, complete: bool, evict: bool) {
         let Some(link) = self.link() else { return };
         let mut st = self.lock();
+        let newly = !st.detached;
         if !st.detached {
             st.detached = true;
             let finished = st.requests.finish_all(ZX_ERR_BAD_STATE);
             self.settle(&mut st, finished, ZX_ERR_BAD_STATE);
-            self.evict_clean(&mut st);
+            if evict {
+                self.evict_clean(&mut st);
+            }
         }
         if complete && !st.complete_sent {
             st.complete_sent = true;
@@ -105,6 +110,10 @@ impl Vmo {
             link.port.queue_charged(packet, Some(source), charge);
         }
         self.changed.notify_all();
+        drop(st);
+        if newly && evict {
+            self.invalidate_clones(0..self.pages());
+        }
     }
 
     /// A pager VMO that was never handed out (its handle could not be installed): it is
@@ -113,9 +122,10 @@ impl Vmo {
         self.lock().complete_sent = true;
     }
 
-    /// The pager is gone: detach without COMPLETE and withdraw a queued COMPLETE.
+    /// The pager is gone: detach without COMPLETE or eviction (supplied pages stay readable)
+    /// and withdraw a queued COMPLETE.
     pub(crate) fn pager_closed(&self) {
-        self.detach(false);
+        self.detach(false, false);
         if let Some(link) = self.link() {
             link.port.cancel(self, COMPLETE_TOKEN);
         }

@@ -49,6 +49,9 @@ impl Vmo {
         pages: Range<u64>,
         killed: &AtomicBool,
     ) -> Result<MutexGuard<'a, VmoState>, Status> {
+        if self.is_clone() {
+            return self.clone_ensure(st, pages, killed);
+        }
         if !self.is_pager_backed() {
             return Ok(st);
         }
@@ -58,14 +61,16 @@ impl Vmo {
         };
         let mut page = pages.start;
         loop {
-            if st.detached {
-                return Err(ZX_ERR_BAD_STATE);
-            }
+            // Present pages stay readable after the pager is gone (Zircon's ClosePagerTest);
+            // only a missing one fails on a detached VMO.
             while page < pages.end && done(&st, page) {
                 page += 1;
             }
             if page >= pages.end {
                 return Ok(st);
+            }
+            if st.detached {
+                return Err(ZX_ERR_BAD_STATE);
             }
             if command == ZX_PAGER_VMO_DIRTY && !st.committed.contains(page as usize) {
                 return Err(ZX_ERR_BAD_STATE);
@@ -84,7 +89,17 @@ impl Vmo {
                 }
             };
             st.requests.add_waiter(id);
-            st = self.wait_outcome(st, id, killed)?;
+            st = match self.wait_outcome(st, id, killed) {
+                // The VMO shrank under the request: fail if this range is cut, else ask again.
+                Err(ZX_ERR_SHOULD_WAIT) => {
+                    let st = self.lock();
+                    if pages.end > self.pages() {
+                        return Err(ZX_ERR_OUT_OF_RANGE);
+                    }
+                    st
+                }
+                r => r?,
+            };
         }
     }
 
@@ -197,12 +212,16 @@ impl Vmo {
         let page = (addr - self.host_addr()) / PAGE_SIZE;
         Counters::add(&self.counters().faults, 1);
         let st = self.lock();
-        if page >= self.pages() || st.detached {
-            drop(st);
-            self.report_fatal(&[(tid, page)], ZX_ERR_BAD_STATE);
-            return None;
-        }
-        Some((page, st))
+        let fatal = if page >= self.pages() {
+            ZX_ERR_OUT_OF_RANGE
+        } else if st.detached {
+            ZX_ERR_BAD_STATE
+        } else {
+            return Some((page, st));
+        };
+        drop(st);
+        self.report_fatal(&[(tid, page)], fatal);
+        None
     }
 
     /// Thread `tid` waits for absent page `page`: it joins the READ request covering it or
@@ -223,7 +242,7 @@ impl Vmo {
 
     /// Records `tid` on the outstanding `command` request covering `page`, making a
     /// one-page request if there is none.
-    fn join_or_request(&self, st: &mut VmoState, command: u16, page: u64, tid: u32) {
+    pub(super) fn join_or_request(&self, st: &mut VmoState, command: u16, page: u64, tid: u32) {
         let id = match st.requests.covering(command, page) {
             Some(id) => id,
             None => self.new_request(st, command, page..page + 1),
@@ -236,9 +255,13 @@ impl FaultTarget for Vmo {
     /// A thread `tid` wrote to the write-protected (present, clean) page at host address
     /// `addr` of a VMO that traps mapped writes: the write waits for a DIRTY request.
     fn on_write_fault(&self, addr: u64, tid: u32) {
+        if self.is_clone() {
+            return self.clone_fault(addr, tid, true);
+        }
         let Some((page, mut st)) = self.begin_fault(addr, tid) else {
             return;
         };
+        st.modified = true;
         if !st.committed.contains(page as usize) {
             // Not present after all (evicted meanwhile): an ordinary missing-page fault.
             return self.missing_page_fault(st, page, tid);
@@ -256,6 +279,9 @@ impl FaultTarget for Vmo {
 
     /// A thread `tid` faulted on host address `addr` of this (pager) VMO.
     fn on_fault(&self, addr: u64, tid: u32) {
+        if self.is_clone() {
+            return self.clone_fault(addr, tid, false);
+        }
         if let Some((page, st)) = self.begin_fault(addr, tid) {
             self.missing_page_fault(st, page, tid);
         }

@@ -3,7 +3,8 @@
 //!
 //! Everything here is a pure function (no KVM, no guest memory), so it is unit-tested directly.
 //! Guest programs run at CPL 3 with IOPL 3 (so `out` works); the only CPL-0 code is the
-//! exception stub, which reports an exception on `EXCEPTION_PORT` and stops.
+//! exception stub, which reports an exception on `EXCEPTION_PORT` and stops. The boot area
+//! (below 1 MiB) is mapped supervisor-only: a guest cannot touch the structures here.
 
 use kvm_bindings::{kvm_fpu, kvm_regs, kvm_segment, kvm_sregs};
 use kvmpager::abi::{EXCEPTION_PORT, ExceptionReport, HYPERCALL_PORT, layout as abi_layout};
@@ -15,6 +16,8 @@ pub const BOOT_AREA_SIZE: usize = BOOT_AREA_END as usize;
 
 /// Page-table entry bits: present, writable, user.
 const PTE_P_RW_US: u64 = 0x7;
+/// Page-table entry bits: present, writable, supervisor-only.
+const PTE_P_RW: u64 = 0x3;
 /// Page-table entry bit: large page (1 GiB in a PDPT, 2 MiB in a PD).
 const PTE_PS: u64 = 0x80;
 const GIB: u64 = 1 << 30;
@@ -38,25 +41,49 @@ fn mapped_gibs(ram_size: u64) -> impl Iterator<Item = u64> {
 }
 
 /// Identity-mapping page tables for RAM and the aperture, placed at `PAGE_TABLES_START`
-/// (PML4, then PDPT, then page directories when `gib_pages` is false).
+/// (PML4, then PDPT, then page directories — only GiB 0's when `gib_pages` is true —, then
+/// one page table for the first 2 MiB).
 ///
-/// Every level has the U/S bit so CPL-3 code can use all of it.
+/// Everything has the U/S bit so CPL-3 code can use it, except the boot area (below
+/// `BOOT_AREA_END`, 1 MiB: these tables, the GDT, IDT, TSSs, exception stub and stacks), which
+/// the first 2 MiB's page table maps supervisor-only: a CPL-3 access to it is an ordinary
+/// page fault, so a guest cannot rewrite its own page tables.
 pub fn page_tables(ram_size: u64, gib_pages: bool) -> Vec<u8> {
     let pml4 = PAGE_TABLES_START;
     let pdpt = pml4 + 0x1000;
     let mut t = vec![0u8; 0x2000];
     put_u64(&mut t, 0, pdpt | PTE_P_RW_US);
-    for (n, gib) in mapped_gibs(ram_size).enumerate() {
-        let entry = if gib_pages {
+    for gib in mapped_gibs(ram_size) {
+        let entry = if gib_pages && gib != 0 {
             (gib * GIB) | PTE_P_RW_US | PTE_PS
         } else {
-            let pd = pdpt + 0x1000 * (n as u64 + 1);
+            let pd = PAGE_TABLES_START + t.len() as u64;
             t.extend(page_directory(gib * GIB));
             pd | PTE_P_RW_US
         };
         put_u64(&mut t, 0x1000 + gib as usize * 8, entry);
     }
+    // GiB 0 always comes first, so its page directory is the one at +0x2000.
+    let pt = PAGE_TABLES_START + t.len() as u64;
+    t.extend(boot_page_table());
+    put_u64(&mut t, 0x2000, pt | PTE_P_RW_US);
     t
+}
+
+/// The page table of guest-physical `0..2 MiB` (4 KiB pages): the boot area supervisor-only,
+/// the rest (the program at `GUEST_LOAD_ADDR`) user-accessible.
+fn boot_page_table() -> Vec<u8> {
+    let mut pt = vec![0u8; 0x1000];
+    for i in 0..512u64 {
+        let addr = i * 0x1000;
+        let flags = if addr < BOOT_AREA_END {
+            PTE_P_RW
+        } else {
+            PTE_P_RW_US
+        };
+        put_u64(&mut pt, i as usize * 8, addr | flags);
+    }
+    pt
 }
 
 /// One page directory mapping the 1 GiB starting at `base` with 2 MiB pages.
@@ -219,11 +246,11 @@ pub fn boot_area(vcpus: u32, ram_size: u64, gib_pages: bool) -> Vec<u8> {
 /// Size in bytes of the page tables [`page_tables`] builds.
 pub fn page_tables_size(ram_size: u64, gib_pages: bool) -> u64 {
     let pds = if gib_pages {
-        0
+        1
     } else {
         mapped_gibs(ram_size).count() as u64
     };
-    0x2000 + pds * 0x1000
+    0x2000 + pds * 0x1000 + 0x1000
 }
 
 /// Boot-time contents of guest RAM as whole pages: the boot area and the program's segments.
@@ -404,7 +431,9 @@ mod tests {
         let t = page_tables(256 << 20, true);
         assert_eq!(t.len() as u64, page_tables_size(256 << 20, true));
         assert_eq!(u64_at(&t, 0), (PAGE_TABLES_START + 0x1000) | 7);
-        assert_eq!(u64_at(&t, 0x1000), 0x87);
+        // GiB 0 goes through a page directory (for the boot area's page table).
+        assert_eq!(u64_at(&t, 0x1000), (PAGE_TABLES_START + 0x2000) | 7);
+        assert_eq!(u64_at(&t, 0x2000 + 8), (2 << 20) | 0x87);
         assert_eq!(u64_at(&t, 0x1000 + 8), 0); // RAM is under 1 GiB
         assert_eq!(u64_at(&t, 0x1000 + 64 * 8), (64 << 30) | 0x87);
         assert_eq!(u64_at(&t, 0x1000 + 127 * 8), (127 << 30) | 0x87);
@@ -428,6 +457,27 @@ mod tests {
         // The largest RAM still fits the page-table area.
         let max = page_tables_size(crate::config::MAX_MEMORY, false);
         assert!(PAGE_TABLES_START + max <= PAGE_TABLES_END);
+    }
+
+    /// The boot area is supervisor-only, in both page-table shapes; the program's pages and
+    /// everything above are user pages; every address keeps its identity mapping.
+    #[test]
+    fn the_boot_area_is_supervisor_only() {
+        for gib_pages in [true, false] {
+            let t = page_tables(256 << 20, gib_pages);
+            assert_eq!(t.len() as u64, page_tables_size(256 << 20, gib_pages));
+            let pd = (u64_at(&t, 0x1000) & !0xfff) - PAGE_TABLES_START;
+            let pde = u64_at(&t, pd as usize);
+            assert_eq!(pde & 0x87, 7, "PD entry 0 points to a page table");
+            let pt = ((pde & !0xfff) - PAGE_TABLES_START) as usize;
+            for i in 0..512u64 {
+                let e = u64_at(&t, pt + i as usize * 8);
+                assert_eq!(e & !0xfff, i * 0x1000, "identity map of page {i}");
+                let user = i * 0x1000 >= BOOT_AREA_END;
+                assert_eq!(e & 0xfff, if user { 7 } else { 3 }, "page {i}");
+            }
+            assert!(PAGE_TABLES_START + t.len() as u64 <= PAGE_TABLES_END);
+        }
     }
 
     #[test]

@@ -10,7 +10,9 @@
 
 use kvm_bindings::kvm_regs;
 use kvmpager::abi::status::*;
-use kvmpager::abi::{Call, Dir, Handle, Status, ZX_TIME_INFINITE};
+use kvmpager::abi::{
+    Call, Dir, DirtyCounts, DirtyRange, Handle, Status, VmoStats, ZX_TIME_INFINITE,
+};
 use vm_memory::ByteValued;
 
 use crate::console::{MAX_REPORT_TEXT, MAX_WRITE, TestReport};
@@ -56,6 +58,12 @@ struct Plain<T>(T);
 // SAFETY: `VmoInfo` is `repr(C)` with only integer fields and no padding (48 bytes, asserted
 // in `abi.rs`).
 unsafe impl ByteValued for Plain<kvmpager::abi::VmoInfo> {}
+// SAFETY: `DirtyRange` is `repr(C)`, three `u64`s, no padding (24 bytes, asserted in `abi.rs`).
+unsafe impl ByteValued for Plain<DirtyRange> {}
+// SAFETY: `DirtyCounts` is `repr(C)`, two `u64`s, no padding (16 bytes, asserted in `abi.rs`).
+unsafe impl ByteValued for Plain<DirtyCounts> {}
+// SAFETY: `VmoStats` is `repr(C)`, one `u32`, no padding.
+unsafe impl ByteValued for Plain<VmoStats> {}
 
 fn h(v: u64) -> Handle {
     v as Handle
@@ -104,6 +112,7 @@ fn kernel_call(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
             p.vmo_create_child(h(a[0]), a[1] as u32, a[2], a[3])
         }),
         Call::VmoGetInfo => vmo_get_info(vm, call, a),
+        Call::VmoSetSize => p.vmo_set_size(h(a[0]), a[1]).map(ok),
         _ => pager_call(vm, call, a),
     }
 }
@@ -128,6 +137,9 @@ fn pager_call(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
             .map(ok),
         Call::PortCreate => out_handle(vm, call, a, || p.port_create(a[0] as u32)),
         Call::PortWait => port_wait(vm, call, a),
+        Call::PagerQueryDirtyRanges => query_dirty_ranges(vm, call, a),
+        Call::PagerQueryVmoStats => query_vmo_stats(vm, call, a),
+        Call::KvmpagerSetExceptionPort => p.set_exception_port(h(a[0]), a[1]).map(ok),
         _ => Err(ZX_ERR_BAD_SYSCALL),
     }
 }
@@ -262,6 +274,41 @@ fn vmo_get_info(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
     let out = checked_out(vm, call, &a)?;
     let info = vm.guest().vmo_get_info(h(a[0]))?;
     vm.ram().write_obj(out, Plain(info))?;
+    Ok(0)
+}
+
+/// `PagerQueryDirtyRanges`: the buffer and the out-pointer are checked first (the buffer
+/// whole), then the kernel call; as many [`DirtyRange`]s as fit in `buffer_size` bytes are
+/// stored, then the counts.
+fn query_dirty_ranges(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
+    let (buf, size) = buffer(call, &a, 0);
+    vm.ram().check(buf, size)?;
+    let out = checked_out(vm, call, &a)?;
+    let entry = std::mem::size_of::<DirtyRange>() as u64;
+    let max = usize::try_from(size / entry).unwrap_or(usize::MAX);
+    let (ranges, avail) = vm
+        .guest()
+        .pager_query_dirty_ranges(h(a[0]), h(a[1]), a[2], a[3], max)?;
+    for (i, r) in ranges.iter().enumerate() {
+        vm.ram().write_obj(buf + i as u64 * entry, Plain(*r))?;
+    }
+    let counts = DirtyCounts {
+        actual: ranges.len() as u64,
+        avail,
+    };
+    vm.ram().write_obj(out, Plain(counts))?;
+    Ok(0)
+}
+
+/// `PagerQueryVmoStats`: the buffer is checked first (whole), then the kernel call; the
+/// 4-byte [`VmoStats`] is stored at its start.
+fn query_vmo_stats(vm: &Vm, call: Call, a: [u64; 8]) -> CallResult {
+    let (buf, size) = buffer(call, &a, 0);
+    vm.ram().check(buf, size)?;
+    let stats = vm
+        .guest()
+        .pager_query_vmo_stats(h(a[0]), h(a[1]), a[2] as u32, size)?;
+    vm.ram().write_obj(buf, Plain(stats))?;
     Ok(0)
 }
 

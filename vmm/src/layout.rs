@@ -1,13 +1,14 @@
 //! The guest-physical layout of a kvmpager VM.
 //!
 //! ```text
-//! 0x0000_0000  unused (null page)
+//! 0x0000_0000  unused (null page)                 } the boot area: supervisor-only pages,
+//!                                                 } no guest pointer may touch it
 //! 0x0000_1000  GDT: null, kernel code/data, user data/code, one TSS descriptor per vCPU
 //! 0x0000_2000  IDT: 256 gates; vectors 0..32 go to the exception stub
 //! 0x0000_3000  TSSs with their I/O permission bitmaps, one per vCPU (TSS_STRIDE bytes apart)
 //! 0x0000_5000  exception stub (CPL 0): reports on EXCEPTION_PORT and stops
 //! 0x0000_8000  per-vCPU CPL-0 exception stacks (EXCEPTION_STACK_SIZE each), up to 0x10000
-//! 0x0001_0000  page tables (PML4, PDPT, page directories), up to 0x100000
+//! 0x0001_0000  page tables (PML4, PDPT, page directories, the first 2 MiB's page table)
 //! 0x0010_0000  guest program (GUEST_LOAD_ADDR)
 //! RAM end      per-vCPU stacks (VCPU_STACK_SIZE each) at the top of RAM
 //! 64 GiB       VMO aperture (zx_vmar_map), APERTURE_SIZE bytes
@@ -33,8 +34,9 @@ pub const EXCEPTION_STACK_SIZE: u64 = 0x400;
 pub const PAGE_TABLES_START: u64 = 0x1_0000;
 /// End of the page-table area (exclusive).
 pub const PAGE_TABLES_END: u64 = GUEST_LOAD_ADDR;
-/// End of the boot area: everything below is written by the VMM before the guest starts.
-pub const BOOT_AREA_END: u64 = GUEST_LOAD_ADDR;
+/// End of the boot area: everything below is written by the VMM before the guest starts,
+/// mapped supervisor-only, and out of bounds for guest pointers (`abi::layout::BOOT_AREA_END`).
+pub const BOOT_AREA_END: u64 = kvmpager::abi::layout::BOOT_AREA_END;
 /// Size of each vCPU's initial stack at the top of RAM.
 pub const VCPU_STACK_SIZE: u64 = 64 << 10;
 

@@ -3,8 +3,9 @@
 //! RAM is a kernel [`Mapping`] of the VM's RAM VMO; [`GuestRam`] wraps its host address in a
 //! vm-memory `GuestMemoryMmap` so every access goes through `Bytes` (volatile copies, no
 //! references into guest memory). Guest pointers are guest-physical; any range that leaves RAM,
-//! overflows or touches the null page (guest-physical `0..4096`, see [`NULL_PAGE_END`]) is
-//! `ZX_ERR_INVALID_ARGS`, never a host fault. Empty ranges are always accepted.
+//! overflows or touches the boot area (guest-physical `0..1 MiB`, the null page included, see
+//! [`POINTER_FLOOR`]) is `ZX_ERR_INVALID_ARGS`, never a host fault. Empty ranges are always
+//! accepted.
 
 use kvmpager::abi::Status;
 use kvmpager::abi::status::ZX_ERR_INVALID_ARGS;
@@ -27,6 +28,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// with a non-zero length is always `ZX_ERR_INVALID_ARGS` (the page holds nothing; see
 /// `layout.rs`).
 pub const NULL_PAGE_END: u64 = kvmpager::abi::PAGE_SIZE;
+
+/// The lowest address a guest pointer may touch: the end of the boot area (1 MiB). Below it
+/// are the null page and the VMM's CPU structures and page tables, which no call may read or
+/// store into (`layout.rs`).
+pub const POINTER_FLOOR: u64 = kvmpager::abi::layout::BOOT_AREA_END;
 
 /// Guest RAM (guest-physical `0..size`) backed by a live kernel mapping.
 pub struct GuestRam {
@@ -62,11 +68,11 @@ impl GuestRam {
         self.mapping.host_addr()
     }
 
-    /// Checks that `gpa..gpa+len` is empty or lies inside RAM above the null page.
+    /// Checks that `gpa..gpa+len` is empty or lies inside RAM above the boot area.
     pub fn check(&self, gpa: u64, len: u64) -> std::result::Result<(), Status> {
         match gpa.checked_add(len) {
             Some(_) if len == 0 => Ok(()),
-            Some(end) if gpa >= NULL_PAGE_END && end <= self.size() => Ok(()),
+            Some(end) if gpa >= POINTER_FLOOR && end <= self.size() => Ok(()),
             _ => Err(ZX_ERR_INVALID_ARGS),
         }
     }
@@ -117,20 +123,27 @@ mod tests {
 
     #[test]
     fn reads_and_writes_are_bounds_checked() {
-        let r = ram(0x4000);
-        r.write(0x1000, b"abc").unwrap();
-        assert_eq!(r.read(0x1000, 3).unwrap(), b"abc");
-        r.write_obj(0x3ff8, 7u64).unwrap();
-        assert_eq!(r.write_obj(0x3ff9, 7u64), Err(ZX_ERR_INVALID_ARGS));
-        assert_eq!(r.read(0x3fff, 2), Err(ZX_ERR_INVALID_ARGS));
+        const F: u64 = POINTER_FLOOR;
+        let r = ram(F + 0x4000);
+        r.write(F, b"abc").unwrap();
+        assert_eq!(r.read(F, 3).unwrap(), b"abc");
+        r.write_obj(F + 0x3ff8, 7u64).unwrap();
+        assert_eq!(r.write_obj(F + 0x3ff9, 7u64), Err(ZX_ERR_INVALID_ARGS));
+        assert_eq!(r.read(F + 0x3fff, 2), Err(ZX_ERR_INVALID_ARGS));
         assert_eq!(r.read(u64::MAX, 2), Err(ZX_ERR_INVALID_ARGS));
-        assert_eq!(r.write(0x4000, b"x"), Err(ZX_ERR_INVALID_ARGS));
-        assert!(r.read(0x4000, 0).is_ok());
+        assert_eq!(r.write(F + 0x4000, b"x"), Err(ZX_ERR_INVALID_ARGS));
+        assert!(r.read(F + 0x4000, 0).is_ok());
         assert_eq!(r.read(0, 1), Err(ZX_ERR_INVALID_ARGS), "null page");
+        assert_eq!(r.read(0x1000, 1), Err(ZX_ERR_INVALID_ARGS), "the GDT");
         assert_eq!(
-            r.write_obj(0xffc, 7u64),
+            r.write_obj(0x1_0008, 7u64),
             Err(ZX_ERR_INVALID_ARGS),
-            "into the null page"
+            "into the page tables"
+        );
+        assert_eq!(
+            r.write_obj(F - 4, 7u64),
+            Err(ZX_ERR_INVALID_ARGS),
+            "straddling the end of the boot area"
         );
         assert!(r.read(0, 0).is_ok(), "an empty range is never dereferenced");
     }

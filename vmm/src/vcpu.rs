@@ -114,6 +114,9 @@ impl Vcpu {
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
         self.vm.register_vcpu_thread(self.index, me);
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        self.vm.register_vcpu_tid(self.index, tid as u32);
         self.vm.mark_first_run();
         while !self.vm.stopping() {
             if self.vm.pause_requested() {
@@ -127,6 +130,10 @@ impl Vcpu {
                 }
                 Err(e) if matches!(e.errno(), libc::EINTR | libc::EAGAIN) => {
                     self.fd.set_kvm_immediate_exit(0);
+                    if self.vm.is_parked(self.index) {
+                        self.vm.deliver_exception(self.index);
+                        self.park();
+                    }
                 }
                 Err(e) => {
                     let reason = StopReason::RunFailed {
@@ -137,8 +144,23 @@ impl Vcpu {
                 }
             }
         }
+        self.vm.unregister_vcpu_tid(self.index);
         self.vm.unregister_vcpu_thread(self.index);
         KVM_RUN.with(|r| r.set(std::ptr::null_mut()));
+    }
+
+    /// Parked by a delivered fatal fault: never runs the guest again, but still takes part in
+    /// snapshot pauses, until the VM stops.
+    fn park(&mut self) {
+        while !self.vm.stopping() {
+            if self.vm.pause_requested() {
+                self.pause();
+                continue;
+            }
+            let _ = self
+                .vm
+                .wait_stop(Some(Instant::now() + Duration::from_millis(50)));
+        }
     }
 
     /// Parks for a snapshot: completes any pending port I/O with `immediate_exit` set (so a

@@ -157,6 +157,8 @@ pub struct Vm {
     slot_gate: SlotGate,
     /// The pthread of each running vCPU thread, for kicks.
     vcpu_threads: Mutex<BTreeMap<u32, libc::pthread_t>>,
+    /// vCPUs parked by a fatal page fault delivered as an exception packet.
+    exceptions: Mutex<faults::Exceptions>,
     /// Which [`RAM_CHUNK`] pieces of RAM have their memslot.
     ram_chunks: Mutex<Vec<bool>>,
 }
@@ -386,6 +388,7 @@ impl Vm {
             snapshot_cfg: cfg.snapshot.clone(),
             slot_gate: SlotGate::default(),
             vcpu_threads: Mutex::new(BTreeMap::new()),
+            exceptions: Mutex::default(),
             ram_chunks: Mutex::new(vec![false; memory.div_ceil(RAM_CHUNK) as usize]),
         });
         vm.register_ram(&start_addresses(&vm, snap))?;

@@ -40,7 +40,7 @@ use kvmpager::abi::{
 };
 use kvmpager_vmm::console::{MAX_REPORT_TEXT, MAX_WRITE};
 use kvmpager_vmm::hypercall::{self, Hypercall, Outcome};
-use kvmpager_vmm::memory::NULL_PAGE_END;
+use kvmpager_vmm::memory::POINTER_FLOOR;
 use kvmpager_vmm::vm::Vm;
 use kvmpager_vmm::{VmConfig, skip_without_kvm};
 
@@ -100,14 +100,14 @@ fn name(s: Status) -> String {
     format!("{} ({s})", kvmpager::abi::status::name(s))
 }
 
-/// Guest RAM `[gpa, gpa + len)`, read through `vm.ram()`; the part in the null page, which
+/// Guest RAM `[gpa, gpa + len)`, read through `vm.ram()`; the part in the boot area, which
 /// `GuestRam` refuses, straight from the VMM's host mapping of RAM.
 fn ram(vm: &Vm, gpa: u64, len: u64) -> Vec<u8> {
     let end = gpa
         .checked_add(len)
         .filter(|&e| e <= RAM)
         .expect("a RAM range");
-    let split = gpa.max(NULL_PAGE_END).min(end);
+    let split = gpa.max(POINTER_FLOOR).min(end);
     let mut v = vec![0u8; (split - gpa) as usize];
     // SAFETY: `[gpa, split)` is inside guest RAM, which `vm` keeps mapped at `host_addr()`
     // while it lives; no vCPU runs, and a byte copy of plain memory has no invariants.
@@ -121,13 +121,13 @@ fn ram(vm: &Vm, gpa: u64, len: u64) -> Vec<u8> {
     v
 }
 
-/// Writes `bytes` to guest RAM at `gpa`, like [`ram`] (the null page through the host mapping).
+/// Writes `bytes` to guest RAM at `gpa`, like [`ram`] (the boot area through the host mapping).
 fn write_ram(vm: &Vm, gpa: u64, bytes: &[u8]) {
     let end = gpa
         .checked_add(bytes.len() as u64)
         .filter(|&e| e <= RAM)
         .expect("a RAM range");
-    let split = gpa.max(NULL_PAGE_END).min(end);
+    let split = gpa.max(POINTER_FLOOR).min(end);
     let (low, high) = bytes.split_at((split - gpa) as usize);
     // SAFETY: as in `ram`: `[gpa, split)` is mapped guest RAM and nothing else uses it now.
     unsafe {
@@ -202,7 +202,11 @@ fn pointer_cases(n: u64) -> Vec<Ptr> {
         bad("inside the null page", 0x800, n),
         bad("ending inside the null page", PAGE - n - 1, n),
         bad("straddling the end of the null page", PAGE - 1, n),
-        ok("just above the null page", PAGE, n),
+        bad("just above the null page (the GDT)", PAGE, n),
+        bad("in the page tables", 0x1_0008, n),
+        bad("ending inside the boot area", POINTER_FLOOR - n - 1, n),
+        bad("straddling the end of the boot area", POINTER_FLOOR - 1, n),
+        ok("just above the boot area", POINTER_FLOOR, n),
         ok("unaligned (+1)", SCRATCH + 1, n),
         ok("unaligned (+3)", SCRATCH + 0x103, n),
         ok("the last bytes of RAM", RAM - n, n),
@@ -247,7 +251,12 @@ fn buffer_cases() -> Vec<Ptr> {
         ok("zero length at u64::MAX", u64::MAX, 0),
         ok("one byte, the last of RAM", RAM - 1, 1),
         bad("one byte exactly at the end of RAM", RAM, 1),
-        ok("all of RAM above the null page", PAGE, RAM - PAGE),
+        ok(
+            "all of RAM above the boot area",
+            POINTER_FLOOR,
+            RAM - POINTER_FLOOR,
+        ),
+        bad("all of RAM above the null page", PAGE, RAM - PAGE),
         bad("all of RAM from null", 0, RAM),
         bad("length past the end of RAM", SCRATCH, RAM),
         bad("length u64::MAX", SCRATCH, u64::MAX),
@@ -540,9 +549,56 @@ fn out_call(c: Call) -> Option<OutCall> {
                 )
             },
         },
+        Call::PagerQueryDirtyRanges => OutCall {
+            setup: |vm| {
+                let q = PagerQuery::new(vm);
+                let args = vec![q.pager.into(), q.vmo.into(), 0, 2 * PAGE, SCRATCH2, 0];
+                (args, vec![q.vmo, q.port, q.pager])
+            },
+            stored: |_, _, b| {
+                expect("DirtyCounts.actual", u64_at(b, 0), 0)?;
+                expect("DirtyCounts.avail", u64_at(b, 8), 1)
+            },
+            untouched: nothing_to_check,
+        },
         _ => return None,
     })
 }
+
+/// A pager VMO of 2 pages whose page 0 was supplied and then written (one dirty run, and
+/// modified), for the query calls.
+struct PagerQuery {
+    pager: Handle,
+    port: Handle,
+    vmo: Handle,
+}
+
+impl PagerQuery {
+    fn new(vm: &Vm) -> PagerQuery {
+        let g = vm.guest();
+        let pager = g.pager_create(0).unwrap();
+        let port = g.port_create(0).unwrap();
+        let vmo = g.pager_create_vmo(pager, 0, port, KEY, 2 * PAGE).unwrap();
+        let aux = g.vmo_create(PAGE, 0).unwrap();
+        g.vmo_write(aux, &[7; PAGE as usize], 0).unwrap();
+        g.pager_supply_pages(pager, vmo, 0, PAGE, aux, 0).unwrap();
+        g.handle_close(aux).unwrap();
+        g.vmo_write(vmo, &[9; 16], 0).unwrap();
+        PagerQuery { pager, port, vmo }
+    }
+
+    fn close(self, vm: &Vm) {
+        for h in [self.vmo, self.port, self.pager] {
+            let _ = vm.guest().handle_close(h);
+        }
+    }
+}
+
+/// The one entry `PagerQueryDirtyRanges` finds in a [`PagerQuery`] VMO.
+const DIRTY_ENTRY: [u64; 3] = [0, PAGE, 0];
+/// Where the buffer rows of `PagerQueryDirtyRanges` put its out-pointer (away from every
+/// buffer window).
+const DIRTY_COUNTS_AT: u64 = SCRATCH2 + 0x800;
 
 /// An out-pointer of the ABI table: the call, the argument's index and what it stores.
 #[derive(Clone, Copy, Debug)]
@@ -705,8 +761,40 @@ impl Buffer {
 fn buffer_effect_known(call: Call) -> bool {
     matches!(
         call,
-        Call::ConsoleWrite | Call::TestReport | Call::VmoRead | Call::VmoWrite
+        Call::ConsoleWrite
+            | Call::TestReport
+            | Call::VmoRead
+            | Call::VmoWrite
+            | Call::PagerQueryDirtyRanges
+            | Call::PagerQueryVmoStats
     )
+}
+
+/// A buffer row's arguments: [`Buffer::args`], or for the pager queries the [`PagerQuery`]
+/// objects (and the dirty-range counts' out-pointer at [`DIRTY_COUNTS_AT`]).
+fn row_args(b: Buffer, p: &Ptr, io_vmo: Handle, q: &PagerQuery) -> Vec<u64> {
+    match b.call {
+        Call::PagerQueryDirtyRanges => vec![
+            q.pager.into(),
+            q.vmo.into(),
+            0,
+            2 * PAGE,
+            p.ptr,
+            p.len,
+            DIRTY_COUNTS_AT,
+        ],
+        Call::PagerQueryVmoStats => vec![q.pager.into(), q.vmo.into(), 0, p.ptr, p.len],
+        _ => b.args(p, io_vmo),
+    }
+}
+
+/// What the ABI says a buffer row gives: the pointer's status, except that a valid buffer
+/// shorter than a `VmoStats` is `ZX_ERR_BUFFER_TOO_SMALL`.
+fn row_want(b: Buffer, p: &Ptr) -> Status {
+    match b.call {
+        Call::PagerQueryVmoStats if p.want == ZX_OK && p.len < 4 => ZX_ERR_BUFFER_TOO_SMALL,
+        _ => p.want,
+    }
 }
 
 /// The other string of a `TestReport` row.
@@ -715,19 +803,21 @@ const OTHER_TEXT: &[u8] = b"the other string";
 /// Runs every buffer row on `vm`; returns the number of rows.
 fn run_buffer_rows(vm: &Vm, lazy: bool, f: &mut Failures) -> usize {
     let io_vmo = vm.guest().vmo_create(IO_VMO_SIZE, 0).unwrap();
+    let q = PagerQuery::new(vm);
     let mut rows = 0;
     for b in Buffer::all() {
         for p in buffer_cases() {
             rows += 1;
             let row = row_name(b.call, &b.label(), &p, lazy);
-            f.check(row, buffer_row(vm, b, &p, io_vmo));
+            f.check(row, buffer_row(vm, b, &p, io_vmo, &q));
         }
     }
+    q.close(vm);
     vm.guest().handle_close(io_vmo).unwrap();
     rows
 }
 
-fn buffer_row(vm: &Vm, b: Buffer, p: &Ptr, io_vmo: Handle) -> Result<(), String> {
+fn buffer_row(vm: &Vm, b: Buffer, p: &Ptr, io_vmo: Handle, q: &PagerQuery) -> Result<(), String> {
     let (start, window) = ram_window(vm, p.ptr, p.len);
     // Whole-RAM rows keep RAM as it is (their window is all of it).
     if window.len() <= 1 << 16 {
@@ -744,8 +834,8 @@ fn buffer_row(vm: &Vm, b: Buffer, p: &Ptr, io_vmo: Handle) -> Result<(), String>
     let (_, before) = ram_window(vm, p.ptr, p.len);
     let console = vm.console().contents();
     let seen = visible(vm);
-    let st = call(vm, b.call, &b.args(p, io_vmo));
-    expect("status", name(st), name(p.want))?;
+    let st = call(vm, b.call, &row_args(b, p, io_vmo, q));
+    expect("status", name(st), name(row_want(b, p)))?;
     let (_, after) = ram_window(vm, p.ptr, p.len);
     if st != ZX_OK {
         expect("RAM around the buffer", after == before, true)?;
@@ -830,6 +920,25 @@ fn buffer_effect(vm: &Vm, b: Buffer, p: &Ptr, d: &Done) -> Result<(), String> {
             expect("the VMO's written bytes", written, true)?;
             expect("the VMO's other bytes", got[n..] == d.pattern[n..], true)
         }
+        Call::PagerQueryDirtyRanges => {
+            // Entries that fit (24 bytes each; one is found) are stored at the buffer's start.
+            let entry: Vec<u8> = DIRTY_ENTRY.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let counts = ram(vm, DIRTY_COUNTS_AT, 16);
+            let mut want = d.before.to_vec();
+            let at = (p.ptr.min(RAM) - d.start) as usize;
+            if n >= 24 {
+                want[at..at + 24].copy_from_slice(&entry);
+            }
+            // Whole-RAM windows hold the counts' out-pointer too.
+            let counts_at = DIRTY_COUNTS_AT.checked_sub(d.start).map(|o| o as usize);
+            if let Some(o) = counts_at.filter(|&o| o + 16 <= want.len()) {
+                want[o..o + 16].copy_from_slice(&counts);
+            }
+            expect("RAM around the buffer", d.after == &want[..], true)?;
+            expect("DirtyCounts.actual", u64_at(&counts, 0), u64::from(n >= 24))?;
+            expect("DirtyCounts.avail", u64_at(&counts, 8), 1)
+        }
+        Call::PagerQueryVmoStats => stored_prefix(p, d, &1u32.to_le_bytes()),
         c => {
             assert!(!buffer_effect_known(c));
             Err(format!(
@@ -837,6 +946,19 @@ fn buffer_effect(vm: &Vm, b: Buffer, p: &Ptr, d: &Done) -> Result<(), String> {
             ))
         }
     }
+}
+
+/// The RAM window changed exactly by `want` stored at the buffer's start.
+fn stored_prefix(p: &Ptr, d: &Done, want: &[u8]) -> Result<(), String> {
+    let at = (p.ptr.min(RAM) - d.start) as usize;
+    let end = at + want.len();
+    expect("RAM before the buffer", &d.after[..at], &d.before[..at])?;
+    expect("the stored bytes", &d.after[at..end], want)?;
+    expect(
+        "RAM after the stored bytes",
+        &d.after[end..],
+        &d.before[end..],
+    )
 }
 
 // ================================================================================================
@@ -867,7 +989,7 @@ fn every_pointer_argument_has_rows() {
         .map(|c| c.args().iter().filter(|a| a.role.is_ram_pointer()).count())
         .sum();
     assert_eq!(outs.len() + buffers.len(), pointers);
-    assert_eq!((outs.len(), buffers.len()), (10, 5));
+    assert_eq!((outs.len(), buffers.len()), (11, 7));
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! crash the faulting thread; kvmpager stops the VM cleanly with `StopReason::FatalFault`, which
 //! names the status and the page's host address, and the VMM process goes on running VMs.
 //!
-//! Guests: `guest/programs/src/bin/fatal_*.rs`. vCPU 0 reads page 5 of a 2 MiB pager VMO (whose
-//! host memory is 2 MiB aligned, so the address's offset in its 2 MiB block is `5 * 4096`);
+//! Guests: `guest/programs/src/bin/fatal_*.rs`. vCPU 0 reads page 5 of a 2 MiB pager VMO, or
+//! of a 2 MiB clone of one (whose host memory is 2 MiB aligned, so the address's offset in its
+//! 2 MiB block is `5 * 4096`);
 //! vCPU 1 checks the READ packet, prints one line, and makes the page unresolvable. Every run has
 //! a time limit; the stop must be the fatal fault, well before it.
 
@@ -135,6 +136,20 @@ fn detach_while_a_vcpu_is_blocked_in_a_fault_stops_the_vm_with_bad_state() {
         return;
     }
     stops_with_fatal_fault("fatal_detach", "detaching the VMO", ZX_ERR_BAD_STATE);
+}
+
+/// vCPU 0 reads through a copy-on-write clone of the pager VMO; the pager detaches the pager
+/// VMO: the clone's page fails as the pager VMO's would.
+#[test]
+fn detach_of_the_parent_while_a_vcpu_is_blocked_in_a_clone_stops_the_vm_with_bad_state() {
+    if skip_without_kvm() {
+        return;
+    }
+    stops_with_fatal_fault(
+        "fatal_clone_detach",
+        "detaching the clone's parent",
+        ZX_ERR_BAD_STATE,
+    );
 }
 
 /// The pager closes its pager handle.

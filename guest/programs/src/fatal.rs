@@ -1,6 +1,7 @@
 //! The fatal-fault guests (`fatal_fail`, `fatal_detach`, `fatal_pager_closed`,
-//! `fatal_port_closed`, `fatal_silent`): vCPU 0 maps a
-//! pager VMO and reads one of its pages through the aperture, blocking inside KVM; vCPU 1, the
+//! `fatal_port_closed`, `fatal_silent`, `fatal_clone_detach`): vCPU 0 maps a
+//! pager VMO (`fatal_clone_detach`: a copy-on-write clone of it, whose request names the pager
+//! VMO) and reads one of its pages through the aperture, blocking inside KVM; vCPU 1, the
 //! pager, checks the READ packet and then makes the page unresolvable in the way its [`Mode`]
 //! says. The VM must stop with `StopReason::FatalFault` (`FaultTimeout` for `fatal_silent`,
 //! run with a fault timeout) naming the page's address
@@ -10,6 +11,7 @@
 use rt::abi::packet::{ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST};
 use rt::abi::pager_op::ZX_PAGER_OP_FAIL;
 use rt::abi::status::ZX_ERR_IO;
+use rt::abi::vmo_child::{ZX_VMO_CHILD_RESIZABLE, ZX_VMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE};
 use rt::abi::vm_options::{ZX_VM_PERM_READ, ZX_VM_PERM_WRITE};
 use rt::abi::{PAGE_SIZE, PageRequest, PortPacket, layout};
 use rt::sys::{self, Handle};
@@ -42,6 +44,8 @@ pub enum Mode {
     PortClosed,
     /// Nothing: the pager never answers (the VMM's fault timeout must stop the VM).
     Silent,
+    /// vCPU 0 reads through a clone of the pager VMO; the pager detaches the pager VMO.
+    CloneDetach,
 }
 
 impl Mode {
@@ -53,6 +57,7 @@ impl Mode {
             Mode::PagerClosed => "fatal_pager_closed",
             Mode::PortClosed => "fatal_port_closed",
             Mode::Silent => "fatal_silent",
+            Mode::CloneDetach => "fatal_clone_detach",
         }
     }
 
@@ -64,6 +69,7 @@ impl Mode {
             Mode::PagerClosed => "closing the pager handle",
             Mode::PortClosed => "closing the port handle",
             Mode::Silent => "never answering",
+            Mode::CloneDetach => "detaching the clone's parent",
         }
     }
 
@@ -79,7 +85,7 @@ impl Mode {
                 Handle::INVALID,
                 ZX_ERR_IO as i64 as u64,
             ),
-            Mode::Detach => sys::pager_detach_vmo(p, v),
+            Mode::Detach | Mode::CloneDetach => sys::pager_detach_vmo(p, v),
             Mode::PagerClosed => sys::handle_close(p),
             Mode::PortClosed => sys::handle_close(port),
             Mode::Silent => Ok(()),
@@ -107,7 +113,17 @@ pub fn main(mode: Mode, vcpu: usize, ncpus: usize, _ram: u64) -> i64 {
         .create_vmo(0, &port, KEY, VMO_SIZE)
         .expect("pager VMO");
     let gpa = layout::APERTURE_START;
-    vmo.map(ZX_VM_PERM_READ | ZX_VM_PERM_WRITE, gpa, 0, VMO_SIZE)
+    let clone = match mode {
+        Mode::CloneDetach => {
+            let cow = ZX_VMO_CHILD_SNAPSHOT_AT_LEAST_ON_WRITE | ZX_VMO_CHILD_RESIZABLE;
+            Some(vmo.create_child(cow, 0, VMO_SIZE).expect("clone"))
+        }
+        _ => None,
+    };
+    clone
+        .as_ref()
+        .unwrap_or(&vmo)
+        .map(ZX_VM_PERM_READ | ZX_VM_PERM_WRITE, gpa, 0, VMO_SIZE)
         .expect("map");
     HANDOFF.publish(pager.into_handle(), vmo.handle(), port.handle());
     let at = gpa + PAGE * PAGE_SIZE;

@@ -13,7 +13,7 @@
 use core::fmt;
 use core::mem::ManuallyDrop;
 
-use crate::abi::{self, Call, PortPacket, VmoInfo, status};
+use crate::abi::{self, Call, DirtyCounts, DirtyRange, PortPacket, VmoInfo, VmoStats, status};
 use crate::hypercall::hypercall;
 
 /// A Zircon status code (`zx_status_t`); [`Status::OK`] is success.
@@ -436,6 +436,89 @@ pub fn snapshot() -> Result<()> {
     call_status(Call::Snapshot, [0; 8])
 }
 
+/// `VmoSetSize` (`zx_vmo_set_size`).
+pub fn vmo_set_size(vmo: Handle, size: u64) -> Result<()> {
+    call_status(Call::VmoSetSize, [vmo.0 as u64, size, 0, 0, 0, 0, 0, 0])
+}
+
+/// `PagerQueryDirtyRanges` with a raw byte buffer (entries are 24-byte [`DirtyRange`]s).
+pub fn pager_query_dirty_ranges_raw(
+    pager: Handle,
+    pager_vmo: Handle,
+    offset: u64,
+    length: u64,
+    buf: &mut [u8],
+) -> Result<DirtyCounts> {
+    let ins = [
+        pager.0 as u64,
+        pager_vmo.0 as u64,
+        offset,
+        length,
+        gpa(&raw mut *buf),
+        buf.len() as u64,
+    ];
+    call_out::<DirtyCounts>(Call::PagerQueryDirtyRanges, &ins)
+}
+
+/// `PagerQueryDirtyRanges` (`zx_pager_query_dirty_ranges`): fills `ranges` with the runs of
+/// dirty pages in `[offset, offset + length)`; `actual` of them were written, `avail` found.
+pub fn pager_query_dirty_ranges(
+    pager: Handle,
+    pager_vmo: Handle,
+    offset: u64,
+    length: u64,
+    ranges: &mut [DirtyRange],
+) -> Result<DirtyCounts> {
+    let bytes = core::mem::size_of_val(ranges);
+    // SAFETY: `DirtyRange` is `repr(C)`, three `u64`s without padding, so the slice's memory
+    // is `bytes` initialised bytes and any bytes the VMM stores make valid `DirtyRange`s.
+    let buf = unsafe { core::slice::from_raw_parts_mut(ranges.as_mut_ptr().cast::<u8>(), bytes) };
+    pager_query_dirty_ranges_raw(pager, pager_vmo, offset, length, buf)
+}
+
+/// `PagerQueryVmoStats` with a raw byte buffer (the VMM stores a 4-byte [`VmoStats`] at its
+/// start).
+pub fn pager_query_vmo_stats_raw(
+    pager: Handle,
+    pager_vmo: Handle,
+    options: u32,
+    buf: &mut [u8],
+) -> Result<()> {
+    call_status(
+        Call::PagerQueryVmoStats,
+        [
+            pager.0 as u64,
+            pager_vmo.0 as u64,
+            options as u64,
+            gpa(&raw mut *buf),
+            buf.len() as u64,
+            0,
+            0,
+            0,
+        ],
+    )
+}
+
+/// `PagerQueryVmoStats` (`zx_pager_query_vmo_stats`); `options` 0 or
+/// `abi::pager_op::ZX_PAGER_RESET_VMO_STATS`.
+pub fn pager_query_vmo_stats(pager: Handle, pager_vmo: Handle, options: u32) -> Result<VmoStats> {
+    let mut buf = [0u8; 4];
+    pager_query_vmo_stats_raw(pager, pager_vmo, options, &mut buf)?;
+    Ok(VmoStats {
+        modified: u32::from_le_bytes(buf),
+    })
+}
+
+/// `KvmpagerSetExceptionPort`: fatal page faults of vCPUs arrive on `port` as exception
+/// packets ([`abi::ExceptionPacket`]) with `key`, and the faulting vCPU is parked, while another
+/// vCPU runs; `Handle(0)` turns this off.
+pub fn set_exception_port(port: Handle, key: u64) -> Result<()> {
+    call_status(
+        Call::KvmpagerSetExceptionPort,
+        [port.0 as u64, key, 0, 0, 0, 0, 0, 0],
+    )
+}
+
 macro_rules! owned_handle {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -528,6 +611,11 @@ impl Vmo {
         vmo_op_range(self.0, op, offset, size)
     }
 
+    /// `zx_vmo_set_size`.
+    pub fn set_size(&self, size: u64) -> Result<()> {
+        vmo_set_size(self.0, size)
+    }
+
     /// `zx_vmo_create_child`.
     pub fn create_child(&self, options: u32, offset: u64, size: u64) -> Result<Vmo> {
         vmo_create_child(self.0, options, offset, size).map(Vmo)
@@ -548,6 +636,22 @@ impl Pager {
     /// `zx_pager_create`.
     pub fn create(options: u32) -> Result<Pager> {
         pager_create(options).map(Pager)
+    }
+
+    /// `zx_pager_query_dirty_ranges` of `vmo` into `ranges`.
+    pub fn query_dirty_ranges(
+        &self,
+        vmo: &Vmo,
+        offset: u64,
+        length: u64,
+        ranges: &mut [DirtyRange],
+    ) -> Result<DirtyCounts> {
+        pager_query_dirty_ranges(self.0, vmo.0, offset, length, ranges)
+    }
+
+    /// `zx_pager_query_vmo_stats` of `vmo`.
+    pub fn query_vmo_stats(&self, vmo: &Vmo, options: u32) -> Result<VmoStats> {
+        pager_query_vmo_stats(self.0, vmo.0, options)
     }
 
     /// `zx_pager_create_vmo`: requests for the new VMO arrive on `port` with `key`.
@@ -602,5 +706,10 @@ impl Port {
     /// `zx_port_wait` until `deadline_ns` ([`abi::ZX_TIME_INFINITE`] for ever).
     pub fn wait(&self, deadline_ns: i64) -> Result<PortPacket> {
         port_wait(self.0, deadline_ns)
+    }
+
+    /// `KvmpagerSetExceptionPort`: exception packets come to this port with `key`.
+    pub fn set_exception_port(&self, key: u64) -> Result<()> {
+        set_exception_port(self.0, key)
     }
 }

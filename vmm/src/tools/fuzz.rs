@@ -40,6 +40,7 @@ use kvmpager::abi::ExceptionReport;
 use crate::config::{GuestLimits, VmConfig};
 use crate::exit::{self, ExitAction, ExitHandler};
 use crate::hypercall::{self, Hypercall, Outcome};
+use crate::memory::POINTER_FLOOR;
 use crate::vm::Vm;
 
 /// Guest RAM of a fuzzed VM.
@@ -283,6 +284,9 @@ impl<'a> Case<'a> {
                 );
             }
         }
+        if *outcome == Outcome::Return(ZX_OK.into()) {
+            self.check_stored(hc);
+        }
         if let Some((ptr, len)) = self.bad_pointer(hc) {
             assert_eq!(
                 *outcome,
@@ -294,6 +298,38 @@ impl<'a> Case<'a> {
                 before.requests,
                 "{hc:x?}: a call with a bad pointer asked a pager for pages"
             );
+        }
+    }
+
+    /// What a successful query stored is consistent: `actual` entries fit the buffer and are
+    /// no more than `avail`, each a non-empty page-aligned run; the stats are 0 or MODIFIED.
+    fn check_stored(&self, hc: &Hypercall) {
+        let ram = self.vm.ram();
+        let a = hc.args;
+        match Call::from_nr(hc.nr) {
+            Some(Call::PagerQueryDirtyRanges) => {
+                let c = ram.read(a[6], 16).expect("a checked out-pointer");
+                let word = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+                let (actual, avail) = (word(&c, 0), word(&c, 8));
+                assert!(
+                    actual <= avail && actual * 24 <= a[5],
+                    "{hc:x?}: counts {actual}/{avail}"
+                );
+                for i in 0..actual {
+                    let e = ram.read(a[4] + 24 * i, 24).expect("a checked buffer");
+                    let (off, len) = (word(&e, 0), word(&e, 8));
+                    assert!(
+                        len > 0 && off % PAGE_SIZE == 0 && len % PAGE_SIZE == 0,
+                        "{hc:x?}: entry {i} is {off:#x}+{len:#x}"
+                    );
+                }
+            }
+            Some(Call::PagerQueryVmoStats) => {
+                let b = ram.read(a[3], 4).expect("a checked buffer");
+                let modified = u32::from_le_bytes(b[..4].try_into().unwrap());
+                assert!(modified <= 1, "{hc:x?}: modified {modified}");
+            }
+            _ => {}
         }
     }
 
@@ -330,10 +366,10 @@ impl<'a> Case<'a> {
             .find(|&(ptr, len)| self.vm.ram().check(ptr, len).is_err())
     }
 
-    /// Writes arbitrary bytes at an arbitrary place in RAM above the null page.
+    /// Writes arbitrary bytes at an arbitrary place in RAM above the boot area.
     fn write_ram(&mut self, u: &mut Unstructured) -> Step {
         let len = u.int_in_range(1..=256u64)?;
-        let gpa = u.int_in_range(PAGE_SIZE..=RAM - len)?;
+        let gpa = u.int_in_range(POINTER_FLOOR..=RAM - len)?;
         let bytes = u.bytes(len as usize)?;
         self.vm
             .ram()
@@ -374,12 +410,15 @@ fn guest_buffers(call: Call, a: &[u64; 8]) -> Vec<(u64, u64)> {
     .collect()
 }
 
-/// An address at an edge: the null page, the end of RAM, the hole above it, the aperture
+/// An address at an edge: the null page, the page tables and the end of the boot area, the end
+/// of RAM, the hole above it, the aperture
 /// and its end, or the top of the address space.
 fn edge_address(u: &mut Unstructured) -> arbitrary::Result<u64> {
     let base = *u.choose(&[
         0,
         PAGE_SIZE,
+        0x1_0000, // the page tables
+        POINTER_FLOOR,
         RAM,
         RAM + PAGE_SIZE,
         APERTURE_START,

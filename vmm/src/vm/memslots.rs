@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kvm_bindings::{KVM_MEM_READONLY, kvm_userspace_memory_region};
 use kvmpager::abi::status::*;
-use kvmpager::abi::vm_options::{ZX_VM_PERM_READ, ZX_VM_PERM_WRITE};
+use kvmpager::abi::vm_options::{ZX_VM_MAP_RANGE, ZX_VM_PERM_READ, ZX_VM_PERM_WRITE};
 use kvmpager::abi::{Handle, Status};
 
 use super::{Error, RAM_CHUNK, Result, Vm};
@@ -94,8 +94,11 @@ impl Vm {
         off: u64,
         len: u64,
     ) -> std::result::Result<(), Status> {
-        let perms = ZX_VM_PERM_READ | ZX_VM_PERM_WRITE;
-        if options & !perms != 0 || options & ZX_VM_PERM_READ == 0 {
+        // ZX_VM_MAP_RANGE changes nothing: the whole range is always mapped, present pages
+        // are usable at once and absent ones are requested on first touch (Zircon's
+        // VmarMapRangeTest).
+        let known = ZX_VM_PERM_READ | ZX_VM_PERM_WRITE | ZX_VM_MAP_RANGE;
+        if options & !known != 0 || options & ZX_VM_PERM_READ == 0 {
             return Err(ZX_ERR_INVALID_ARGS);
         }
         let writable = options & ZX_VM_PERM_WRITE != 0;
@@ -183,6 +186,15 @@ impl Vm {
     /// Forgets vCPU `index`'s thread (it is about to end).
     pub fn unregister_vcpu_thread(&self, index: u32) {
         lock(&self.vcpu_threads).remove(&index);
+    }
+
+    /// Kicks vCPU `index`'s thread out of `KVM_RUN`, if it runs.
+    pub(super) fn kick_vcpu(&self, index: u32) {
+        if let Some(&thread) = lock(&self.vcpu_threads).get(&index) {
+            // SAFETY: as in `kick_vcpus`: a registered thread is alive; SIGRTMIN has the kick
+            // handler installed.
+            unsafe { libc::pthread_kill(thread, vmm_sys_util::signal::SIGRTMIN()) };
+        }
     }
 
     /// Kicks every running vCPU thread out of `KVM_RUN`.

@@ -189,6 +189,33 @@ fn rest(bad: &mut Bad) {
     let (name, msg) = (text(TestReport, 0, &mut t0), text(TestReport, 1, &mut t1));
     bad.check(TestReport, sys::test_report(name, true, msg).is_ok());
     bad.check(Snapshot, sys::snapshot().is_ok());
+    issue15(bad);
+}
+
+/// `VmoSetSize` .. `KvmpagerSetExceptionPort`.
+fn issue15(bad: &mut Bad) {
+    use Call::*;
+    let c = VmoSetSize;
+    bad.check(c, sys::vmo_set_size(h(c, 0), tag(c, 1)).is_ok());
+    let c = PagerQueryDirtyRanges;
+    let mut buf = [0u8; 16];
+    let r = sys::pager_query_dirty_ranges_raw(h(c, 0), h(c, 1), tag(c, 2), tag(c, 3), &mut buf);
+    let counts = r.map(|n| {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&n.actual.to_le_bytes());
+        b[8..].copy_from_slice(&n.avail.to_le_bytes());
+        b
+    });
+    bad.check(
+        c,
+        counts.is_ok_and(|b| stored(c, &b)) && stored(c, &buf),
+    );
+    let c = PagerQueryVmoStats;
+    let mut buf = [0u8; 16];
+    let r = sys::pager_query_vmo_stats_raw(h(c, 0), h(c, 1), tag(c, 2) as u32, &mut buf);
+    bad.check(c, r.is_ok() && stored(c, &buf));
+    let c = KvmpagerSetExceptionPort;
+    bad.check(c, sys::set_exception_port(h(c, 0), tag(c, 1)).is_ok());
 }
 
 /// `ok`, or `bad:` and the calls whose results were wrong, on the console.

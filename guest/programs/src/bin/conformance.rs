@@ -20,7 +20,7 @@
 
 use kvmpager_guest_programs::conformance::jobs::worker_loop;
 use kvmpager_guest_programs::conformance::topics::{
-    blocked, detach_close, pointers, seed, validation,
+    api_gaps, blocked, clones, detach_close, pointers, seed, validation,
 };
 use rt::Vec;
 use rt::harness::Case;
@@ -34,6 +34,8 @@ const TOPICS: &[&[Case]] = &[
     detach_close::CASES,
     blocked::CASES,
     pointers::CASES,
+    clones::CASES,
+    api_gaps::CASES,
 ];
 
 fn main(vcpu: usize, _ncpus: usize, _ram: u64) -> i64 {

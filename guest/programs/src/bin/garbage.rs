@@ -171,6 +171,10 @@ fn signature(call: Call) -> Option<&'static [Arg]> {
         Call::VmarMap => &[Val, Val, Handle, Val, Val],
         Call::VmarUnmap => &[Val, Val],
         Call::TestReport => &[Wild, Val, Val, Wild, Val],
+        Call::VmoSetSize => &[Handle, Val],
+        Call::PagerQueryDirtyRanges => &[Handle, Handle, Val, Val, Buf(5), Len, Out(16)],
+        Call::PagerQueryVmoStats => &[Handle, Handle, Val, Buf(4), Len],
+        Call::KvmpagerSetExceptionPort => &[Handle, Val],
     })
 }
 

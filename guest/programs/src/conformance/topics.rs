@@ -10,6 +10,8 @@
 //! | [`detach_close`] | Zircon §4.2/§4.5 on one vCPU: supply semantics, detach, close |
 //! | [`blocked`] | blocked accessors on vCPU 0, a pager job on vCPU 1 (FAIL, detach, close) |
 //! | [`pointers`] | the ABI's bad guest pointers through the real hypercall path |
+//! | [`clones`] | Zircon §4.6 / `snapshot.cc`: copy-on-write clones of pager VMOs |
+//! | [`api_gaps`] | issue 15: set_size, eviction hints, dirty/stats queries, ClosePager, exception packets (last: it parks a vCPU) |
 //!
 //! A new topic (clones, writeback) is one more file here and one more line in `TOPICS`. The
 //! case functions are private to their topic, so one left out of `CASES` is dead code and the
@@ -20,7 +22,9 @@
 //! `*.rs` file for a guest program of its own (a `#[path]` per topic would avoid that, at the
 //! price of a trap for the next topic).
 
+pub mod api_gaps;
 pub mod blocked;
+pub mod clones;
 pub mod detach_close;
 pub mod pointers;
 pub mod seed;
