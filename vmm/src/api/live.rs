@@ -74,6 +74,7 @@ impl LiveVm {
             VcpuActivity::Running => VcpuState::Running,
             VcpuActivity::InHypercall => VcpuState::InHypercall,
             VcpuActivity::Parked => VcpuState::Parked,
+            VcpuActivity::Faulted => VcpuState::Faulted,
         };
         self.vm.vcpu_activity().into_iter().map(map).collect()
     }

@@ -31,6 +31,8 @@ pub enum VcpuState {
     InHypercall,
     /// Parked outside `KVM_RUN`.
     Parked,
+    /// Stopped for good by a fatal page fault delivered to the guest's exception port.
+    Faulted,
 }
 
 /// `GET /vm` (and the answer to `PUT /vm/pause|resume|stop`).

@@ -46,6 +46,9 @@ pub enum VcpuActivity {
     InHypercall,
     /// Parked outside `KVM_RUN` (a pause or snapshot is on).
     Parked,
+    /// Stopped for good by a fatal page fault delivered to the guest's exception port (it
+    /// still parks for pauses and snapshots).
+    Faulted,
 }
 
 impl Vm {
@@ -80,6 +83,8 @@ impl Vm {
             .map(|i| {
                 if parked.contains(&i) {
                     VcpuActivity::Parked
+                } else if self.is_parked(i) {
+                    VcpuActivity::Faulted
                 } else if i < 64 && busy & (1 << i) != 0 {
                     VcpuActivity::InHypercall
                 } else {
