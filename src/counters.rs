@@ -6,6 +6,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Most fault-latency samples kept (later ones overwrite the oldest).
 pub const MAX_LATENCY_SAMPLES: usize = 1 << 20;
 
+/// Upper bounds (ns) of the fault-latency histogram's buckets; one more bucket, past the last
+/// bound, counts everything slower (Prometheus' `+Inf`).
+pub const LATENCY_BUCKETS_NS: [u64; 14] = [
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+];
+
+/// Fault latencies by bucket, counted since the process was created (never sampled away, and
+/// read without copying the samples).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    /// Samples per bucket (not cumulative): `counts[i]` for `LATENCY_BUCKETS_NS[i - 1] < ns
+    /// <= LATENCY_BUCKETS_NS[i]`, the last for slower ones.
+    pub counts: [u64; LATENCY_BUCKETS_NS.len() + 1],
+    /// Sum of all samples (ns).
+    pub sum_ns: u64,
+}
+
 /// Live counters; every field counts since the process was created.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -37,6 +67,8 @@ pub struct Counters {
     pub pages_zeroed: AtomicU64,
     latency_samples: AtomicU64,
     latencies_ns: Mutex<Vec<u64>>,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_NS.len() + 1],
+    latency_sum_ns: AtomicU64,
 }
 
 /// A copy of [`Counters`] at one moment.
@@ -71,6 +103,8 @@ pub struct CounterValues {
     /// Fault service latencies in ns: from the fault event being read to the faulting
     /// thread's request being resolved.
     pub fault_latency_ns: Vec<u64>,
+    /// Every fault latency by bucket.
+    pub latency_histogram: LatencyHistogram,
 }
 
 impl Counters {
@@ -81,6 +115,9 @@ impl Counters {
 
     /// Records one fault latency sample.
     pub fn record_latency(&self, ns: u64) {
+        let bucket = LATENCY_BUCKETS_NS.partition_point(|&b| b < ns);
+        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
         let n = self.latency_samples.fetch_add(1, Ordering::Relaxed) as usize;
         let mut v = self.latencies_ns.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() < MAX_LATENCY_SAMPLES {
@@ -90,8 +127,9 @@ impl Counters {
         }
     }
 
-    /// The current values.
-    pub fn read(&self) -> CounterValues {
+    /// The current values without the latency samples (`fault_latency_ns` is empty): cheap
+    /// enough to read many times a second.
+    pub fn read_totals(&self) -> CounterValues {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CounterValues {
             faults: get(&self.faults),
@@ -107,11 +145,20 @@ impl Counters {
             minor_faults: get(&self.minor_faults),
             pages_shared: get(&self.pages_shared),
             pages_zeroed: get(&self.pages_zeroed),
-            fault_latency_ns: self
-                .latencies_ns
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            fault_latency_ns: Vec::new(),
+            latency_histogram: LatencyHistogram {
+                counts: std::array::from_fn(|i| get(&self.latency_buckets[i])),
+                sum_ns: get(&self.latency_sum_ns),
+            },
+        }
+    }
+
+    /// The current values.
+    pub fn read(&self) -> CounterValues {
+        let samples = self.latencies_ns.lock().unwrap_or_else(|e| e.into_inner());
+        CounterValues {
+            fault_latency_ns: samples.clone(),
+            ..self.read_totals()
         }
     }
 }
@@ -134,5 +181,35 @@ impl CounterValues {
         self.pages_zeroed += other.pages_zeroed;
         self.fault_latency_ns
             .extend_from_slice(&other.fault_latency_ns);
+        let h = &mut self.latency_histogram;
+        for (a, b) in h.counts.iter_mut().zip(other.latency_histogram.counts) {
+            *a += b;
+        }
+        h.sum_ns += other.latency_histogram.sum_ns;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_land_in_their_buckets_and_totals_skip_the_samples() {
+        let c = Counters::default();
+        // At a bound counts in that bucket; past the last bound in the extra one.
+        for ns in [1, 5_000, 5_001, 10_000_000_001] {
+            c.record_latency(ns);
+        }
+        let t = c.read_totals();
+        assert!(t.fault_latency_ns.is_empty());
+        let h = &t.latency_histogram;
+        assert_eq!((h.counts[0], h.counts[1]), (2, 1));
+        assert_eq!(h.counts[LATENCY_BUCKETS_NS.len()], 1);
+        assert_eq!(h.counts.iter().sum::<u64>(), 4);
+        assert_eq!(h.sum_ns, 1 + 5_000 + 5_001 + 10_000_000_001);
+        let mut both = c.read();
+        assert_eq!(both.fault_latency_ns.len(), 4);
+        both.merge(&t);
+        assert_eq!(both.latency_histogram.counts[0], 4);
     }
 }

@@ -23,7 +23,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use std::time::Duration;
 
-use crate::request::OverdueRequest;
+use crate::request::{OverdueRequest, PagerVmoRequests};
 use crate::uffd::{UffdEvent, Userfault};
 
 /// How long the service loop sleeps in epoll before checking for shutdown (ms); shutdown
@@ -44,6 +44,10 @@ pub trait FaultTarget: Send + Sync {
     }
     /// The oldest page request still waiting for its pager, if any.
     fn oldest_request(&self) -> Option<OverdueRequest>;
+    /// This pager VMO with all its outstanding requests (`None`: not a pager VMO).
+    fn pending_requests(&self) -> Option<PagerVmoRequests> {
+        None
+    }
 }
 
 /// Registered ranges by start address: (end address, target).
@@ -173,6 +177,17 @@ impl FaultService {
             .filter_map(|target| target.oldest_request())
             .filter(|r| r.waited >= age)
             .max_by_key(|r| r.waited)
+    }
+
+    /// Every live pager VMO of this service with its outstanding requests, by koid.
+    pub fn pager_vmos(&self) -> Vec<PagerVmoRequests> {
+        let mut all: Vec<_> = self
+            .targets()
+            .iter()
+            .filter_map(|target| target.pending_requests())
+            .collect();
+        all.sort_by_key(|v| v.vmo_koid);
+        all
     }
 
     /// Forgets the VMO whose memory starts at `addr` (its memory is about to be unmapped).

@@ -22,7 +22,7 @@ use crate::counters::CounterValues;
 use crate::handle::{HandleTable, KernelObject};
 use crate::pager::Pager;
 use crate::port::Port;
-use crate::request::OverdueRequest;
+use crate::request::{OverdueRequest, PagerVmoRequests};
 use crate::vmo::{SupplyStrategy, Vmo};
 
 mod handles;
@@ -122,6 +122,14 @@ impl Process {
         }
     }
 
+    /// Every pager VMO of this process with its outstanding page requests (oldest first).
+    pub fn pager_vmos(&self) -> Vec<PagerVmoRequests> {
+        self.shared
+            .started_fault_service()
+            .map(|f| f.pager_vmos())
+            .unwrap_or_default()
+    }
+
     /// Total size of this process's live VMOs.
     pub fn vmo_memory(&self) -> u64 {
         self.shared.vmo_bytes()
@@ -140,6 +148,12 @@ impl Process {
     /// Counters of this process's pager VMOs.
     pub fn counters(&self) -> CounterValues {
         self.shared.counters.read()
+    }
+
+    /// Counters of this process's pager VMOs without the latency samples (cheap; for
+    /// frequent readers such as the metrics endpoint).
+    pub fn counter_totals(&self) -> CounterValues {
+        self.shared.counters.read_totals()
     }
 
     /// Number of live handles.

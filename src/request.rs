@@ -55,6 +55,18 @@ pub struct OverdueRequest {
     pub faulting: bool,
 }
 
+/// One pager VMO and every page request it has outstanding (oldest first): what
+/// `Process::pager_vmos` reports, the watchdog's view of the whole VMO.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PagerVmoRequests {
+    /// Koid of the pager VMO.
+    pub vmo_koid: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its outstanding requests, oldest first, each as [`OverdueRequest`] describes it.
+    pub requests: Vec<OverdueRequest>,
+}
+
 /// What finishing a request leaves for the caller to do.
 #[derive(Debug)]
 pub struct Finished {
@@ -211,6 +223,13 @@ impl RequestTracker {
     /// The outstanding request made first, if any.
     pub fn oldest(&self) -> Option<&Request> {
         self.outstanding.iter().min_by_key(|r| r.created)
+    }
+
+    /// The outstanding requests, oldest first.
+    pub fn by_age(&self) -> Vec<&Request> {
+        let mut all: Vec<&Request> = self.outstanding.iter().collect();
+        all.sort_by_key(|r| r.created);
+        all
     }
 
     /// Number of outstanding requests.

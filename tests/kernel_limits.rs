@@ -187,6 +187,35 @@ fn overdue_requests_name_the_vmo_and_offset() {
 }
 
 #[test]
+fn pager_vmos_list_every_outstanding_request_oldest_first() {
+    let f = Fixture::new(8);
+    let koid = f.p.vmo_object(f.vmo).unwrap().koid();
+    let listed = f.p.pager_vmos();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].vmo_koid, listed[0].size), (koid, 8 * P));
+    assert!(listed[0].requests.is_empty());
+    let (tx, rx) = mpsc::channel();
+    for page in [1u64, 6] {
+        let (p, vmo, tx) = (f.p.clone(), f.vmo, tx.clone());
+        thread::spawn(move || {
+            let mut buf = vec![0u8; PS];
+            tx.send(p.vmo_read(vmo, &mut buf, page * P)).unwrap();
+        });
+        // The second request is raised after the first.
+        thread::sleep(Duration::from_millis(30));
+    }
+    let requests = &f.p.pager_vmos()[0].requests;
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!((requests[0].offset, requests[1].offset), (P, 6 * P));
+    assert!(requests[0].waited >= requests[1].waited);
+    f.supply(0, 8, 1).unwrap();
+    for _ in 0..2 {
+        rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    }
+    assert!(f.p.pager_vmos()[0].requests.is_empty(), "answered");
+}
+
+#[test]
 fn closing_the_port_fails_outstanding_requests_but_later_ones_wait_for_a_supply() {
     let f = Fixture::new(4);
     let (tx, rx) = mpsc::channel();

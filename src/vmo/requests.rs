@@ -20,9 +20,26 @@ use crate::counters::Counters;
 use crate::fault::FaultTarget;
 use crate::port::PacketOwner;
 use crate::port::{COMPLETE_TOKEN, KILL_POLL, PacketSource};
-use crate::request::{Finished, OverdueRequest, RequestId};
+use crate::request::{Finished, OverdueRequest, PagerVmoRequests, Request, RequestId};
 
 impl Vmo {
+    /// Request `r` as the watchdog sees it: where a thread faulted inside it, the page that
+    /// thread touched, else the request's range.
+    fn describe(&self, r: &Request) -> OverdueRequest {
+        let (start, end) = match r.fault_tids.first() {
+            Some(&(_, page)) => (page, page + 1),
+            None => (r.start, r.end),
+        };
+        OverdueRequest {
+            vmo_koid: self.koid(),
+            offset: start * PAGE_SIZE,
+            len: (end - start) * PAGE_SIZE,
+            command: r.command,
+            waited: r.created.elapsed(),
+            faulting: !r.fault_tids.is_empty(),
+        }
+    }
+
     /// Waits until every page of `pages` is present (READ) or dirty (DIRTY), raising requests
     /// one run at a time like Zircon. Anonymous VMOs return at once.
     pub(super) fn ensure<'a>(
@@ -282,22 +299,24 @@ impl FaultTarget for Vmo {
         }
     }
 
-    /// The oldest outstanding page request, as the fault-timeout watchdog sees it: where a
-    /// thread faulted inside it, the page that thread touched, else the request's range.
+    /// The oldest outstanding page request, as the fault-timeout watchdog sees it.
     fn oldest_request(&self) -> Option<OverdueRequest> {
         let st = self.lock();
-        let r = st.requests.oldest()?;
-        let (start, end) = match r.fault_tids.first() {
-            Some(&(_, page)) => (page, page + 1),
-            None => (r.start, r.end),
-        };
-        Some(OverdueRequest {
+        st.requests.oldest().map(|r| self.describe(r))
+    }
+
+    /// This pager VMO and all its outstanding requests, oldest first.
+    fn pending_requests(&self) -> Option<PagerVmoRequests> {
+        let st = self.lock();
+        Some(PagerVmoRequests {
             vmo_koid: self.koid(),
-            offset: start * PAGE_SIZE,
-            len: (end - start) * PAGE_SIZE,
-            command: r.command,
-            waited: r.created.elapsed(),
-            faulting: !r.fault_tids.is_empty(),
+            size: self.size(),
+            requests: st
+                .requests
+                .by_age()
+                .into_iter()
+                .map(|r| self.describe(r))
+                .collect(),
         })
     }
 }

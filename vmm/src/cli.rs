@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kvmpager_vmm::config::{DEFAULT_VCPUS, GuestLimits, SnapshotConfig, SnapshotThen, parse_size};
 use kvmpager_vmm::kernel::SupplyStrategy;
 use kvmpager_vmm::tools::{demo, sdk};
-use kvmpager_vmm::{RunResult, StopReason, VmConfig, guests, snapshot};
+use kvmpager_vmm::{RunResult, StopReason, VmConfig, api, guests, snapshot};
 
 mod remote;
 
@@ -26,12 +26,17 @@ enum Command {
     Run(RunArgs),
     /// Resume a snapshot with RAM served lazily from it.
     Restore(RestoreArgs),
-    /// Ask a running `kvmpager run|restore --snapshot-dir DIR` to snapshot (sends SIGUSR1);
-    /// `snapshot ls|gc|copy` list a store's snapshots, delete its unreferenced chunks, copy a
-    /// snapshot between directories and URLs.
+    /// Ask a running VM to snapshot: through its API socket (`--api-socket`), or with SIGUSR1
+    /// (`--pid`, for `kvmpager run|restore --snapshot-dir DIR`); `snapshot ls|gc|copy` list a
+    /// store's snapshots, delete its unreferenced chunks, copy a snapshot between directories
+    /// and URLs.
     Snapshot(SnapshotArgs),
     /// Remove the shared root of a snapshot (`restore --share`); running VMs keep their copy.
     Unshare(UnshareArgs),
+    /// Print one reading of a VM (state and statistics) from its API socket.
+    Stat(StatArgs),
+    /// Show a live view of one or more VMs from their API sockets.
+    Top(TopArgs),
     /// Measure the hypercall, SUPPLY, fault, start and restore paths against baselines.
     Bench(kvmpager_vmm::tools::bench::BenchArgs),
     /// Run the guest-side pager conformance suite (the `conformance` guest), print each case
@@ -237,6 +242,10 @@ struct PagerArgs {
     /// default vCPU 0 and the threads serving its faults share one CPU.
     #[arg(long)]
     no_pin: bool,
+    /// Serve the control API (HTTP/1.1, JSON, Prometheus metrics) on this Unix socket while
+    /// the VM runs (mode 0600; a stale socket is replaced, a live one refused).
+    #[arg(long, value_name = "PATH")]
+    api_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -267,11 +276,44 @@ struct UnshareArgs {
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 struct SnapshotArgs {
-    /// Process id of the running kvmpager.
-    #[arg(long)]
+    /// Process id of the running kvmpager (sends SIGUSR1; the VM writes to its --snapshot-dir).
+    #[arg(long, conflicts_with = "api_socket")]
     pid: Option<i32>,
+    /// The VM's API socket (`PUT /snapshot`; waits until the snapshot is written).
+    #[arg(long, value_name = "PATH")]
+    api_socket: Option<PathBuf>,
+    /// With --api-socket: the snapshot directory (default: the VM's --snapshot-dir).
+    #[arg(long, value_name = "DIR", requires = "api_socket")]
+    path: Option<PathBuf>,
+    /// With --api-socket: stop the VM after the snapshot (default: it goes on).
+    #[arg(long, requires = "api_socket")]
+    stop: bool,
     #[command(subcommand)]
     action: Option<remote::SnapshotAction>,
+}
+
+/// Arguments of `kvmpager stat`.
+#[derive(Debug, Args)]
+struct StatArgs {
+    /// The VM's API socket.
+    socket: PathBuf,
+    /// Print `{"vm": …, "stats": …}` as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `kvmpager top`.
+#[derive(Debug, Args)]
+struct TopArgs {
+    /// The VMs' API sockets.
+    #[arg(required = true)]
+    sockets: Vec<PathBuf>,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 1.0)]
+    interval: f64,
+    /// Stop after this many refreshes (default: until interrupted).
+    #[arg(long)]
+    count: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -322,8 +364,13 @@ pub fn main() -> i32 {
     let result = match Cli::parse().command {
         Command::Run(args) => run(&args),
         Command::Restore(args) => restore(&args),
-        Command::Snapshot(args) => signal_snapshot(&args),
+        Command::Snapshot(args) => snapshot(&args),
         Command::Unshare(args) => unshare(&args),
+        Command::Stat(a) => api::commands::stat(&a.socket, a.json),
+        Command::Top(a) => match seconds(Some(a.interval), "interval") {
+            Ok(i) => api::commands::top(&a.sockets, i.unwrap_or_default(), a.count),
+            Err(e) => Err(e),
+        },
         Command::Bench(args) => return kvmpager_vmm::tools::bench::main(&args),
         Command::Test(args) => test(&args),
         Command::Sdk(args) => sdk_cmd(&args),
@@ -457,27 +504,29 @@ fn report_clones(rs: &[kvmpager_vmm::Result<RunResult>], json: bool) -> i32 {
     code
 }
 
-fn signal_snapshot(args: &SnapshotArgs) -> Result<i32, String> {
+/// `snapshot`: a store action (`ls`, `gc`, `copy`), or a snapshot of a running VM.
+fn snapshot(args: &SnapshotArgs) -> Result<i32, String> {
     if let Some(a) = &args.action {
         return remote::snapshot_action(a);
     }
-    let Some(pid) = args.pid else {
-        return Err(
-            "give --pid PID, or `snapshot ls|gc ROOT-URL` / `snapshot copy SRC DST`".into(),
-        );
-    };
-    signal_pid(pid)
+    match (&args.api_socket, args.pid) {
+        (Some(socket), _) => api::commands::snapshot(socket, args.path.as_deref(), args.stop),
+        (None, Some(pid)) => signal_snapshot(pid),
+        (None, None) => Err(
+            "give --api-socket PATH or --pid PID, or `snapshot ls|gc ROOT-URL` / `snapshot copy SRC DST`"
+                .into(),
+        ),
+    }
 }
 
-fn signal_pid(pid: i32) -> Result<i32, String> {
+fn signal_snapshot(pid: i32) -> Result<i32, String> {
     if pid <= 0 {
-        return Err(format!("invalid pid {}", pid));
+        return Err(format!("invalid pid {pid}"));
     }
     // SAFETY: kill(2) with a positive pid and a valid signal number touches no memory.
     if unsafe { libc::kill(pid, libc::SIGUSR1) } != 0 {
         return Err(format!(
-            "cannot signal process {}: {}",
-            pid,
+            "cannot signal process {pid}: {}",
             std::io::Error::last_os_error()
         ));
     }
@@ -492,6 +541,7 @@ fn pager_config(
     dir: Option<&std::path::Path>,
 ) -> Result<(), String> {
     c.echo_console = !a.json;
+    c.api_socket = a.api_socket.clone();
     c.progress = true;
     c.timeout = seconds(a.timeout, "timeout")?;
     c.fault_timeout = seconds(a.fault_timeout, "fault timeout")?;
@@ -627,7 +677,7 @@ fn run_json(r: &RunResult) -> serde_json::Value {
 fn exit_code(r: &RunResult) -> i32 {
     match r.stop {
         StopReason::Exit(code) => (code & 0xff) as i32,
-        StopReason::Snapshotted(_) => 0,
+        StopReason::Snapshotted(_) | StopReason::Requested => 0,
         _ => {
             eprintln!("kvmpager: VM stopped: {}", r.stop);
             1

@@ -179,6 +179,8 @@ pub struct VmConfig {
     /// threads to host CPUs: vCPU `i` on CPU `home + i`, the fault threads on vCPU 0's CPU,
     /// `home` chosen round-robin per VM.
     pub pin_threads: bool,
+    /// Serve the control API (HTTP/1.1, `crate::api`) on this Unix socket while the VM runs.
+    pub api_socket: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -199,6 +201,7 @@ impl VmConfig {
             readahead: DEFAULT_READAHEAD,
             huge_pages: true,
             supply: SupplyStrategy::Auto,
+            api_socket: None,
             snapshot: None,
             record: None,
             prefetch: None,

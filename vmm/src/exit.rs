@@ -146,6 +146,9 @@ pub enum StopReason {
     /// A snapshot was written and the VM stopped (`--snapshot-then stop`).
     #[error("snapshot written to {0}; VM stopped")]
     Snapshotted(String),
+    /// A control-socket client asked the VM to stop (`PUT /vm/stop`).
+    #[error("stopped through the API socket")]
+    Requested,
 }
 
 impl StopReason {

@@ -6,11 +6,11 @@
 //! the bare mechanisms.
 
 pub use kvmpager::account::{FatalFault, Limits, MAX_UNREAD_PACKETS};
-pub use kvmpager::counters::CounterValues;
+pub use kvmpager::counters::{CounterValues, LATENCY_BUCKETS_NS, LatencyHistogram};
 pub use kvmpager::fault::pin_pthread;
 pub use kvmpager::hostmem::RegionUsage;
 pub use kvmpager::process::Process;
-pub use kvmpager::request::OverdueRequest;
+pub use kvmpager::request::{OverdueRequest, PagerVmoRequests};
 pub use kvmpager::vmo::{Mapping, SupplyStrategy, Vmo};
 
 use kvmpager::abi::Status;

@@ -16,6 +16,8 @@
 //! - [`console`]: console output and test reports; [`summary`]: the run summary.
 //! - [`snapshot`]: snapshot files and working sets; [`store`]: snapshots in object storage
 //!   (content-addressed chunks, manifests, the chunk cache and fetcher).
+//! - [`api`]: the control socket (HTTP/1.1 + JSON over a Unix socket, Prometheus metrics)
+//!   and its client.
 //! - [`tools`]: what is built around the VMM, not into it: the demo image, the conformance
 //!   runner, the bench and the fuzz harness.
 //!
@@ -27,7 +29,8 @@
 //! write), [`restore_url`] one in object storage ([`store`]); [`restore_clones`] resumes N VMs
 //! from one snapshot in this process. All take snapshots on request (the `Snapshot` hypercall,
 //! or SIGUSR1 after [`install_snapshot_signal`]) when [`VmConfig::snapshot`] is set: to a
-//! directory, or to a snapshot URL.
+//! directory, or to a snapshot URL; and through the control socket (`PUT /snapshot`) when
+//! [`VmConfig::api_socket`] is.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -50,6 +53,7 @@ pub mod hypercall;
 pub mod vcpu;
 pub mod vm;
 
+pub mod api;
 pub mod console;
 pub mod snapshot;
 pub mod store;
@@ -85,6 +89,12 @@ pub enum Error {
     /// A snapshot URL cannot be read.
     #[error("{0}")]
     Remote(String),
+    /// The API socket cannot be bound.
+    #[error(transparent)]
+    ApiSocket(#[from] api::socket::Error),
+    /// The API server could not start.
+    #[error("cannot start the API server: {0}")]
+    ApiServer(std::io::Error),
     /// The SIGUSR1 handler could not be installed.
     #[error("cannot install the SIGUSR1 snapshot handler: {0}")]
     Signal(vmm_sys_util::errno::Error),
@@ -128,24 +138,33 @@ const VCPU_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a snapshot waits for every vCPU to park.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Builds the VM described by `config`, runs it until it stops, and reports the outcome.
+/// Builds the VM described by `config`, runs it until it stops, and reports the outcome. With
+/// `config.api_socket` the control API ([`api`]) is served on that socket while it runs.
 pub fn run(config: &VmConfig) -> Result<RunResult> {
+    let api = bind_api(config)?;
     vcpu::install_kick_handler()?;
     let vm = vm::Vm::new(config)?;
-    run_vm(vm, config)
+    run_vm(vm, config, api.map(|s| (s, None)))
+}
+
+/// Binds `config.api_socket` (before anything is built, so a live socket is refused early).
+fn bind_api(config: &VmConfig) -> Result<Option<api::ApiSocket>> {
+    let bind = |p: &std::path::PathBuf| api::ApiSocket::bind(p);
+    Ok(config.api_socket.as_ref().map(bind).transpose()?)
 }
 
 /// Resumes the snapshot in `dir` with RAM served lazily from its `ram.img`, runs it until it
 /// stops, and reports the outcome. The snapshot is validated before anything is built. From
 /// `config` only the pager (`readahead`, `huge_pages`, `supply`), `snapshot`, `record`,
-/// `prefetch`, `timeout`, `fault_timeout`, `limits`, `echo_console` and `progress` settings
-/// are used; vCPUs and RAM come from the snapshot.
+/// `prefetch`, `timeout`, `fault_timeout`, `limits`, `echo_console`, `progress` and
+/// `api_socket` settings are used; vCPUs and RAM come from the snapshot.
 pub fn restore(dir: &Path, config: &VmConfig) -> Result<RunResult> {
     let t0 = Instant::now();
     let snap = snapshot::Snapshot::open(dir)?;
+    let api = bind_api(config)?;
     vcpu::install_kick_handler()?;
     let vm = vm::Vm::restore(config, &snap, t0)?;
-    run_vm(vm, config)
+    run_vm(vm, config, api.map(|s| (s, Some(dir))))
 }
 
 /// How a restore from a snapshot URL finds and caches chunks.
@@ -169,6 +188,7 @@ pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result
         prefetch_concurrency: opts.prefetch_concurrency.max(1),
         ..Default::default()
     };
+    let api = bind_api(config)?;
     let remote = store::open_snapshot(url, &opts.cache_dir, opts.cache_bytes, fcfg)
         .map_err(|e| Error::Remote(e.to_string()))?;
     let meta = remote.manifest.meta();
@@ -196,7 +216,7 @@ pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result
     vcpu::install_kick_handler()?;
     let source: Arc<dyn host_pager::PageSource> = remote.source.clone();
     let vm = vm::Vm::restore_from(&config, &snap, source, pages, t0)?;
-    let mut r = run_vm(vm, &config)?;
+    let mut r = run_vm(vm, &config, api.map(|s| (s, None)))?;
     r.stats.remote = Some(remote.source.fetcher().stats());
     Ok(r)
 }
@@ -204,8 +224,9 @@ pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result
 /// Restores `n` clones of the snapshot in `dir` in this process, each on its own threads
 /// with its own RAM mapping, and runs them until they all stop; one result per clone, in
 /// order. With [`VmConfig::share`] they share one copy of the snapshot (its shared root).
-/// Clone 0 uses `config` as given; clone `i > 0` records its working set to `FILE.i` and
-/// writes snapshots to `DIR.i` (for `config.record = FILE`, `config.snapshot.dir = DIR`).
+/// Clone 0 uses `config` as given; clone `i > 0` records its working set to `FILE.i`, writes
+/// snapshots to `DIR.i` and serves its control API on `SOCKET.i` (for `config.record = FILE`,
+/// `config.snapshot.dir = DIR`, `config.api_socket = SOCKET`).
 pub fn restore_clones(dir: &Path, config: &VmConfig, n: usize) -> Vec<Result<RunResult>> {
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
@@ -237,6 +258,7 @@ pub fn clone_config(config: &VmConfig, i: usize) -> VmConfig {
         std::path::PathBuf::from(s)
     };
     c.record = c.record.as_deref().map(suffixed);
+    c.api_socket = c.api_socket.as_deref().map(suffixed);
     if let Some(snap) = c.snapshot.as_mut() {
         snap.dir = suffixed(&snap.dir);
     }
@@ -257,7 +279,11 @@ pub fn install_snapshot_signal() -> Result<()> {
         .map_err(Error::Signal)
 }
 
-fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
+fn run_vm(
+    vm: Arc<vm::Vm>,
+    config: &VmConfig,
+    api: Option<(api::ApiSocket, Option<&Path>)>,
+) -> Result<RunResult> {
     let vcpus = (0..vm.vcpus())
         .map(|i| vcpu::Vcpu::new(&vm, i))
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -272,6 +298,17 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
             }
         }
     }
+    let server = match api {
+        Some((socket, from)) => match api::serve(socket, &vm, config, from) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                vm.request_stop(StopReason::Timeout);
+                shut_down(&vm, handles);
+                return Err(Error::ApiServer(e));
+            }
+        },
+        None => None,
+    };
     let deadline = config.timeout.map(|t| Instant::now() + t);
     let (mut snapshots, mut warnings) = (Vec::new(), Vec::new());
     loop {
@@ -284,6 +321,8 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
                 vm.request_stop(StopReason::Timeout);
                 break;
             }
+            // A VM held paused is not watched: its guest pagers cannot answer while parked.
+            None if vm.held() => {}
             None => {
                 let overdue = config.fault_timeout.and_then(|t| vm.overdue_fault(t));
                 if let Some(reason) = overdue {
@@ -298,7 +337,19 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
                     warnings.push(e.to_string());
                 }
             },
+            Some(vm::Event::SnapshotJobs) => {
+                for job in vm.take_snapshot_jobs() {
+                    let r = take_snapshot_to(&vm, &handles, &job.dir, job.then);
+                    if let Ok(w) = &r {
+                        snapshots.push(w.clone());
+                    }
+                    job.finish(r.map_err(|e| e.to_string()));
+                }
+            }
         }
+    }
+    for job in vm.take_snapshot_jobs() {
+        job.finish(Err("the VM stopped before the snapshot was taken".into()));
     }
     shut_down(&vm, handles);
     if let (Some(path), Some(pages)) = (
@@ -316,6 +367,9 @@ fn run_vm(vm: Arc<vm::Vm>, config: &VmConfig) -> Result<RunResult> {
         ));
     }
     let mut r = result(&vm);
+    if let Some(s) = server {
+        s.shutdown();
+    }
     // Only a VM that stopped in good order is hashed (a failed source would fail again).
     if config.ram_hash && matches!(r.stop, StopReason::Exit(_) | StopReason::Snapshotted(_)) {
         match vm.ram_blake3() {
@@ -342,6 +396,17 @@ fn take_snapshot(
     let Some(cfg) = vm.snapshot_config().cloned() else {
         return Err(snapshot::Error::Vm("snapshots are off".into()));
     };
+    take_snapshot_to(vm, handles, &cfg.dir, cfg.then)
+}
+
+/// Pauses every vCPU, writes the snapshot to `dir`, then stops the VM or lets it go on (a
+/// VM held paused by the API stays paused).
+fn take_snapshot_to(
+    vm: &Arc<vm::Vm>,
+    handles: &[vcpu::VcpuHandle],
+    dir: &Path,
+    then: config::SnapshotThen,
+) -> std::result::Result<snapshot::Written, snapshot::Error> {
     vm.begin_pause();
     let states = vm.wait_paused(PAUSE_TIMEOUT, || handles.iter().for_each(|h| h.kick()));
     let r = match states {
@@ -353,10 +418,10 @@ fn take_snapshot(
             .into_iter()
             .collect::<std::result::Result<Vec<_>, String>>()
             .map_err(snapshot::Error::Vm)
-            .and_then(|s| vm.write_snapshot(&cfg.dir, s)),
+            .and_then(|s| vm.write_snapshot(dir, s)),
     };
     match &r {
-        Ok(w) if cfg.then == config::SnapshotThen::Stop => {
+        Ok(w) if then == config::SnapshotThen::Stop => {
             vm.request_stop(StopReason::Snapshotted(w.dir.display().to_string()));
         }
         _ => {}
@@ -395,7 +460,8 @@ fn result(vm: &vm::Vm) -> RunResult {
     }
 }
 
-fn stats(vm: &vm::Vm) -> RunSummary {
+/// The run summary of `vm` so far.
+pub(crate) fn stats(vm: &vm::Vm) -> RunSummary {
     let mut s = RunSummary::collect(&vm.host().counters(), &vm.guest().counters());
     if let Some(c) = vm.pager_counters() {
         s.add_pager(c);

@@ -226,7 +226,10 @@ impl ExitHandler for Vcpu {
 
     fn hypercall(&mut self) -> ExitAction {
         let hc = hypercall::decode(&self.fd.sync_regs().regs);
-        match hypercall::handle(&self.vm, self.index, hc) {
+        self.vm.mark_hypercall(self.index, true);
+        let outcome = hypercall::handle(&self.vm, self.index, hc);
+        self.vm.mark_hypercall(self.index, false);
+        match outcome {
             Outcome::Return(v) => {
                 self.fd.sync_regs_mut().regs.rax = v as u64;
                 self.fd.set_sync_dirty_reg(SyncReg::Register);

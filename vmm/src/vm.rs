@@ -6,8 +6,9 @@
 //! VM can name another VM's objects.
 //!
 //! Submodules, by job: `memslots` (RAM pieces, aperture mappings, the slot gate), `pause`
-//! (snapshot pauses), `stop` (stopping and waking the runner) and `faults` (fatal faults and
-//! the fault-timeout watchdog).
+//! (snapshot pauses and held pauses), `control` (what the control socket asks of the VM),
+//! `stop` (stopping and waking the runner) and `faults` (fatal faults and the fault-timeout
+//! watchdog).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -36,12 +37,15 @@ use crate::slot_gate::SlotGate;
 use crate::snapshot::{self, Snapshot, VcpuState};
 use crate::sync::lock;
 
+mod control;
 mod faults;
 mod memslots;
 mod pause;
 mod placement;
 mod stop;
 
+use control::ControlState;
+pub use control::{SnapshotJob, SnapshotOutcome, VcpuActivity};
 use memslots::ApertureState;
 use pause::PauseState;
 
@@ -114,6 +118,8 @@ pub enum Event {
     Stop(StopReason),
     /// A snapshot was asked for (hypercall or SIGUSR1).
     Snapshot,
+    /// Snapshots were asked for through the control socket ([`Vm::take_snapshot_jobs`]).
+    SnapshotJobs,
 }
 
 /// Set by the SIGUSR1 handler: take a snapshot (of every VM with snapshots on).
@@ -135,6 +141,7 @@ pub struct Vm {
     reports: TestReports,
     stop: StopState,
     pause: PauseState,
+    control: ControlState,
     pager_thread: Mutex<Option<JoinHandle<()>>>,
     /// The background prefetch (`prefetch_while_running`), if any.
     prefetch_thread: Mutex<Option<JoinHandle<()>>>,
@@ -411,6 +418,7 @@ impl Vm {
             reports: TestReports::default(),
             stop: StopState::default(),
             pause: PauseState::default(),
+            control: ControlState::default(),
             pager_thread: Mutex::new(None),
             prefetch_thread: Mutex::new(None),
             ram_vmo: pager.as_ref().map(|p| p.ram().clone()),

@@ -61,3 +61,26 @@ fn every_figure_has_a_baseline_and_a_ratio() {
     assert_eq!(svg.matches("not measured").count(), 0);
     assert!(table.contains("PASS") || table.contains("MISS"));
 }
+
+/// Case 8 (only run when named): cases 1 and 3 with the control socket scraped at 10 Hz, each
+/// next to the same case without it.
+#[test]
+fn case_8_compares_runs_with_and_without_the_scraper() {
+    if skip_without_kvm() {
+        return;
+    }
+    let mut opts = Options::tiny();
+    opts.cases = vec![8];
+    let report = bench::run(&opts);
+    assert!(report.notes.is_empty(), "case 8 failed: {:?}", report.notes);
+    let figures: Vec<_> = report.figures.iter().filter(|f| f.case == 8).collect();
+    assert_eq!(figures.len(), 3);
+    for f in figures {
+        assert!(
+            f.name.contains("10 Hz") || f.name.contains("/metrics"),
+            "{}",
+            f.name
+        );
+        assert!(f.value.is_some() && f.baseline.is_some() && f.verdict.is_some());
+    }
+}

@@ -10,12 +10,14 @@
 //! 6. [`remote`]: snapshots in object storage (nginx on loopback): cold and warm restores vs
 //!    the local directory, prefetch through injected latency, dedupe, the cache bound.
 //! 7. [`share`]: many VMs, one copy of the snapshot: shared clones vs private restores.
+//! 8. [`api`]: cases 1 and 3 with the control socket scraped at 10 Hz vs without.
 //!
 //! [`report`] prints the table and writes the JSON and SVG files. Guest-side halves live in
 //! `guest/programs/src/bin/bench_*.rs`; they take their parameters from a page of guest RAM
 //! the bench writes before the vCPUs start ([`PARAMS_GPA`]) and leave their results in the
 //! next page ([`RESULTS_GPA`]), which the bench reads after the VM stops.
 
+pub mod api;
 pub mod exits;
 pub mod faults;
 pub mod remote;
@@ -61,7 +63,8 @@ pub struct BenchArgs {
     /// Draw fault-latency distributions and throughput per range size to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Which cases to run, e.g. `1,2,3` (default: all of 1-7).
+    /// Which cases to run, e.g. `1,2,3` (default: all of 1-7; 8, the control socket's cost,
+    /// only when named).
     #[arg(long, value_delimiter = ',')]
     pub cases: Vec<u8>,
 }
@@ -186,6 +189,7 @@ pub fn run(opts: &Options) -> Report {
             5 => restore::run(opts, &mut report),
             6 => remote::run(opts, &mut report),
             7 => share::run(opts, &mut report),
+            8 => api::run(opts, &mut report),
             n => Err(format!("no case {n}")),
         };
         if let Err(e) = r {

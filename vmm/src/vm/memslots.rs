@@ -198,7 +198,7 @@ impl Vm {
     }
 
     /// Kicks every running vCPU thread out of `KVM_RUN`.
-    fn kick_vcpus(&self) {
+    pub(super) fn kick_vcpus(&self) {
         for &thread in lock(&self.vcpu_threads).values() {
             // SAFETY: a thread stays registered only while it runs its vCPU loop, so the
             // pthread is alive; SIGRTMIN has the kick handler installed.

@@ -1,8 +1,19 @@
-//! Snapshot pauses: the `Snapshot` hypercall's request, vCPUs parking with their state, the
-//! runner waiting for all of them, and writing the snapshot of the paused VM.
+//! Pauses: vCPUs parking with their state, for a snapshot (the `Snapshot` hypercall, SIGUSR1,
+//! `PUT /snapshot`) or held by the control socket (`PUT /vm/pause` until `PUT /vm/resume`,
+//! see `control.rs`); the runner waiting for all of them; writing the snapshot of the paused
+//! VM.
+//!
+//! What a pause guarantees: a vCPU parks at the top of its run loop, outside `KVM_RUN`, after
+//! completing pending port I/O with `immediate_exit` (so a hypercall's result and `rip` are in
+//! its registers and no guest instruction runs while it is parked). A vCPU running guest code
+//! or blocked in a page fault inside `KVM_RUN` is kicked out (SIGRTMIN; `KVM_RUN` returns
+//! `EINTR`, and the faulting access is simply retried when it resumes). A vCPU inside a
+//! hypercall that blocks (a port wait, a VMO read waiting for a page) parks when the call
+//! returns. Each parked vCPU unparks itself when neither a snapshot nor a hold is on, and goes
+//! on from exactly the registers it parked with.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +37,12 @@ struct PauseInner {
 
 #[derive(Default)]
 pub(super) struct PauseState {
+    /// A snapshot pause is on.
     requested: AtomicBool,
+    /// The control socket holds the VM paused.
+    pub(super) held: AtomicBool,
+    /// Bit `i`: vCPU `i` is handling a hypercall (for the pause report; vCPUs 0..64).
+    pub(super) in_hypercall: AtomicU64,
     inner: Mutex<PauseInner>,
     changed: Condvar,
 }
@@ -49,13 +65,24 @@ impl Vm {
         Ok(())
     }
 
-    /// Whether vCPUs should park (a snapshot is being taken).
+    /// Whether vCPUs should park (a snapshot is being taken, or the VM is held paused).
     pub fn pause_requested(&self) -> bool {
-        self.pause.requested.load(Ordering::SeqCst)
+        self.pause.requested.load(Ordering::SeqCst) || self.pause.held.load(Ordering::SeqCst)
     }
 
-    /// Parks vCPU `index` with its `state` until the snapshot is done (or the VM stops).
-    /// Returns a status to put in `rax` when this vCPU asked for a snapshot that failed.
+    /// The vCPUs parked now, in index order.
+    pub fn parked_vcpus(&self) -> Vec<u32> {
+        lock(&self.pause.inner).states.keys().copied().collect()
+    }
+
+    /// Wakes parked vCPUs to look at the pause flags again.
+    pub(super) fn pause_changed(&self) {
+        let _p = lock(&self.pause.inner);
+        self.pause.changed.notify_all();
+    }
+
+    /// Parks vCPU `index` with its `state` until no pause is on (or the VM stops). Returns a
+    /// status to put in `rax` when this vCPU asked for a snapshot that failed.
     pub fn park_paused(
         &self,
         index: u32,
@@ -67,6 +94,7 @@ impl Vm {
         while self.pause_requested() && !self.stopping() {
             p = wait_timeout(&self.pause.changed, p, Duration::from_millis(20));
         }
+        p.states.remove(&index);
         if p.requester == Some(index) {
             p.requester = None;
             return p.failed.take();
@@ -100,10 +128,10 @@ impl Vm {
         Some(p.states.values().cloned().collect())
     }
 
-    /// Ends a pause; `failed` goes to the requesting vCPU's hypercall.
+    /// Ends a snapshot pause (vCPUs stay parked while the VM is held); `failed` goes to the
+    /// requesting vCPU's hypercall.
     pub fn end_pause(&self, failed: Option<Status>) {
         let mut p = lock(&self.pause.inner);
-        p.states.clear();
         p.failed = failed;
         if failed.is_none() {
             p.requester = None;

@@ -22,6 +22,9 @@ impl Vm {
             if self.stop.snapshot.swap(false, Ordering::SeqCst) {
                 return Some(Event::Snapshot);
             }
+            if self.has_snapshot_jobs() {
+                return Some(Event::SnapshotJobs);
+            }
             if self.snapshot_cfg.is_some() && SNAPSHOT_SIGNAL.swap(false, Ordering::SeqCst) {
                 return Some(Event::Snapshot);
             }

@@ -12,6 +12,7 @@
 //! The VM for the raw loop is built by `Vm::new` like any other (same boot state, same lazy
 //! RAM); only the vCPU loop differs.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use kvm_ioctls::VcpuExit;
@@ -19,6 +20,7 @@ use kvmpager::abi::EXCEPTION_PORT;
 
 use super::{Figure, MAGIC, Options, Report, Target, guest_config, median, run_guest};
 use crate::boot;
+use crate::config::VmConfig;
 use crate::vm::Vm;
 
 const MODE_NULL: u64 = 1;
@@ -75,9 +77,18 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
 
 /// One NULL-mode run: (ns per `Null` call, ns per bare-form call).
 fn null_loop(n: u64) -> Result<(f64, f64), String> {
+    null_loop_with(n, |_, _| Ok(()))
+}
+
+/// [`null_loop`], calling `before_start` with the VM and its configuration before the vCPUs
+/// start (case 6 starts the control socket there).
+pub(crate) fn null_loop_with(
+    n: u64,
+    before_start: impl FnOnce(&Arc<Vm>, &VmConfig) -> Result<(), String>,
+) -> Result<(f64, f64), String> {
     let mut cfg = guest_config("bench_exits", 1, MEMORY)?;
     cfg.lazy_ram = true;
-    let done = run_guest(&cfg, &[MAGIC, MODE_NULL, n], |_| Ok(()))?;
+    let done = run_guest(&cfg, &[MAGIC, MODE_NULL, n], |vm| before_start(vm, &cfg))?;
     let r = done.results(5)?;
     if r[4] != 0 {
         return Err(format!("{} Null calls did not return ZX_OK", r[4]));

@@ -24,6 +24,8 @@ use kvmpager::uffd::{UffdEvent, Userfault};
 
 use super::report::Distribution;
 use super::{Figure, Finished, MAGIC, Options, Report, Target, all_ok, guest_config, run_guest};
+use crate::config::VmConfig;
+use crate::vm::Vm;
 
 pub(crate) const MODE_TOUCH: u64 = 1;
 pub(crate) const MODE_APERTURE: u64 = 2;
@@ -227,11 +229,20 @@ fn last(v: &[u64], n: u64) -> Vec<f64> {
 
 /// (a): lazy RAM, the built-in host pager. Returns (guest view, service view).
 fn host_pager(n: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
+    host_pager_with(n, |_, _| Ok(()))
+}
+
+/// [`host_pager`], calling `before_start` with the VM and its configuration before the vCPUs
+/// start (case 6 starts the control socket there).
+pub(crate) fn host_pager_with(
+    n: u64,
+    before_start: impl FnOnce(&Arc<Vm>, &VmConfig) -> Result<(), String>,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
     let mut cfg = guest_config("bench_faults", 1, MEMORY)?;
     // Every touch a fault of its own: no read-ahead around it.
     cfg.readahead = PAGE_SIZE;
     let params = touch_params(TOUCH_BASE, n * PAGE_SIZE, PAGE_SIZE, PAGE_SIZE);
-    let done = run_guest(&cfg, &params, |_| Ok(()))?;
+    let done = run_guest(&cfg, &params, |vm| before_start(vm, &cfg))?;
     let t = GuestTouches::read(&done)?;
     let kernel = last(&done.vm.host().counters().fault_latency_ns, t.touched);
     Ok((t.samples_ns, kernel))
