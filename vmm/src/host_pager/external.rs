@@ -24,6 +24,7 @@ use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,7 +113,7 @@ impl Bridge {
             ExternalPager::Exec(cmd) => {
                 let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair"))?;
                 let mut c = Command::new("/bin/sh");
-                c.arg("-c").arg(cmd).env(ENV_FD, "0");
+                c.arg("-c").arg(cmd).env(ENV_FD, "0").process_group(0);
                 c.stdin(Stdio::from(OwnedFd::from(theirs)));
                 if let Some(i) = image {
                     c.env(ENV_IMAGE, i);
@@ -232,7 +233,11 @@ impl Shared {
         self.closing.store(true, Ordering::SeqCst);
         let _ = self.shut.shutdown(Shutdown::Both);
         if let Some(mut c) = lock(&self.child).take() {
-            let _ = c.kill();
+            // The pager runs in a process group of its own (the shell and what it started).
+            if let Ok(pid) = i32::try_from(c.id()) {
+                // SAFETY: kill(2) with a negative pid signals the group we created; no memory.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
             let _ = c.wait();
         }
     }
@@ -344,6 +349,7 @@ fn read_msg(sock: &mut UnixStream) -> Result<Option<Msg>, String> {
             return Err(format!("truncated message: the socket closed after {n} bytes"));
         }
         Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
         Err(e) => return Err(format!("reading the socket: {e}")),
     }
     let size = proto::message_size(&buf).map_err(|e| format!("bad message header: {e}"))?;
