@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kvmpager_vmm::config::{DEFAULT_VCPUS, GuestLimits, SnapshotConfig, SnapshotThen, parse_size};
-use kvmpager_vmm::kernel::SupplyStrategy;
 use kvmpager_vmm::host_pager::external::ExternalPager;
+use kvmpager_vmm::kernel::SupplyStrategy;
 use kvmpager_vmm::tools::{demo, sdk};
 use kvmpager_vmm::{RunResult, StopReason, VmConfig, api, guests, snapshot};
 

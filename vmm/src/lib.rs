@@ -50,8 +50,8 @@ pub mod slot_gate;
 
 pub mod exit;
 pub mod host_pager;
-pub mod pager_proto;
 pub mod hypercall;
+pub mod pager_proto;
 pub mod vcpu;
 pub mod vm;
 

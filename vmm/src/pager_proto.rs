@@ -275,7 +275,10 @@ mod tests {
             Msg::Hello {
                 version: VERSION,
                 region_size: 16 << 20,
-                vmos: vec![VmoInfo { key: 7, size: 1 << 30 }],
+                vmos: vec![VmoInfo {
+                    key: 7,
+                    size: 1 << 30,
+                }],
             },
             Msg::Packet(PortPacket::default()),
             Msg::Op(Op {

@@ -23,8 +23,8 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,6 +52,8 @@ use crate::sync::lock;
 pub const REGION_SIZE: u64 = 16 << 20;
 /// A pager that leaves its replies unread this long is stopped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Once a message started, the rest of it must arrive within this.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Environment variable naming the pager's socket fd (`--pager-exec`: always 0, stdin).
 pub const ENV_FD: &str = "KVMPAGER_PAGER_FD";
 /// Environment variable naming the `--image` file, for pagers that serve one.
@@ -221,7 +223,14 @@ impl Shared {
                 continue;
             }
             if let Err(e) = self.send(&Msg::Packet(packet)) {
-                self.fail(format!("cannot send a page request to the pager: {e}"));
+                let closed = matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                );
+                self.fail(match closed {
+                    true => self.gone(),
+                    false => format!("cannot send a page request to the pager: {e}"),
+                });
                 break;
             }
         }
@@ -279,7 +288,9 @@ impl Shared {
             };
             let status = self.execute(ops, &op);
             if let Err(e) = self.send(&Msg::Reply { id: op.id, status }) {
-                return self.fail(format!("cannot send a reply to the pager: {e}"));
+                return self.fail(format!(
+                    "cannot send a reply to the pager (is it reading its socket?): {e}"
+                ));
             }
         }
     }
@@ -313,7 +324,11 @@ impl Shared {
         if !aligned || op.length == 0 {
             return ZX_ERR_INVALID_ARGS;
         }
-        if op.data.checked_add(op.length).is_none_or(|e| e > REGION_SIZE) {
+        if op
+            .data
+            .checked_add(op.length)
+            .is_none_or(|e| e > REGION_SIZE)
+        {
             return ZX_ERR_OUT_OF_RANGE;
         }
         let (aux, vmo) = match &ops.aux {
@@ -340,33 +355,60 @@ impl Shared {
     }
 }
 
-/// Reads one message: `Ok(None)` at a clean end of stream, `Err` naming the problem.
+/// Reads one message: `Ok(None)` at a clean end of stream, `Err` naming the problem. Once a
+/// message's first byte arrived, the rest must follow within [`MESSAGE_TIMEOUT`].
 fn read_msg(sock: &mut UnixStream) -> Result<Option<Msg>, String> {
     let mut buf = vec![0u8; HEADER];
-    match read_full(sock, &mut buf) {
+    let _ = sock.set_read_timeout(None);
+    match read_full(sock, &mut buf[..1]) {
         Ok(0) => return Ok(None),
-        Ok(n) if n < HEADER => {
-            return Err(format!("truncated message: the socket closed after {n} bytes"));
-        }
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
         Err(e) => return Err(format!("reading the socket: {e}")),
     }
+    let _ = sock.set_read_timeout(Some(MESSAGE_TIMEOUT));
+    let n = read_rest(sock, &mut buf[1..], 1, HEADER)?;
+    if n < HEADER {
+        return Err(format!(
+            "truncated message: the socket closed after {n} bytes"
+        ));
+    }
     let size = proto::message_size(&buf).map_err(|e| format!("bad message header: {e}"))?;
     buf.resize(size, 0);
-    match read_full(sock, &mut buf[HEADER..]) {
-        Ok(n) if n < size - HEADER => {
-            return Err(format!(
-                "truncated message: the socket closed after {} of {size} bytes",
-                HEADER + n
-            ));
-        }
-        Ok(_) => {}
-        Err(e) => return Err(format!("reading the socket: {e}")),
+    let n = read_rest(sock, &mut buf[HEADER..], HEADER, size)?;
+    if n < size {
+        return Err(format!(
+            "truncated message: the socket closed after {n} of {size} bytes"
+        ));
     }
     Msg::decode(&buf)
         .map(Some)
         .map_err(|e| format!("bad message: {e}"))
+}
+
+/// Reads the rest of a message into `buf` (`had` bytes of `want` are there); returns the
+/// bytes there now.
+fn read_rest(
+    sock: &mut UnixStream,
+    buf: &mut [u8],
+    had: usize,
+    want: usize,
+) -> Result<usize, String> {
+    match read_full(sock, buf) {
+        Ok(n) => Ok(had + n),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(format!(
+                "truncated message: the rest of a {want}-byte message did not arrive within {:?}",
+                MESSAGE_TIMEOUT
+            ))
+        }
+        Err(e) => Err(format!("reading the socket: {e}")),
+    }
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.

@@ -150,7 +150,13 @@ impl Client {
     }
 
     /// Fails `[offset, offset + length)` of VMO `key` with `status`.
-    pub fn fail(&mut self, key: u64, offset: u64, length: u64, status: Status) -> io::Result<Status> {
+    pub fn fail(
+        &mut self,
+        key: u64,
+        offset: u64,
+        length: u64,
+        status: Status,
+    ) -> io::Result<Status> {
         self.op(Op {
             key,
             op: OP_FAIL,
