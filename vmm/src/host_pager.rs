@@ -87,6 +87,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The external pager cannot be reached or set up (`--pager-socket`, `--pager-exec`).
+    #[error("external pager: {what}: {error}")]
+    External {
+        /// What was being done.
+        what: String,
+        /// The error.
+        error: io::Error,
+    },
     /// The source could not read its data.
     #[error("reading {what}: {error}")]
     Io {

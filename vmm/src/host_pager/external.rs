@@ -77,7 +77,7 @@ pub struct Bridge {
 }
 
 fn io_err(what: &str) -> impl FnOnce(io::Error) -> super::Error + '_ {
-    move |error| super::Error::Io {
+    move |error| super::Error::External {
         what: what.to_string(),
         error,
     }
