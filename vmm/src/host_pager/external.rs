@@ -137,8 +137,14 @@ impl Bridge {
                 size: pager.ram.size(),
             }],
         };
-        sock.send_with_fd(&hello.encode()[..], region.as_raw_fd())
-            .map_err(|e| io_err("sending the hello to the pager")(io::Error::from(e)))?;
+        let mut child = child;
+        if let Err(e) = sock.send_with_fd(&hello.encode()[..], region.as_raw_fd()) {
+            let what = match child.as_mut().and_then(exit_status) {
+                Some(st) => format!("sending the hello (the pager process exited: {st})"),
+                None => "sending the hello to the pager".into(),
+            };
+            return Err(io_err(&what)(io::Error::from(e)));
+        }
         Ok(Bridge {
             pager,
             sock,
@@ -260,16 +266,10 @@ impl Shared {
 
     /// Why the pager went away: its exit status if it was exec'd and exited.
     fn gone(&self) -> String {
-        let mut c = lock(&self.child);
-        if let Some(child) = c.as_mut() {
-            for _ in 0..20 {
-                if let Ok(Some(st)) = child.try_wait() {
-                    return format!("the pager process exited ({st}) and closed its socket");
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        match lock(&self.child).as_mut().and_then(exit_status) {
+            Some(st) => format!("the pager process exited ({st}) and closed its socket"),
+            None => "the pager closed its socket".into(),
         }
-        "the pager closed its socket".into()
     }
 
     fn serve_ops(&self, ops: &mut Ops) {
@@ -353,6 +353,17 @@ impl Shared {
             .vmo_op_range(aux, ZX_VMO_OP_DECOMMIT, 0, REGION_SIZE);
         r.map_or_else(|s| s, |_| ZX_OK)
     }
+}
+
+/// The exit status of an exec'd pager that exited (waiting up to 200 ms for it).
+fn exit_status(child: &mut Child) -> Option<std::process::ExitStatus> {
+    for _ in 0..20 {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
 }
 
 /// Reads one message: `Ok(None)` at a clean end of stream, `Err` naming the problem. Once a
