@@ -248,8 +248,10 @@ impl Shared {
         self.closing.store(true, Ordering::SeqCst);
         let _ = self.shut.shutdown(Shutdown::Both);
         if let Some(mut c) = lock(&self.child).take() {
-            // The pager runs in a process group of its own (the shell and what it started).
-            if let Ok(pid) = i32::try_from(c.id()) {
+            // The pager runs in a process group of its own (the shell and what it started);
+            // while its leader is not reaped, the group id cannot have been reused.
+            let leader_alive = matches!(c.try_wait(), Ok(None));
+            if let (true, Ok(pid)) = (leader_alive, i32::try_from(c.id())) {
                 // SAFETY: kill(2) with a negative pid signals the group we created; no memory.
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
