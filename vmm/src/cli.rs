@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kvmpager_vmm::config::{DEFAULT_VCPUS, GuestLimits, SnapshotConfig, SnapshotThen, parse_size};
+use kvmpager_vmm::host_pager::external::ExternalPager;
 use kvmpager_vmm::kernel::SupplyStrategy;
 use kvmpager_vmm::tools::{demo, sdk};
 use kvmpager_vmm::{RunResult, StopReason, VmConfig, api, guests, snapshot};
@@ -336,6 +337,15 @@ struct RunArgs {
     /// image's bytes are computed page by page on first touch.
     #[arg(long)]
     pattern: bool,
+    /// Serve guest RAM with an external pager listening on this Unix socket (the wire
+    /// protocol is in the README); the VM stops, explained, if it disconnects.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["pager_exec", "pattern"])]
+    pager_socket: Option<PathBuf>,
+    /// Serve guest RAM with an external pager started as `sh -c CMD`, its stdin the connected
+    /// socket (KVMPAGER_PAGER_FD=0) and KVMPAGER_IMAGE the --image (or demo image); the VM stops,
+    /// explained, if it exits.
+    #[arg(long, value_name = "CMD", conflicts_with = "pattern")]
+    pager_exec: Option<String>,
     #[command(flatten)]
     pager: PagerArgs,
     /// Serve guest RAM on demand with the built-in host pager (default).
@@ -608,6 +618,11 @@ fn config(a: &RunArgs) -> Result<VmConfig, String> {
     c.memory = a.memory;
     c.lazy_ram = !a.no_lazy_ram;
     c.image = a.image.clone();
+    c.external_pager = match (&a.pager_socket, &a.pager_exec) {
+        (Some(p), _) => Some(ExternalPager::Socket(p.clone())),
+        (None, Some(cmd)) => Some(ExternalPager::Exec(cmd.clone())),
+        (None, None) => None,
+    };
     pager_config(&mut c, &a.pager, None)?;
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)

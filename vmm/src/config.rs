@@ -35,6 +35,9 @@ pub enum Error {
     /// An option that needs pager-backed RAM was given with `lazy_ram` off.
     #[error("{0} needs lazy RAM (drop --no-lazy-ram)")]
     NeedsLazyRam(&'static str),
+    /// An external pager serves RAM, which this setting cannot combine with.
+    #[error("an external pager (--pager-socket/--pager-exec) cannot be combined with {0}")]
+    ExternalPager(&'static str),
     /// The read-ahead window is not a power of two within 4 KiB..=16 MiB.
     #[error("read-ahead {0:#x} must be a power of two within 4K..=16M")]
     BadReadahead(u64),
@@ -181,6 +184,9 @@ pub struct VmConfig {
     pub pin_threads: bool,
     /// Serve the control API (HTTP/1.1, `crate::api`) on this Unix socket while the VM runs.
     pub api_socket: Option<PathBuf>,
+    /// Serve lazy RAM by an external pager process instead of the built-in host pager
+    /// ([`crate::pager_proto`]); [`VmConfig::image`] is then only handed to an exec'd pager.
+    pub external_pager: Option<crate::host_pager::external::ExternalPager>,
 }
 
 impl VmConfig {
@@ -209,6 +215,7 @@ impl VmConfig {
             ram_hash: false,
             share: false,
             pin_threads: true,
+            external_pager: None,
         }
     }
 
@@ -232,6 +239,20 @@ impl VmConfig {
                     end,
                     ram: self.memory,
                 });
+            }
+        }
+        if self.external_pager.is_some() {
+            for (set, what) in [
+                (!self.lazy_ram, "--no-lazy-ram"),
+                (self.demo_pattern.is_some(), "the pattern pager"),
+                (self.snapshot.is_some(), "snapshotting"),
+                (self.record.is_some(), "recording a working set"),
+                (self.prefetch.is_some(), "prefetching a working set"),
+                (self.share, "shared RAM (--share)"),
+            ] {
+                if set {
+                    return Err(Error::ExternalPager(what));
+                }
             }
         }
         if !self.lazy_ram {

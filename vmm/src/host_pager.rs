@@ -26,7 +26,8 @@
 //! VMO and no move: `UFFDIO_MOVE` refuses shared pages.
 //!
 //! The sources live in `page_source` (re-exported here) and the root in `shared_root`; this
-//! module is the pager itself.
+//! module is the pager itself. `external` bridges the pager VMO to a pager process instead
+//! (`--pager-socket`, `--pager-exec`).
 
 use std::fs::File;
 use std::io;
@@ -46,6 +47,7 @@ use kvmpager::abi::{HUGE_PAGE_SIZE, Handle, PAGE_SIZE, PortPacket};
 use crate::kernel::{CallFailed, Process, Vmo, kernel};
 use crate::sync::lock;
 
+pub mod external;
 mod page_source;
 pub mod shared_root;
 
@@ -84,6 +86,14 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// The external pager cannot be reached or set up (`--pager-socket`, `--pager-exec`).
+    #[error("external pager: {what}: {error}")]
+    External {
+        /// What was being done.
+        what: String,
+        /// The error.
+        error: io::Error,
     },
     /// The source could not read its data.
     #[error("reading {what}: {error}")]

@@ -11,7 +11,8 @@
 //! - [`aperture`]: aperture ranges and memslot book-keeping (pure); [`slot_gate`]: keeping
 //!   vCPUs out of `KVM_RUN` while a memslot changes.
 //! - [`kvm_check`]: whether `/dev/kvm` can be opened.
-//! - [`vm`]: one VM (KVM VM, RAM VMO, processes, stop state); [`host_pager`] serves lazy RAM.
+//! - [`vm`]: one VM (KVM VM, RAM VMO, processes, stop state); [`host_pager`] serves lazy RAM
+//!   (or bridges it to an external pager process speaking [`pager_proto`]).
 //! - [`vcpu`]: vCPU threads; [`exit`]: what an exit means; [`hypercall`]: the guest ABI.
 //! - [`console`]: console output and test reports; [`summary`]: the run summary.
 //! - [`snapshot`]: snapshot files and working sets; [`store`]: snapshots in object storage
@@ -50,6 +51,7 @@ pub mod slot_gate;
 pub mod exit;
 pub mod host_pager;
 pub mod hypercall;
+pub mod pager_proto;
 pub mod vcpu;
 pub mod vm;
 

@@ -25,6 +25,7 @@ use crate::boot::{self, CpuFeatures};
 use crate::config::{self, SnapshotConfig, VmConfig};
 use crate::console::{Console, TestReports};
 use crate::exit::StopReason;
+use crate::host_pager::external::{Bridge, ExternalPager};
 use crate::host_pager::{
     self, HostPager, ImageSource, PageSource, PagerCounters, PatternSource, SharedRoot,
     SupplyPolicy, ZeroFill,
@@ -439,8 +440,10 @@ impl Vm {
         vm.register_ram(&start_addresses(&vm, snap))?;
         step("RAM memslot set");
         vm.watch_fatal_faults();
-        if let (Some(p), Some(src)) = (pager, source) {
-            vm.start_pager(p, src)?;
+        match (pager, source, &cfg.external_pager) {
+            (Some(p), _, Some(ext)) => vm.start_external(p, ext, cfg.image.as_deref())?,
+            (Some(p), Some(src), None) => vm.start_pager(p, src)?,
+            _ => {}
         }
         if let Some((sibling, src, pages)) = background {
             vm.start_prefetch(sibling, src, pages)?;
@@ -458,6 +461,25 @@ impl Vm {
         })?;
         self.pin_fault_threads(&thread);
         *lock(&self.pager_thread) = Some(thread);
+        Ok(())
+    }
+
+    /// Bridges RAM to an external pager process (two threads, joined like the pager's).
+    fn start_external(
+        self: &Arc<Self>,
+        pager: HostPager,
+        how: &ExternalPager,
+        image: Option<&std::path::Path>,
+    ) -> Result<()> {
+        let weak = Arc::downgrade(self);
+        let [fwd, ops] = Bridge::connect(pager, how, image)?.start(move |why| {
+            if let Some(vm) = weak.upgrade() {
+                vm.request_stop(StopReason::HostPager(why));
+            }
+        })?;
+        self.pin_fault_threads(&fwd);
+        *lock(&self.pager_thread) = Some(fwd);
+        *lock(&self.prefetch_thread) = Some(ops);
         Ok(())
     }
 

@@ -1,0 +1,439 @@
+//! The bridge to an external pager process (`--pager-socket PATH`, `--pager-exec CMD`).
+//!
+//! RAM stays a pager VMO of the host process; instead of serving it, the VMM hands its port's
+//! packets to another process over a Unix stream socket and executes the operations that
+//! process asks for on its behalf, with the same kernel calls the built-in pager makes, so the
+//! kernel's own checks decide each answer's `zx_status_t`. The wire format is
+//! [`crate::pager_proto`]. Two threads: `ext-pager-fwd` waits on the port and forwards packets;
+//! `ext-pager-ops` reads operations and answers each with a status.
+//!
+//! Page data travels through a data region: a memfd of [`REGION_SIZE`] bytes that the VMM
+//! creates and sends with the hello (`SCM_RIGHTS`). The pager writes page bytes into it and a
+//! SUPPLY names the region offset; the bridge reads the bytes into an aux VMO with one `pread`
+//! (the only copy) and *moves* them into RAM (`zx_pager_supply_pages`). The region may be
+//! reused as soon as the SUPPLY's reply arrived.
+//!
+//! Failure: the socket closing, a message the decoder refuses, an op from a pager that does
+//! not read its replies for [`WRITE_TIMEOUT`], or (`--pager-exec`) the pager exiting stop the
+//! VM with a message saying which; a pager that never answers a request is caught by
+//! `--fault-timeout` like any other pager.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kvmpager::abi::packet::ZX_PKT_TYPE_PAGE_REQUEST;
+use kvmpager::abi::status::{
+    ZX_ERR_CANCELED, ZX_ERR_INVALID_ARGS, ZX_ERR_NOT_FOUND, ZX_ERR_NOT_SUPPORTED,
+    ZX_ERR_OUT_OF_RANGE, ZX_OK,
+};
+use kvmpager::abi::vmo_op::ZX_VMO_OP_DECOMMIT;
+use kvmpager::abi::{Handle, PAGE_SIZE, Status};
+use vmm_sys_util::sock_ctrl_msg::ScmSocket;
+
+use super::{HostPager, RAM_KEY};
+use crate::kernel::Vmo;
+use crate::pager_proto::{
+    self as proto, HEADER, Msg, OP_DETACH, OP_DIRTY, OP_FAIL, OP_SUPPLY, OP_WRITEBACK_BEGIN,
+    OP_WRITEBACK_END, Op, VmoInfo,
+};
+use crate::sync::lock;
+
+/// Size of the data region (the largest SUPPLY).
+pub const REGION_SIZE: u64 = 16 << 20;
+/// A pager that leaves its replies unread this long is stopped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Once a message started, the rest of it must arrive within this.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Environment variable naming the pager's socket fd (`--pager-exec`: always 0, stdin).
+pub const ENV_FD: &str = "KVMPAGER_PAGER_FD";
+/// Environment variable naming the `--image` file, for pagers that serve one.
+pub const ENV_IMAGE: &str = "KVMPAGER_IMAGE";
+
+/// How to reach the external pager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExternalPager {
+    /// Connect to a pager listening on this Unix socket.
+    Socket(PathBuf),
+    /// Run this shell command with the socket as its stdin.
+    Exec(String),
+}
+
+/// A connected bridge (before its threads start).
+pub struct Bridge {
+    pager: HostPager,
+    sock: UnixStream,
+    region: File,
+    child: Option<Child>,
+}
+
+fn io_err(what: &str) -> impl FnOnce(io::Error) -> super::Error + '_ {
+    move |error| super::Error::External {
+        what: what.to_string(),
+        error,
+    }
+}
+
+/// A new data region (memfd).
+fn memfd(size: u64) -> io::Result<File> {
+    // SAFETY: memfd_create reads the NUL-terminated name and returns a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"kvmpager-pager-data".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor nobody else owns.
+    let f = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    f.set_len(size)?;
+    Ok(f)
+}
+
+impl Bridge {
+    /// Reaches the pager (`how`) and sends it the hello for `pager`'s RAM VMO; `image` is
+    /// passed to an exec'd pager in [`ENV_IMAGE`].
+    pub fn connect(
+        pager: HostPager,
+        how: &ExternalPager,
+        image: Option<&Path>,
+    ) -> super::Result<Bridge> {
+        let (sock, child) = match how {
+            ExternalPager::Socket(p) => {
+                let s = UnixStream::connect(p).map_err(io_err(&format!(
+                    "connecting to the pager socket {}",
+                    p.display()
+                )))?;
+                (s, None)
+            }
+            ExternalPager::Exec(cmd) => {
+                let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair"))?;
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c").arg(cmd).env(ENV_FD, "0").process_group(0);
+                c.stdin(Stdio::from(OwnedFd::from(theirs)));
+                if let Some(i) = image {
+                    c.env(ENV_IMAGE, i);
+                }
+                let child = c
+                    .spawn()
+                    .map_err(io_err(&format!("starting the pager `{cmd}`")))?;
+                (ours, Some(child))
+            }
+        };
+        sock.set_write_timeout(Some(WRITE_TIMEOUT))
+            .map_err(io_err("pager socket"))?;
+        let region = memfd(REGION_SIZE).map_err(io_err("creating the data region"))?;
+        let hello = Msg::Hello {
+            version: proto::VERSION,
+            region_size: REGION_SIZE,
+            vmos: vec![VmoInfo {
+                key: RAM_KEY,
+                size: pager.ram.size(),
+            }],
+        };
+        let mut child = child;
+        if let Err(e) = sock.send_with_fd(&hello.encode()[..], region.as_raw_fd()) {
+            let what = match child.as_mut().and_then(exit_status) {
+                Some(st) => format!("sending the hello (the pager process exited: {st})"),
+                None => "sending the hello to the pager".into(),
+            };
+            return Err(io_err(&what)(io::Error::from(e)));
+        }
+        Ok(Bridge {
+            pager,
+            sock,
+            region,
+            child,
+        })
+    }
+
+    /// Starts the two threads; `on_stop` is called (once at most) with why the pager can no
+    /// longer serve RAM.
+    pub fn start(
+        self,
+        on_stop: impl Fn(String) + Send + Sync + 'static,
+    ) -> super::Result<[JoinHandle<()>; 2]> {
+        let Bridge {
+            pager,
+            sock,
+            region,
+            child,
+        } = self;
+        let shared = Arc::new(Shared {
+            pager,
+            writer: Mutex::new(sock.try_clone().map_err(io_err("pager socket"))?),
+            shut: sock.try_clone().map_err(io_err("pager socket"))?,
+            closing: AtomicBool::new(false),
+            child: Mutex::new(child),
+            on_stop: Box::new(on_stop),
+        });
+        let s = shared.clone();
+        let fwd = std::thread::Builder::new()
+            .name("ext-pager-fwd".into())
+            .spawn(move || s.forward())
+            .map_err(super::Error::Spawn)?;
+        let s = shared;
+        let mut ops = Ops {
+            aux: None,
+            region,
+            sock,
+        };
+        let opt = std::thread::Builder::new()
+            .name("ext-pager-ops".into())
+            .spawn(move || s.serve_ops(&mut ops))
+            .map_err(super::Error::Spawn)?;
+        Ok([fwd, opt])
+    }
+}
+
+struct Shared {
+    pager: HostPager,
+    writer: Mutex<UnixStream>,
+    /// Shuts the socket down without waiting for a blocked writer.
+    shut: UnixStream,
+    closing: AtomicBool,
+    child: Mutex<Option<Child>>,
+    on_stop: Box<dyn Fn(String) + Send + Sync>,
+}
+
+struct Ops {
+    aux: Option<(Handle, Arc<Vmo>)>,
+    region: File,
+    sock: UnixStream,
+}
+
+impl Shared {
+    fn send(&self, m: &Msg) -> io::Result<()> {
+        lock(&self.writer).write_all(&m.encode())
+    }
+
+    /// Port packets to the socket until the host process is killed.
+    fn forward(&self) {
+        let p = &self.pager;
+        loop {
+            let packet = match p.process.port_wait(p.port, None) {
+                Ok(pk) => pk,
+                Err(ZX_ERR_CANCELED) => break,
+                Err(s) => {
+                    self.fail(format!("zx_port_wait failed: {s}"));
+                    break;
+                }
+            };
+            if packet.packet_type != ZX_PKT_TYPE_PAGE_REQUEST {
+                continue;
+            }
+            if let Err(e) = self.send(&Msg::Packet(packet)) {
+                let closed = matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                );
+                self.fail(match closed {
+                    true => self.gone(),
+                    false => format!("cannot send a page request to the pager: {e}"),
+                });
+                break;
+            }
+        }
+        self.close();
+    }
+
+    /// The VM is going away: close the socket and stop an exec'd pager.
+    fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let _ = self.shut.shutdown(Shutdown::Both);
+        if let Some(mut c) = lock(&self.child).take() {
+            // The pager runs in a process group of its own (the shell and what it started);
+            // while its leader is not reaped, the group id cannot have been reused.
+            let leader_alive = matches!(c.try_wait(), Ok(None));
+            if let (true, Ok(pid)) = (leader_alive, i32::try_from(c.id())) {
+                // SAFETY: kill(2) with a negative pid signals the group we created; no memory.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            let _ = c.wait();
+        }
+    }
+
+    /// Reports why the pager cannot serve (unless the VM is already going away).
+    fn fail(&self, why: String) {
+        if !self.closing.swap(true, Ordering::SeqCst) {
+            (self.on_stop)(format!("external pager: {why}"));
+        }
+    }
+
+    /// Why the pager went away: its exit status if it was exec'd and exited.
+    fn gone(&self) -> String {
+        match lock(&self.child).as_mut().and_then(exit_status) {
+            Some(st) => format!("the pager process exited ({st}) and closed its socket"),
+            None => "the pager closed its socket".into(),
+        }
+    }
+
+    fn serve_ops(&self, ops: &mut Ops) {
+        loop {
+            let msg = match read_msg(&mut ops.sock) {
+                Ok(Some(m)) => m,
+                Ok(None) => return self.fail(self.gone()),
+                Err(e) => return self.fail(e),
+            };
+            let Msg::Op(op) = msg else {
+                return self.fail(format!(
+                    "the pager sent a message of kind {} (only ops, kind {}, go to the VMM)",
+                    msg.kind(),
+                    proto::KIND_OP
+                ));
+            };
+            let status = self.execute(ops, &op);
+            if let Err(e) = self.send(&Msg::Reply { id: op.id, status }) {
+                return self.fail(format!(
+                    "cannot send a reply to the pager (is it reading its socket?): {e}"
+                ));
+            }
+        }
+    }
+
+    /// Executes `op` on the pager's behalf; returns its status.
+    fn execute(&self, ops: &mut Ops, op: &Op) -> Status {
+        let p = &self.pager;
+        if op.key != RAM_KEY {
+            return ZX_ERR_NOT_FOUND;
+        }
+        let r = match op.op {
+            OP_SUPPLY => return self.supply(ops, op),
+            OP_FAIL | OP_DIRTY | OP_WRITEBACK_BEGIN | OP_WRITEBACK_END => p
+                .process
+                .pager_op_range(p.pager, op.op, p.vmo, op.offset, op.length, op.data),
+            OP_DETACH if op.offset == 0 && op.length == 0 && op.data == 0 => {
+                p.process.pager_detach_vmo(p.pager, p.vmo)
+            }
+            OP_DETACH => Err(ZX_ERR_INVALID_ARGS),
+            _ => Err(ZX_ERR_NOT_SUPPORTED),
+        };
+        r.map_or_else(|s| s, |_| ZX_OK)
+    }
+
+    /// SUPPLY: one `pread` from the data region into the aux VMO, then a move into RAM.
+    fn supply(&self, ops: &mut Ops, op: &Op) -> Status {
+        let p = &self.pager;
+        let aligned = [op.offset, op.length, op.data]
+            .iter()
+            .all(|x| x.is_multiple_of(PAGE_SIZE));
+        if !aligned || op.length == 0 {
+            return ZX_ERR_INVALID_ARGS;
+        }
+        if op
+            .data
+            .checked_add(op.length)
+            .is_none_or(|e| e > REGION_SIZE)
+        {
+            return ZX_ERR_OUT_OF_RANGE;
+        }
+        let (aux, vmo) = match &ops.aux {
+            Some(a) => a.clone(),
+            None => match p.process.vmo_create(REGION_SIZE, 0) {
+                Ok(h) => match p.process.vmo_object(h) {
+                    Ok(v) => ops.aux.insert((h, v)).clone(),
+                    Err(s) => return s,
+                },
+                Err(s) => return s,
+            },
+        };
+        let r = vmo
+            .read_file(0, op.length, &ops.region, op.data)
+            .and_then(|_| {
+                p.process
+                    .pager_supply_pages(p.pager, p.vmo, op.offset, op.length, aux, 0)
+            });
+        // Leave the aux VMO empty whatever happened.
+        let _ = p
+            .process
+            .vmo_op_range(aux, ZX_VMO_OP_DECOMMIT, 0, REGION_SIZE);
+        r.map_or_else(|s| s, |_| ZX_OK)
+    }
+}
+
+/// The exit status of an exec'd pager that exited (waiting up to 200 ms for it).
+fn exit_status(child: &mut Child) -> Option<std::process::ExitStatus> {
+    for _ in 0..20 {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Reads one message: `Ok(None)` at a clean end of stream, `Err` naming the problem. Once a
+/// message's first byte arrived, the rest must follow within [`MESSAGE_TIMEOUT`].
+fn read_msg(sock: &mut UnixStream) -> Result<Option<Msg>, String> {
+    let mut buf = vec![0u8; HEADER];
+    let _ = sock.set_read_timeout(None);
+    match read_full(sock, &mut buf[..1]) {
+        Ok(0) => return Ok(None),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+        Err(e) => return Err(format!("reading the socket: {e}")),
+    }
+    let _ = sock.set_read_timeout(Some(MESSAGE_TIMEOUT));
+    let n = read_rest(sock, &mut buf[1..], 1, HEADER)?;
+    if n < HEADER {
+        return Err(format!(
+            "truncated message: the socket closed after {n} bytes"
+        ));
+    }
+    let size = proto::message_size(&buf).map_err(|e| format!("bad message header: {e}"))?;
+    buf.resize(size, 0);
+    let n = read_rest(sock, &mut buf[HEADER..], HEADER, size)?;
+    if n < size {
+        return Err(format!(
+            "truncated message: the socket closed after {n} of {size} bytes"
+        ));
+    }
+    Msg::decode(&buf)
+        .map(Some)
+        .map_err(|e| format!("bad message: {e}"))
+}
+
+/// Reads the rest of a message into `buf` (`had` bytes of `want` are there); returns the
+/// bytes there now.
+fn read_rest(
+    sock: &mut UnixStream,
+    buf: &mut [u8],
+    had: usize,
+    want: usize,
+) -> Result<usize, String> {
+    match read_full(sock, buf) {
+        Ok(n) => Ok(had + n),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(format!(
+                "truncated message: the rest of a {want}-byte message did not arrive within {:?}",
+                MESSAGE_TIMEOUT
+            ))
+        }
+        Err(e) => Err(format!("reading the socket: {e}")),
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

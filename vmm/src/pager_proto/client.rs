@@ -1,0 +1,169 @@
+//! A typed client of the external pager protocol, for pagers written in Rust: receive the
+//! hello (and the data region), take page requests, answer with SUPPLY/FAIL/… and read each
+//! op's status.
+//!
+//! ```no_run
+//! use kvmpager_vmm::pager_proto::client::Client;
+//! let mut c = Client::from_env()?; // the socket `--pager-exec` gives (stdin)
+//! while let Some(p) = c.next_packet()? {
+//!     let page = vec![0u8; p.page_request.length as usize];
+//!     c.supply(p.key, p.page_request.offset, &page)?;
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::os::unix::net::UnixStream;
+
+use kvmpager::abi::{PortPacket, Status};
+use vmm_sys_util::sock_ctrl_msg::ScmSocket;
+
+use super::{HEADER, Msg, OP_FAIL, OP_SUPPLY, Op, VmoInfo, message_size};
+
+/// A connected pager.
+pub struct Client {
+    sock: UnixStream,
+    region: File,
+    region_size: u64,
+    /// The protocol version the VMM speaks.
+    pub version: u32,
+    /// The VMOs served.
+    pub vmos: Vec<VmoInfo>,
+    packets: VecDeque<PortPacket>,
+    next_id: u64,
+}
+
+fn invalid(e: impl ToString) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+impl Client {
+    /// The socket `--pager-exec` started this process with (fd in `KVMPAGER_PAGER_FD`).
+    pub fn from_env() -> io::Result<Client> {
+        let fd: i32 = std::env::var(crate::host_pager::external::ENV_FD)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| invalid("KVMPAGER_PAGER_FD is not set"))?;
+        // SAFETY: the VMM handed this process the fd for exactly this use; nothing else owns it.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Self::new(UnixStream::from(owned))
+    }
+
+    /// Takes a connected socket and reads the hello.
+    pub fn new(sock: UnixStream) -> io::Result<Client> {
+        let mut head = [0u8; HEADER];
+        let (n, fd) = sock.recv_with_fd(&mut head[..]).map_err(io::Error::from)?;
+        let region = fd.ok_or_else(|| invalid("the hello carried no data region"))?;
+        let mut sock = sock;
+        sock.read_exact(&mut head[n..])?;
+        let size = message_size(&head).map_err(invalid)?;
+        let mut buf = head.to_vec();
+        buf.resize(size, 0);
+        sock.read_exact(&mut buf[HEADER..])?;
+        let Msg::Hello {
+            version,
+            region_size,
+            vmos,
+        } = Msg::decode(&buf).map_err(invalid)?
+        else {
+            return Err(invalid("the first message is not a hello"));
+        };
+        Ok(Client {
+            sock,
+            region,
+            region_size,
+            version,
+            vmos,
+            packets: VecDeque::new(),
+            next_id: 1,
+        })
+    }
+
+    fn read_msg(&mut self) -> io::Result<Option<Msg>> {
+        let mut buf = vec![0u8; HEADER];
+        match self.sock.read_exact(&mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let size = message_size(&buf).map_err(invalid)?;
+        buf.resize(size, 0);
+        self.sock.read_exact(&mut buf[HEADER..])?;
+        Msg::decode(&buf).map(Some).map_err(invalid)
+    }
+
+    /// The next page request (`None` when the VM went away).
+    pub fn next_packet(&mut self) -> io::Result<Option<PortPacket>> {
+        if let Some(p) = self.packets.pop_front() {
+            return Ok(Some(p));
+        }
+        match self.read_msg()? {
+            Some(Msg::Packet(p)) => Ok(Some(p)),
+            Some(m) => Err(invalid(format!("unexpected message kind {}", m.kind()))),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends raw bytes (to test how the VMM treats malformed input).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.sock.write_all(bytes)
+    }
+
+    /// Sends `op` (its id is set here) and waits for its status; packets that arrive
+    /// meanwhile are queued for [`Client::next_packet`].
+    pub fn op(&mut self, mut op: Op) -> io::Result<Status> {
+        op.id = self.next_id;
+        self.next_id += 1;
+        self.sock.write_all(&Msg::Op(op).encode())?;
+        loop {
+            match self.read_msg()? {
+                Some(Msg::Packet(p)) => self.packets.push_back(p),
+                Some(Msg::Reply { id, status }) if id == op.id => return Ok(status),
+                Some(m) => return Err(invalid(format!("unexpected message kind {}", m.kind()))),
+                None => return Err(io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+    }
+
+    /// Supplies `data` (page-aligned length) at `offset` of VMO `key`, through the data
+    /// region in pieces of at most its size; returns the first non-OK status, or OK.
+    pub fn supply(&mut self, key: u64, offset: u64, data: &[u8]) -> io::Result<Status> {
+        for (i, piece) in data.chunks(self.region_size as usize).enumerate() {
+            self.region.write_all_at(piece, 0)?;
+            let at = offset + (i as u64) * self.region_size;
+            let s = self.op(Op {
+                key,
+                op: OP_SUPPLY,
+                offset: at,
+                length: piece.len() as u64,
+                ..Op::default()
+            })?;
+            if s != 0 {
+                return Ok(s);
+            }
+        }
+        Ok(0)
+    }
+
+    /// Fails `[offset, offset + length)` of VMO `key` with `status`.
+    pub fn fail(
+        &mut self,
+        key: u64,
+        offset: u64,
+        length: u64,
+        status: Status,
+    ) -> io::Result<Status> {
+        self.op(Op {
+            key,
+            op: OP_FAIL,
+            offset,
+            length,
+            data: i64::from(status) as u64,
+            ..Op::default()
+        })
+    }
+}
