@@ -180,7 +180,9 @@ pub struct VmConfig {
     pub share: bool,
     /// Pin the threads that serve this VM's faults (fault service, host pager) and its vCPU
     /// threads to host CPUs: vCPU `i` on CPU `home + i`, the fault threads on vCPU 0's CPU,
-    /// `home` chosen round-robin per VM.
+    /// `home` chosen round-robin per VM. Off by default: on the measured host it pays for
+    /// shared RAM's light `UFFDIO_CONTINUE` faults but makes private RAM's faults (read, then
+    /// move, on the same CPU as the vCPU) slower; `restore --share` turns it on.
     pub pin_threads: bool,
     /// Serve the control API (HTTP/1.1, `crate::api`) on this Unix socket while the VM runs.
     pub api_socket: Option<PathBuf>,
@@ -214,7 +216,7 @@ impl VmConfig {
             progress: false,
             ram_hash: false,
             share: false,
-            pin_threads: true,
+            pin_threads: false,
             external_pager: None,
         }
     }
