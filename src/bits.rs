@@ -59,6 +59,34 @@ impl PageBits {
         self.spans(range).any(|(w, mask)| self.words[w] & mask != 0)
     }
 
+    /// The maximal runs of bits in `range` that are set and that `also` accepts, in order;
+    /// stretches of 64 clear bits are skipped a word at a time.
+    pub fn runs_where(
+        &self,
+        range: Range<usize>,
+        also: impl Fn(usize) -> bool,
+    ) -> Vec<Range<usize>> {
+        let take = |i: usize| self.contains(i) && also(i);
+        let (mut runs, mut i) = (Vec::new(), range.start);
+        while i < range.end {
+            let chunk_end = (i + 64).min(range.end);
+            if !self.contains_any_in_range(i..chunk_end) {
+                i = chunk_end;
+                continue;
+            }
+            if !take(i) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < range.end && take(i) {
+                i += 1;
+            }
+            runs.push(start..i);
+        }
+        runs
+    }
+
     /// Number of set bits.
     pub fn count_ones(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
@@ -98,6 +126,23 @@ impl PageBits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_where_finds_maximal_accepted_runs() {
+        let mut bits = PageBits::with_capacity(300);
+        bits.insert_range(3..10);
+        bits.insert_range(130..140);
+        bits.insert(299);
+        assert_eq!(
+            bits.runs_where(0..300, |_| true),
+            vec![3..10, 130..140, 299..300]
+        );
+        assert_eq!(
+            bits.runs_where(5..135, |i| i != 7),
+            vec![5..7, 8..10, 130..135]
+        );
+        assert!(bits.runs_where(10..130, |_| true).is_empty());
+    }
 
     #[test]
     fn ranges_match_a_bool_model() {

@@ -152,26 +152,13 @@ impl Vmo {
         pages: Range<u64>,
         keep: impl Fn(u64) -> bool,
     ) {
-        let free = |st: &VmoState, p: u64| st.committed.contains(p as usize) && !keep(p);
-        let mut page = pages.start;
-        while page < pages.end {
-            let chunk_end = (page + 64).min(pages.end);
-            if !st
-                .committed
-                .contains_any_in_range(page as usize..chunk_end as usize)
-            {
-                page = chunk_end;
-                continue;
-            }
-            if !free(st, page) {
-                page += 1;
-                continue;
-            }
-            let start = page;
-            while page < pages.end && free(st, page) {
-                page += 1;
-            }
-            self.discard_pages(st, start..page);
+        let runs = st
+            .committed
+            .runs_where(pages.start as usize..pages.end as usize, |p| {
+                !keep(p as u64)
+            });
+        for r in runs {
+            self.discard_pages(st, r.start as u64..r.end as u64);
         }
     }
 }

@@ -97,35 +97,19 @@ impl Vmo {
     ) -> Result<(Vec<DirtyRange>, u64), Status> {
         let pages = self.page_range(offset, len)?;
         let st = self.lock();
-        let (mut out, mut avail) = (Vec::new(), 0u64);
-        let mut page = pages.start;
-        while page < pages.end {
-            let chunk_end = (page + 64).min(pages.end);
-            if !st
-                .dirty
-                .contains_any_in_range(page as usize..chunk_end as usize)
-            {
-                page = chunk_end;
-                continue;
-            }
-            if !st.dirty.contains(page as usize) {
-                page += 1;
-                continue;
-            }
-            let start = page;
-            while page < pages.end && st.dirty.contains(page as usize) {
-                page += 1;
-            }
-            avail += 1;
-            if out.len() < max {
-                out.push(DirtyRange {
-                    offset: start * PAGE_SIZE,
-                    length: (page - start) * PAGE_SIZE,
-                    options: 0,
-                });
-            }
-        }
-        Ok((out, avail))
+        let runs = st
+            .dirty
+            .runs_where(pages.start as usize..pages.end as usize, |_| true);
+        let out = runs
+            .iter()
+            .take(max)
+            .map(|r| DirtyRange {
+                offset: r.start as u64 * PAGE_SIZE,
+                length: r.len() as u64 * PAGE_SIZE,
+                options: 0,
+            })
+            .collect();
+        Ok((out, runs.len() as u64))
     }
 
     /// `zx_pager_query_vmo_stats` after the handle checks: whether the VMO was written or
