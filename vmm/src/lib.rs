@@ -472,5 +472,6 @@ pub(crate) fn stats(vm: &vm::Vm) -> RunSummary {
         s.add_ram_usage(usage, vm.shared_root().map(|r| r.resident_bytes()));
     }
     s.time_to_first_instruction_ns = vm.time_to_first_run().map_or(0, |d| d.as_nanos() as u64);
+    s.time_to_stop_ns = vm.time_to_stop().map_or(0, |d| d.as_nanos() as u64);
     s
 }

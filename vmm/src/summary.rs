@@ -15,6 +15,9 @@ const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 pub struct RunSummary {
     /// From the start of VM creation (or restore) to the first `KVM_RUN` (ns; 0 if none).
     pub time_to_first_instruction_ns: u64,
+    /// From the start of VM creation (or restore) to the VM's stop: for a guest that exits
+    /// after its last touch, the time to that touch (ns; 0 while it runs).
+    pub time_to_stop_ns: u64,
     /// Page faults on pager VMOs.
     pub faults: u64,
     /// Page requests delivered to pagers.
@@ -165,13 +168,14 @@ impl RunSummary {
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         let us = |ns: u64| ns as f64 / 1000.0;
         format!(
-            "time to first guest instruction: {:.2} ms\n\
+            "time to first guest instruction: {:.2} ms, to the VM's stop: {:.2} ms\n\
              faults: {} (page requests: {})\n\
              pages supplied: {} ({} on demand, {} prefetched in {} supplies, {:.1} ms)\n\
              bytes moved: {} ({:.1} MiB), bytes remapped: {} ({:.1} MiB), bytes copied: {} ({:.1} MiB)\n\
              from files: {:.1} MiB read into aux VMOs; {:.1} MiB of holes zero-filled; {} huge-page supplies\n\
              fault latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us; {:.1} ms waited in all",
             self.time_to_first_instruction_ns as f64 / 1e6,
+            self.time_to_stop_ns as f64 / 1e6,
             self.faults,
             self.requests,
             self.pages_supplied,

@@ -158,6 +158,7 @@ pub struct Vm {
     /// When building the VM began (for the time to the first guest instruction).
     t0: Instant,
     first_run: OnceLock<Duration>,
+    stopped: OnceLock<Duration>,
     snapshot_cfg: Option<SnapshotConfig>,
     /// Keeps vCPUs out of `KVM_RUN` while memslots change.
     slot_gate: SlotGate,
@@ -429,6 +430,7 @@ impl Vm {
             clock_base_ns: snap.map_or(0, |s| s.meta.clock_ns),
             t0,
             first_run: OnceLock::new(),
+            stopped: OnceLock::new(),
             snapshot_cfg: cfg.snapshot.clone(),
             slot_gate: SlotGate::default(),
             vcpu_threads: Mutex::new(BTreeMap::new()),
@@ -572,6 +574,16 @@ impl Vm {
     /// Time from the start of VM creation (or restore) to the first `KVM_RUN`.
     pub fn time_to_first_run(&self) -> Option<Duration> {
         self.first_run.get().copied()
+    }
+
+    /// Records that the VM stopped (the first call counts).
+    fn mark_stopped(&self) {
+        let _ = self.stopped.set(self.t0.elapsed());
+    }
+
+    /// From the start of VM creation (or restore) to its stop, once stopped.
+    pub fn time_to_stop(&self) -> Option<Duration> {
+        self.stopped.get().copied()
     }
 
     /// The host pager's counters (lazy RAM only).

@@ -9,6 +9,11 @@
 //! - *Retries*: object_store retries 5xx, dropped connections and timeouts with backoff
 //!   (5 tries within 10 s); a chunk whose bytes do not verify is fetched twice more before
 //!   it fails with [`Error::Integrity`].
+//! - *Cache writes off the fault path*: a verified chunk answers its waiters at once and goes
+//!   to one cache-writer thread (one thread: concurrent file creation in one directory only
+//!   contends for its lock); until its file is in, requests are served from memory. At most
+//!   [`PENDING_MAX`] bytes wait for the writer (fetches wait beyond that), and dropping the
+//!   fetcher finishes the writes, so a finished restore leaves a warm cache.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,6 +91,15 @@ fn add(c: &AtomicU64, n: u64) {
 /// Most bytes of prefetched chunks held in memory until the pager takes them.
 const STAGE_MAX: u64 = 64 << 20;
 
+/// Most bytes of verified chunks waiting for the cache writer.
+pub const PENDING_MAX: u64 = 256 << 20;
+
+/// The writer's accounting unit: [`PENDING_MAX`] is this many semaphore permits.
+const PENDING_UNIT: u64 = 64 << 10;
+
+/// A verified chunk on its way to the cache file, holding its share of [`PENDING_MAX`].
+type ToWrite = (Hash, bytes::Bytes, tokio::sync::OwnedSemaphorePermit);
+
 /// Chunks the prefetch fetched and the pager has not taken yet (so it need not read them
 /// back from the cache).
 #[derive(Default)]
@@ -98,6 +112,12 @@ struct Inner {
     store: ChunkStore,
     cache: ChunkCache,
     staged: Mutex<Staged>,
+    /// Verified chunks whose cache files are not written yet.
+    pending: Mutex<HashMap<Hash, bytes::Bytes>>,
+    /// Bounds `pending` (permits of [`PENDING_UNIT`] bytes).
+    pending_room: Arc<tokio::sync::Semaphore>,
+    /// The cache writer's queue (`None` once the fetcher is dropped).
+    to_write: Mutex<Option<mpsc::Sender<ToWrite>>>,
     inflight: Mutex<HashMap<Hash, Vec<mpsc::Sender<Fetched>>>>,
     counters: Counters,
     shutdown: AtomicBool,
@@ -107,6 +127,7 @@ struct Inner {
 pub struct Fetcher {
     inner: Arc<Inner>,
     rt: Option<tokio::runtime::Runtime>,
+    writer: Option<std::thread::JoinHandle<()>>,
     cfg: FetcherConfig,
 }
 
@@ -114,16 +135,29 @@ impl Fetcher {
     /// A fetcher for `store` through `cache`.
     pub fn new(store: ChunkStore, cache: ChunkCache, cfg: FetcherConfig) -> Result<Fetcher> {
         let rt = super::runtime("kvmpager-fetch", cfg.threads)?;
+        let (tx, rx) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            store,
+            cache,
+            staged: Mutex::default(),
+            pending: Mutex::default(),
+            pending_room: Arc::new(tokio::sync::Semaphore::new(
+                (PENDING_MAX / PENDING_UNIT) as usize,
+            )),
+            to_write: Mutex::new(Some(tx)),
+            inflight: Mutex::default(),
+            counters: Counters::default(),
+            shutdown: AtomicBool::new(false),
+        });
+        let writer_inner = inner.clone();
+        let writer = std::thread::Builder::new()
+            .name("kvmpager-cache".into())
+            .spawn(move || writer_inner.write_cache(rx))
+            .map_err(|e| Error::Runtime(format!("cannot start the cache writer: {e}")))?;
         Ok(Fetcher {
-            inner: Arc::new(Inner {
-                store,
-                cache,
-                staged: Mutex::default(),
-                inflight: Mutex::default(),
-                counters: Counters::default(),
-                shutdown: AtomicBool::new(false),
-            }),
+            inner,
             rt: Some(rt),
+            writer: Some(writer),
             cfg,
         })
     }
@@ -190,9 +224,9 @@ impl Fetcher {
     }
 
     fn get_inner(&self, h: Hash, len: u64, cancellable: bool) -> Result<bytes::Bytes> {
-        if let Some(b) = self.inner.cache.get(&h, len) {
+        if let Some(b) = self.inner.held(&h, len) {
             add(&self.inner.counters.hits, 1);
-            return Ok(bytes::Bytes::from(b));
+            return Ok(b);
         }
         let (tx, rx) = mpsc::channel();
         let start = {
@@ -205,9 +239,9 @@ impl Fetcher {
                 None => {
                     // A fetch may have finished since the look above: look again, under the
                     // lock, before starting another.
-                    if let Some(b) = self.inner.cache.get(&h, len) {
+                    if let Some(b) = self.inner.held(&h, len) {
                         add(&self.inner.counters.hits, 1);
-                        return Ok(bytes::Bytes::from(b));
+                        return Ok(b);
                     }
                     inflight.insert(h, vec![tx]);
                     true
@@ -309,10 +343,16 @@ impl FetchStats {
 }
 
 impl Drop for Fetcher {
+    /// Stops fetching, then lets the cache writer finish what it holds (verified chunks:
+    /// they make the next restore warm).
     fn drop(&mut self) {
         self.shut_down();
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
+        }
+        drop(lock(&self.inner.to_write).take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
         }
     }
 }
@@ -342,7 +382,10 @@ impl Inner {
         }
         {
             let mut inflight = lock(&self.inflight);
-            if inflight.contains_key(&h) || self.cache.contains(&h) {
+            if inflight.contains_key(&h)
+                || lock(&self.pending).contains_key(&h)
+                || self.cache.contains(&h)
+            {
                 return;
             }
             inflight.insert(h, Vec::new());
@@ -364,25 +407,69 @@ impl Inner {
                 }
             }
         }
-        // Waiters first, then the cache (on a blocking thread: it is file I/O); requests
-        // that come meanwhile still join this fetch, and are answered once the file is in.
         let answer = |waiters: Vec<mpsc::Sender<Fetched>>| {
             for w in waiters {
                 let _ = w.send(r.clone());
             }
         };
-        if let Ok(b) = r.clone() {
+        // Waiters first; then into `pending` (served from memory until the writer has the
+        // file in) before the in-flight entry goes, so a request never misses both and
+        // fetches the chunk again. Requests that come meanwhile join this fetch.
+        if let Ok(b) = &r {
             let waiters = lock(&self.inflight).get_mut(&h).map(std::mem::take);
             answer(waiters.unwrap_or_default());
-            let inner = self.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Err(e) = inner.cache.put(&h, &b) {
-                    log::warn!("chunk cache: {e}");
-                }
-            })
-            .await;
+            self.queue_write(h, b.clone()).await;
         }
         answer(lock(&self.inflight).remove(&h).unwrap_or_default());
+    }
+
+    /// Chunk `h` from memory (waiting for the cache writer) or from its cache file.
+    fn held(&self, h: &Hash, len: u64) -> Option<bytes::Bytes> {
+        if let Some(b) = lock(&self.pending).get(h) {
+            return Some(b.clone());
+        }
+        self.cache.get(h, len).map(bytes::Bytes::from)
+    }
+
+    /// Hands verified chunk `h` to the cache writer, waiting while [`PENDING_MAX`] bytes
+    /// already wait for it. Chunks the cache could never hold are not queued.
+    async fn queue_write(&self, h: Hash, b: bytes::Bytes) {
+        if b.len() as u64 > self.cache.bound() {
+            return;
+        }
+        let units = (b.len() as u64).div_ceil(PENDING_UNIT).max(1) as u32;
+        let Ok(permit) = self.pending_room.clone().acquire_many_owned(units).await else {
+            return;
+        };
+        let tx = lock(&self.to_write).clone();
+        if let Some(tx) = tx {
+            lock(&self.pending).insert(h, b.clone());
+            if tx.send((h, b, permit)).is_err() {
+                lock(&self.pending).remove(&h);
+            }
+        }
+    }
+
+    /// The cache writer: writes queued chunks' files, one at a time, until the queue closes.
+    /// It runs at idle priority: while vCPUs, the pager and the fetches want the CPUs, file
+    /// writes wait (in memory, bounded by [`PENDING_MAX`]).
+    fn write_cache(&self, rx: mpsc::Receiver<ToWrite>) {
+        let idle = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler with pid 0 changes only the calling thread's policy and
+        // reads only the sched_param passed by reference; failure leaves the policy as it was.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) } != 0 {
+            log::debug!(
+                "cache writer: SCHED_IDLE refused: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        for (h, b, permit) in rx {
+            if let Err(e) = self.cache.put(&h, &b) {
+                log::warn!("chunk cache: {e}");
+            }
+            lock(&self.pending).remove(&h);
+            drop(permit);
+        }
     }
 
     /// One chunk from the store, verified; bytes that do not verify are fetched twice more.
@@ -479,6 +566,24 @@ mod tests {
         assert_eq!(f.stats().chunks_fetched, 1);
         assert!(f.stats().cache_hits >= 1);
         let _ = std::fs::remove_dir_all(tmp("single"));
+    }
+
+    #[test]
+    fn a_dropped_fetcher_has_written_every_verified_chunk_to_the_cache() {
+        let (cs, hs) = filled(Arc::new(InMemory::new()), 40, 64 << 10);
+        let f = fetcher(cs, "flush", 64 << 20, 16);
+        f.prefetch_blocking(hs.iter().map(|h| (*h, 64 << 10)).collect());
+        // Each is served (from memory or its file) without a second fetch.
+        for h in &hs {
+            assert_eq!(f.get(*h, 64 << 10).unwrap().len(), 64 << 10);
+        }
+        assert_eq!(f.stats().chunks_fetched, 40);
+        drop(f);
+        let c = ChunkCache::open(&tmp("flush"), 64 << 20).unwrap();
+        for h in &hs {
+            assert!(c.get(h, 64 << 10).is_some(), "chunk {h} not cached");
+        }
+        let _ = std::fs::remove_dir_all(tmp("flush"));
     }
 
     #[test]

@@ -35,16 +35,23 @@ pub fn open_snapshot(
     cache_bytes: u64,
     cfg: FetcherConfig,
 ) -> Result<RemoteSnapshot> {
+    let t0 = std::time::Instant::now();
+    let step = |what: &str| log::debug!("open_snapshot: {what} at {:?}", t0.elapsed());
     let url = SnapshotUrl::parse(url)?;
+    step("url parsed");
     let store = ChunkStore::new(url.store.clone());
     let cache = ChunkCache::open(cache_dir, cache_bytes)?;
+    step("cache open");
     let fetcher = Fetcher::new(store, cache, cfg)?;
+    step("runtime up");
     let rel = url.manifest_rel();
     let text = fetcher.block_on(fetcher.store().get(&rel))?;
+    step("manifest fetched");
     let (manifest, chunks) = Manifest::decode(&text).map_err(|reason| Error::Invalid {
         url: url.store.url_of(&rel),
         reason,
     })?;
+    step("manifest decoded");
     let source = Arc::new(ChunkSource {
         fetcher,
         chunks,

@@ -60,9 +60,12 @@ fn retry() -> RetryConfig {
     }
 }
 
-fn client() -> ClientOptions {
+/// Client options; `tls`: whether the store is reached over TLS. Plain-HTTP stores skip
+/// loading the system's root certificates, which costs milliseconds per process.
+fn client(tls: bool) -> ClientOptions {
     ClientOptions::new()
         .with_allow_http(true)
+        .with_no_system_certificates(!tls)
         .with_timeout(Duration::from_secs(20))
         .with_connect_timeout(Duration::from_secs(3))
 }
@@ -178,7 +181,7 @@ fn http(url: &str) -> Result<Arc<dyn ObjectStore>> {
     let s = object_store::http::HttpBuilder::new()
         .with_url(url)
         .with_retry(retry())
-        .with_client_options(client())
+        .with_client_options(client(!url.starts_with("http://")))
         .build()
         .map_err(|e| bad(url, e.to_string()))?;
     Ok(Arc::new(s))
@@ -195,9 +198,18 @@ fn s3(url: &str, rest: &str) -> Result<(Arc<dyn ObjectStore>, String)> {
     let b = object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_retry(retry())
-        .with_client_options(client());
+        .with_client_options(client(!s3_endpoint_is_plain_http()));
     let s = b.build().map_err(|e| bad(url, e.to_string()))?;
     Ok((Arc::new(s), prefix.to_string()))
+}
+
+/// Whether `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL` or `AWS_ENDPOINT` (the first set) names a plain-HTTP endpoint.
+#[cfg(feature = "s3")]
+fn s3_endpoint_is_plain_http() -> bool {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok())
+        .is_some_and(|e| e.starts_with("http://"))
 }
 
 #[cfg(not(feature = "s3"))]

@@ -45,6 +45,7 @@ impl Vm {
         let mut r = lock(&self.stop.reason);
         let first = r.is_none();
         if first {
+            self.mark_stopped();
             log::debug!("stop: {reason}");
             *r = Some(reason);
             self.stop.flag.store(true, Ordering::SeqCst);
