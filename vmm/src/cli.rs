@@ -256,11 +256,13 @@ struct RestoreArgs {
     dir: PathBuf,
     /// Back RAM with the snapshot's host-wide shared copy (under /dev/shm/kvmpager, or
     /// $KVMPAGER_SHARE_DIR), mapped copy-on-write: VMs restored from one snapshot with
-    /// --share, in this process or others, hold its pages once.
+    /// --share, in this process or others, hold its pages once. From a snapshot URL the copy
+    /// is filled with verified chunks as pages are first touched.
     #[arg(long)]
     share: bool,
     /// Restore N VMs from the snapshot in this process (each with its own vCPUs and RAM);
-    /// clone i > 0 records to FILE.i and snapshots to DIR.i.
+    /// clone i > 0 records to FILE.i and snapshots to DIR.i. From a snapshot URL the clones
+    /// share one fetcher and chunk cache (one fetch per chunk for all of them).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     clones: u32,
     #[command(flatten)]
@@ -446,9 +448,6 @@ fn restore(args: &RestoreArgs) -> Result<i32, String> {
 
 /// `restore URL`: `--prefetch` without a FILE prefetches the manifest's working set.
 fn restore_url(url: &str, args: &RestoreArgs) -> Result<i32, String> {
-    if args.share || args.clones > 1 {
-        return Err("--share and --clones need a snapshot directory, not a URL".into());
-    }
     let mut c = VmConfig::new(Vec::new());
     pager_config(&mut c, &args.pager, Some(&args.dir))?;
     let marker = args.dir.join(snapshot::WORKING_SET_FILE);
@@ -459,7 +458,15 @@ fn restore_url(url: &str, args: &RestoreArgs) -> Result<i32, String> {
     if prefetch {
         c.prefetch = None;
     }
+    c.share = args.share;
+    c.pin_threads = args.share && !args.pager.no_pin;
     let opts = args.remote.options(prefetch);
+    if args.clones > 1 {
+        c.echo_console = false;
+        let rs = kvmpager_vmm::restore_url_clones(url, &c, &opts, args.clones as usize)
+            .map_err(|e| e.to_string())?;
+        return Ok(report_clones(&rs, args.pager.json));
+    }
     let r = kvmpager_vmm::restore_url(url, &c, &opts).map_err(|e| e.to_string())?;
     Ok(report(&r, args.pager.json))
 }

@@ -183,14 +183,70 @@ pub struct RemoteOptions {
 }
 
 /// Resumes the chunked snapshot at `url` (`file://`, `http(s)://`, `s3://`; see [`store`])
-/// with RAM served lazily from its chunks through the cache; otherwise as [`restore`].
+/// with RAM served lazily from its chunks through the cache (with [`VmConfig::share`], from
+/// its host-wide shared root, filled with verified chunks); otherwise as [`restore`].
 pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result<RunResult> {
+    let mut rs = restore_url_clones(url, config, opts, 1)?;
+    rs.pop()
+        .unwrap_or_else(|| Err(Error::Remote("no VM was restored".into())))
+}
+
+/// Restores `n` clones of the chunked snapshot at `url` in this process, as
+/// [`restore_clones`] does for a directory: the manifest is read once and the clones share
+/// one fetcher and chunk cache (one fetch per chunk for all of them), and with
+/// [`VmConfig::share`] one shared root. The outer error is a setup failure (manifest, cache,
+/// root); then one result per clone, in order. Every clone's `stats.remote` is the shared
+/// fetcher's counters once all clones stopped.
+pub fn restore_url_clones(
+    url: &str,
+    config: &VmConfig,
+    opts: &RemoteOptions,
+    n: usize,
+) -> Result<Vec<Result<RunResult>>> {
     let t0 = Instant::now();
+    let setup = open_url(url, config, opts)?;
+    let users = store::SourceUsers::new(setup.remote.source.clone(), n);
+    let mut config = config.clone();
+    config.prefetch = None;
+    let mut rs: Vec<Result<RunResult>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let c = clone_config(&config, i);
+                let (setup, users) = (&setup, &users);
+                s.spawn(move || run_url_vm(setup, &c, users.lease(), t0))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(snapshot::Error::Vm("a clone's thread panicked".into()).into())
+                })
+            })
+            .collect()
+    });
+    let stats = setup.remote.source.fetcher().stats();
+    for r in rs.iter_mut().flatten() {
+        r.stats.remote = Some(stats.clone());
+    }
+    Ok(rs)
+}
+
+/// What every VM restored from one snapshot URL shares.
+struct UrlRestore {
+    remote: store::RemoteSnapshot,
+    snap: snapshot::Snapshot,
+    pages: Option<Vec<u64>>,
+    root: Option<Arc<host_pager::SharedRoot>>,
+}
+
+/// Reads the manifest, opens the shared root (`config.share`) and starts the working-set
+/// prefetch (chunks whose pages the root holds already are not fetched).
+fn open_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result<UrlRestore> {
     let fcfg = store::FetcherConfig {
         prefetch_concurrency: opts.prefetch_concurrency.max(1),
         ..Default::default()
     };
-    let api = bind_api(config)?;
     let remote = store::open_snapshot(url, &opts.cache_dir, opts.cache_bytes, fcfg)
         .map_err(|e| Error::Remote(e.to_string()))?;
     let meta = remote.manifest.meta();
@@ -204,22 +260,56 @@ pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result
         None if opts.prefetch => Some(remote.manifest.working_set.clone()),
         None => None,
     };
+    let root = match config.share {
+        true => {
+            let source: Arc<dyn host_pager::PageSource> = remote.source.clone();
+            let r =
+                host_pager::SharedRoot::open_source(remote.root_key, snap.meta.ram_size, source)
+                    .map_err(vm::Error::from)?;
+            Some(Arc::new(r))
+        }
+        false => None,
+    };
     if let Some(pages) = &pages {
+        let window = config.readahead.max(kvmpager::abi::PAGE_SIZE);
+        let missing: Vec<u64> = pages
+            .iter()
+            .copied()
+            .filter(|p| {
+                let start = (p * kvmpager::abi::PAGE_SIZE) & !(window - 1);
+                root.as_ref()
+                    .is_none_or(|r| !r.is_filled(start..start + window))
+            })
+            .collect();
         // Network first, many in flight; the pager's supplies below wait per chunk.
-        drop(
-            remote
-                .source
-                .fetcher()
-                .prefetch(remote.source.chunks_for_pages(pages, config.readahead)),
-        );
+        let fetcher = remote.source.fetcher();
+        drop(fetcher.prefetch(remote.source.chunks_for_pages(&missing, config.readahead)));
     }
-    let mut config = config.clone();
-    config.prefetch = None;
+    Ok(UrlRestore {
+        remote,
+        snap,
+        pages,
+        root,
+    })
+}
+
+/// Builds and runs one VM of a URL restore, RAM from `source` (its lease on the chunks).
+fn run_url_vm(
+    setup: &UrlRestore,
+    config: &VmConfig,
+    source: Arc<dyn host_pager::PageSource>,
+    t0: Instant,
+) -> Result<RunResult> {
+    let api = bind_api(config)?;
     vcpu::install_kick_handler()?;
-    let source: Arc<dyn host_pager::PageSource> = remote.source.clone();
-    let vm = vm::Vm::restore_from(&config, &snap, source, pages, t0)?;
-    let mut r = run_vm(vm, &config, api.map(|s| (s, None)))?;
-    r.stats.remote = Some(remote.source.fetcher().stats());
+    let ram = vm::RemoteRam {
+        source,
+        prefetch: setup.pages.clone(),
+        root: setup.root.clone(),
+    };
+    let vm = vm::Vm::restore_from(config, &setup.snap, ram, t0)?;
+    let mut r = run_vm(vm, config, api.map(|s| (s, None)))?;
+    r.stats.remote = Some(setup.remote.source.fetcher().stats());
     Ok(r)
 }
 

@@ -215,6 +215,9 @@ pub struct CloneTotals {
     pub shared_root_bytes: u64,
     /// Host memory of all clones' RAM: private bytes plus the shared root once.
     pub host_ram_bytes: u64,
+    /// Clones restored from a snapshot URL: their one fetcher's counters (all clones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::store::FetchStats>,
 }
 
 impl CloneTotals {
@@ -227,6 +230,7 @@ impl CloneTotals {
             t.pages_forked += r.stats.pages_forked;
             t.ram_private_bytes += r.stats.ram_private_bytes;
             t.shared_root_bytes = t.shared_root_bytes.max(r.stats.shared_root_bytes);
+            t.remote = r.stats.remote.clone().or(t.remote);
         }
         t.host_ram_bytes = t.ram_private_bytes + t.shared_root_bytes;
         t

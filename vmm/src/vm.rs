@@ -91,8 +91,16 @@ pub enum Error {
 /// Result type of this module.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// RAM of a restore from a snapshot URL: its page source and the working set to prefetch.
-type RemoteRam = (Arc<dyn PageSource>, Option<Vec<u64>>);
+/// RAM of a restore from a snapshot URL.
+pub struct RemoteRam {
+    /// Its page source (the snapshot's chunks).
+    pub source: Arc<dyn PageSource>,
+    /// The working set to prefetch (instead of `cfg.prefetch`).
+    pub prefetch: Option<Vec<u64>>,
+    /// Shared RAM: the root RAM maps copy-on-write, filled from `source` (`None`: private
+    /// RAM, whatever `cfg.share` says).
+    pub root: Option<Arc<SharedRoot>>,
+}
 
 /// Memslot of guest RAM; aperture mappings use the slots above it.
 /// Guest RAM is registered with KVM in memslots of this size (slot i covers
@@ -324,16 +332,15 @@ impl Vm {
         Self::build(cfg, Some(snap), t0, None)
     }
 
-    /// [`Vm::restore`] with RAM from `source` (a chunked snapshot) and the working set
-    /// `prefetch` instead of `cfg.prefetch`.
+    /// [`Vm::restore`] with RAM from `ram` (a chunked snapshot, maybe through its shared
+    /// root) and its working set instead of `cfg.prefetch`.
     pub fn restore_from(
         cfg: &VmConfig,
         snap: &Snapshot,
-        source: Arc<dyn PageSource>,
-        prefetch: Option<Vec<u64>>,
+        ram: RemoteRam,
         t0: Instant,
     ) -> Result<Arc<Vm>> {
-        Self::build(cfg, Some(snap), t0, Some((source, prefetch)))
+        Self::build(cfg, Some(snap), t0, Some(ram))
     }
 
     fn build(
@@ -353,14 +360,15 @@ impl Vm {
             None => Some(loader::load(&cfg.guest_elf, memory)?),
             Some(_) => None,
         };
-        let (source, prefetch) = match remote {
-            Some((src, pages)) => (Some(src), pages),
+        let (source, prefetch, remote_root) = match remote {
+            Some(r) => (Some(r.source), r.prefetch, Some(r.root)),
             None => (
                 lazy.then(|| page_source(&cfg, snap, memory)).transpose()?,
                 match &cfg.prefetch {
                     Some(p) => Some(snapshot::read_working_set(p, memory)?),
                     None => None,
                 },
+                None,
             ),
         };
         let step = |what: &str| log::debug!("build: {what} at {:?}", t0.elapsed());
@@ -371,8 +379,9 @@ impl Vm {
         host.set_supply_strategy(cfg.supply);
         guest.set_supply_strategy(cfg.supply);
         guest.set_limits(cfg.limits.kernel_limits());
-        let root = match snap {
-            Some(s) if cfg.share => Some(Arc::new(SharedRoot::open(s)?)),
+        let root = match (snap, remote_root) {
+            (_, Some(root)) => root,
+            (Some(s), None) if cfg.share => Some(Arc::new(SharedRoot::open(s)?)),
             _ => None,
         };
         let (ram_vmo, mut pager) = create_ram(&host, &cfg, memory, lazy, root.as_ref())?;

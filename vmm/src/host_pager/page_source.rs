@@ -32,6 +32,12 @@ pub trait PageSource: Send + Sync + 'static {
         Ok(())
     }
 
+    /// [`PageSource::copy_to`] for a page request (a shared root's fill, on the pager
+    /// thread): a remote source's waits end when the VM shuts down.
+    fn fill_file(&self, out: &File, range: Range<u64>) -> Result<()> {
+        self.copy_to(out, range)
+    }
+
     /// A short description for messages.
     fn describe(&self) -> String;
 
@@ -134,6 +140,9 @@ fn seek(file: &File, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>
         Err(e)
     }
 }
+
+/// Largest piece [`ImageSource::copy_to`] reads and writes at once.
+const COPY_BUF: usize = 2 << 20;
 
 fn page_down(x: u64) -> u64 {
     x & !(PAGE_SIZE - 1)
@@ -256,24 +265,31 @@ impl PageSource for ImageSource {
     }
 
     fn copy_to(&self, out: &File, range: Range<u64>) -> Result<()> {
-        let mut buf = vec![0u8; (1 << 20).min((range.end - range.start) as usize)];
-        let mut at = range.start;
-        while at < range.end {
-            let n = ((range.end - at) as usize).min(buf.len());
-            let got = self
-                .file
-                .read_at(&mut buf[..n], at)
-                .map_err(|e| self.io(e))?;
-            if got == 0 {
-                break; // past the end of the file: zeros, i.e. a hole in `out`
-            }
-            out.write_all_at(&buf[..got], at).map_err(|e| Error::Io {
-                what: "the snapshot's ram.img".into(),
-                error: e,
-            })?;
-            at += got as u64;
+        // One buffer per thread, kept: a fresh one would fault in every page of it again
+        // (shared roots are filled through here on every first touch).
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        Ok(())
+        BUF.with_borrow_mut(|buf| {
+            buf.resize(COPY_BUF, 0);
+            let mut at = range.start;
+            while at < range.end {
+                let n = ((range.end - at) as usize).min(buf.len());
+                let got = self
+                    .file
+                    .read_at(&mut buf[..n], at)
+                    .map_err(|e| self.io(e))?;
+                if got == 0 {
+                    break; // past the end of the file: zeros, i.e. a hole in `out`
+                }
+                out.write_all_at(&buf[..got], at).map_err(|e| Error::Io {
+                    what: "a copy of a snapshot's RAM".into(),
+                    error: e,
+                })?;
+                at += got as u64;
+            }
+            Ok(())
+        })
     }
 
     fn describe(&self) -> String {

@@ -3,23 +3,28 @@
 //!
 //! ```text
 //! $KVMPAGER_SHARE_DIR (default /dev/shm/kvmpager, mode 0700)
-//!   <key>.root       [0, ram)            RAM bytes: ram.img's data pages once filled; holes
-//!                                        stay holes (never written)
+//!   <key>.root       [0, ram)            RAM bytes: the source's data pages once filled;
+//!                                        holes stay holes (never written)
 //!                    [ram, ram + state)  one byte per RAM page: 1 = filled (set after the
 //!                                        page's bytes are written), 0 = not yet
 //!                    last page           header: magic, version, key, RAM size
 //! ```
 //!
-//! `<key>` is the FNV-1a of the snapshot's identity: the `meta.json` checksum, the RAM size,
-//! and `ram.img`'s length, modification time, device and inode. A file whose size or header
-//! does not match is never used: it is replaced (VMs still mapping the old one keep it).
+//! `<key>` names the snapshot's contents ([`RootKey`]): for a snapshot directory, the FNV-1a
+//! of the `meta.json` checksum, the RAM size, and `ram.img`'s length, modification time,
+//! device and inode; for a snapshot URL, the first 8 bytes of the BLAKE3 of the manifest's
+//! bytes and the RAM size (a manifest names every chunk by its hash, so equal manifests mean
+//! equal RAM, wherever they are stored). A file whose size or header does not match is never
+//! used: it is replaced (VMs still mapping the old one keep it).
 //!
-//! Filling: a VM about to supply a range makes sure every page of it that holds data in
-//! `ram.img` is filled — it reads and writes the pages whose state byte is 0 itself
-//! (`pread` from `ram.img`, `pwrite` into the root), then sets their bytes. Racing fillers
-//! write identical bytes, so "fill it yourself, then map it" is always safe, and no VM maps a
-//! page before some VM finished writing it. VMs map the root through a read-only descriptor:
-//! their writes copy pages and never reach the file.
+//! Filling: a VM about to supply a range makes sure every page of it that holds data in its
+//! [`PageSource`] (`data_runs`) is filled — it writes the pages whose state byte is 0 itself
+//! ([`PageSource::fill_file`]: `pread` from `ram.img`, or verified chunks from a snapshot
+//! URL), then sets their bytes. A source that fails (a chunk that cannot be fetched or does
+//! not verify) fails the fill before any state byte is set, and writes nothing but verified
+//! bytes. Racing fillers write identical bytes, so "fill it yourself, then map it" is always
+//! safe, and no VM maps a page before some VM finished writing it. VMs map the root through a
+//! read-only descriptor: their writes copy pages and never reach the file.
 //!
 //! Lifetime: the root outlives the VMs (a later clone finds it filled), like the page cache;
 //! `kvmpager unshare DIR` (or removing the file) drops it, and it is gone at reboot (tmpfs).
@@ -39,6 +44,35 @@ use kvmpager::abi::PAGE_SIZE;
 use super::{Error, PageSource, Result};
 use crate::host_pager::ImageSource;
 use crate::snapshot::{Snapshot, fnv1a};
+
+/// The name of a snapshot's root: equal keys mean equal RAM contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RootKey(pub u64);
+
+impl RootKey {
+    /// The key of snapshot directory `snap`: its metadata checksum, RAM size and `ram.img`'s
+    /// identity.
+    pub fn of_dir(snap: &Snapshot) -> Result<RootKey> {
+        identity(snap).map(RootKey)
+    }
+
+    /// The key of a chunked snapshot (a snapshot URL) from its manifest's bytes and RAM size.
+    pub fn of_manifest(manifest: &[u8], ram: u64) -> RootKey {
+        let mut h = blake3::Hasher::new();
+        h.update(b"kvmpager-root-manifest\0");
+        h.update(&ram.to_le_bytes());
+        h.update(manifest);
+        let d = h.finalize();
+        RootKey(u64::from_le_bytes(
+            d.as_bytes()[..8].try_into().expect("8 bytes"),
+        ))
+    }
+
+    /// The root file of this key (whether or not it exists).
+    pub fn path(self) -> PathBuf {
+        share_dir().join(format!("{:016x}.root", self.0))
+    }
+}
 
 /// Where roots live unless `KVMPAGER_SHARE_DIR` says otherwise.
 pub const DEFAULT_SHARE_DIR: &str = "/dev/shm/kvmpager";
@@ -60,7 +94,7 @@ pub fn share_dir() -> PathBuf {
 
 /// The root file of `snap` (whether or not it exists).
 pub fn root_path(snap: &Snapshot) -> Result<PathBuf> {
-    Ok(share_dir().join(format!("{:016x}.root", identity(snap)?)))
+    Ok(RootKey::of_dir(snap)?.path())
 }
 
 /// The key of a snapshot: its metadata checksum, RAM size and `ram.img`'s identity.
@@ -106,8 +140,9 @@ pub struct SharedRoot {
     file: File,
     path: PathBuf,
     ram: u64,
-    image: ImageSource,
-    /// `ram.img`'s data extents (page aligned, sorted): the only pages ever filled.
+    /// Where filled pages' bytes come from.
+    source: std::sync::Arc<dyn PageSource>,
+    /// The source's data extents (page aligned, sorted): the only pages ever filled.
     data: Vec<Range<u64>>,
     /// The state bytes, `MAP_SHARED` (one per RAM page).
     state: NonNull<AtomicU8>,
@@ -127,8 +162,23 @@ impl SharedRoot {
     pub fn open(snap: &Snapshot) -> Result<SharedRoot> {
         let ram = snap.meta.ram_size;
         let image = ImageSource::open(&snap.ram_path(), ram)?;
-        let data = image.data_runs()?;
-        let key = identity(snap)?;
+        Self::open_source(RootKey::of_dir(snap)?, ram, std::sync::Arc::new(image))
+    }
+
+    /// Opens (or creates) the root named `key` of `ram` bytes of RAM, filled from `source`.
+    /// `key` must name `source`'s contents: roots of equal keys are taken to hold equal RAM.
+    pub fn open_source(
+        key: RootKey,
+        ram: u64,
+        source: std::sync::Arc<dyn PageSource>,
+    ) -> Result<SharedRoot> {
+        let data = source
+            .data_runs()?
+            .into_iter()
+            .map(|r| r.start..r.end.min(ram))
+            .filter(|r| r.start < r.end)
+            .collect();
+        let key = key.0;
         let dir = share_dir();
         fs::DirBuilder::new()
             .recursive(true)
@@ -147,7 +197,7 @@ impl SharedRoot {
             file,
             path,
             ram,
-            image,
+            source,
             data,
             state,
             filled_bytes: AtomicU64::new(0),
@@ -205,7 +255,17 @@ impl SharedRoot {
         unsafe { &*self.state.as_ptr().add(page as usize) }
     }
 
-    /// `range` split into runs that hold data in `ram.img` (`true`) and holes (`false`).
+    /// Whether every data page of `range` (page aligned) is filled already.
+    pub fn is_filled(&self, range: Range<u64>) -> bool {
+        let range = range.start..range.end.min(self.ram);
+        self.pieces(range).into_iter().all(|(piece, data)| {
+            !data
+                || (piece.start / PAGE_SIZE..piece.end / PAGE_SIZE)
+                    .all(|p| self.state(p).load(Ordering::Acquire) == FILLED)
+        })
+    }
+
+    /// `range` split into runs that hold data in the source (`true`) and holes (`false`).
     pub fn pieces(&self, range: Range<u64>) -> Vec<(Range<u64>, bool)> {
         let mut out = Vec::new();
         let mut at = range.start;
@@ -230,8 +290,8 @@ impl SharedRoot {
         out
     }
 
-    /// Makes sure every page of `range` (page aligned, inside RAM) that holds data in
-    /// `ram.img` is filled in the root; returns the bytes this call wrote.
+    /// Makes sure every page of `range` (page aligned, inside RAM) that holds data in the
+    /// source is filled in the root; returns the bytes this call wrote.
     pub fn fill(&self, range: Range<u64>) -> Result<u64> {
         let range = range.start..range.end.min(self.ram);
         let mut wrote = 0;
@@ -247,7 +307,7 @@ impl SharedRoot {
         Ok(wrote)
     }
 
-    /// Fills the unfilled pages of `pages` (all data in `ram.img`), run by run.
+    /// Fills the unfilled pages of `pages` (all data in the source), run by run.
     fn fill_data(&self, pages: Range<u64>) -> Result<u64> {
         let mut wrote = 0;
         let mut p = pages.start;
@@ -269,24 +329,12 @@ impl SharedRoot {
         Ok(wrote)
     }
 
-    /// Copies pages `pages` from `ram.img` into the root, then marks them filled.
+    /// Copies pages `pages` from the source into the root, then marks them filled (only if
+    /// the whole copy succeeded: a failed source leaves them unfilled).
     fn copy_in(&self, pages: Range<u64>) -> Result<u64> {
-        let (off, len) = (
-            pages.start * PAGE_SIZE,
-            (pages.end - pages.start) * PAGE_SIZE,
-        );
-        // One buffer per thread, kept: a fresh one would fault in every page of it again.
-        thread_local! {
-            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        BUF.with_borrow_mut(|buf| {
-            buf.resize(FILL_CHUNK as usize, 0);
-            let buf = &mut buf[..len as usize];
-            self.image.read_into(buf, off)?;
-            self.file
-                .write_all_at(buf, off)
-                .map_err(|e| io_error(&self.path, e))
-        })?;
+        let range = pages.start * PAGE_SIZE..pages.end * PAGE_SIZE;
+        let len = range.end - range.start;
+        self.source.fill_file(&self.file, range)?;
         for p in pages {
             self.state(p).store(FILLED, Ordering::Release);
         }

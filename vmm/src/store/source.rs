@@ -15,6 +15,7 @@ use super::{
     CHUNK_SIZE, ChunkCache, ChunkStore, Error, Fetcher, FetcherConfig, Hash, Manifest, Result,
     SnapshotUrl,
 };
+use crate::host_pager::shared_root::RootKey;
 use crate::host_pager::{self, Aux, PageSource};
 
 /// A chunked snapshot ready to restore.
@@ -25,6 +26,8 @@ pub struct RemoteSnapshot {
     pub manifest: Manifest,
     /// RAM contents, served from its chunks.
     pub source: Arc<ChunkSource>,
+    /// The name of its shared root (`restore --share`): from the manifest's bytes.
+    pub root_key: RootKey,
 }
 
 /// Reads and validates the manifest of snapshot `url`, and sets up the fetcher over a cache
@@ -58,10 +61,12 @@ pub fn open_snapshot(
         ram_size: manifest.ram_size,
         url: url.url(),
     });
+    let root_key = RootKey::of_manifest(text.as_ref(), manifest.ram_size);
     Ok(RemoteSnapshot {
         url,
         manifest,
         source,
+        root_key,
     })
 }
 
@@ -180,6 +185,29 @@ impl ChunkSource {
     }
 }
 
+impl ChunkSource {
+    /// Writes RAM `range` to `out` at the same offsets (zero chunks are skipped: holes).
+    /// Every byte written was verified against its chunk's hash; a chunk that fails writes
+    /// nothing and fails the call.
+    fn write_to(&self, out: &File, range: Range<u64>, cancellable: bool) -> host_pager::Result<()> {
+        self.pieces(range, |i, h, piece| {
+            let Some(h) = h else { return Ok(()) };
+            let staged = cancellable.then(|| self.fetcher.take_staged(&h)).flatten();
+            let bytes = match staged {
+                Some(b) => b,
+                None => self.chunk(i, h, piece.start, cancellable)?,
+            };
+            let from = (piece.start - self.chunk_range(i).start) as usize;
+            let data = &bytes[from..from + (piece.end - piece.start) as usize];
+            out.write_all_at(data, piece.start)
+                .map_err(|error| host_pager::Error::Io {
+                    what: "a copy of a snapshot's RAM".into(),
+                    error,
+                })
+        })
+    }
+}
+
 impl PageSource for ChunkSource {
     fn fill(
         &self,
@@ -214,17 +242,13 @@ impl PageSource for ChunkSource {
     }
 
     fn copy_to(&self, out: &File, range: Range<u64>) -> host_pager::Result<()> {
-        self.pieces(range, |i, h, piece| {
-            let Some(h) = h else { return Ok(()) };
-            let bytes = self.chunk(i, h, piece.start, false)?;
-            let from = (piece.start - self.chunk_range(i).start) as usize;
-            let data = &bytes[from..from + (piece.end - piece.start) as usize];
-            out.write_all_at(data, piece.start)
-                .map_err(|error| host_pager::Error::Io {
-                    what: "a snapshot's RAM".into(),
-                    error,
-                })
-        })
+        self.write_to(out, range, false)
+    }
+
+    /// A shared root's fill: verified bytes only (staged by the prefetch, or re-verified
+    /// from the cache, or fetched and verified); the wait ends when the VM shuts down.
+    fn fill_file(&self, out: &File, range: Range<u64>) -> host_pager::Result<()> {
+        self.write_to(out, range, true)
     }
 
     fn describe(&self) -> String {
@@ -239,5 +263,90 @@ impl PageSource for ChunkSource {
         let i = (range.start / CHUNK_SIZE) as usize;
         let whole = i < self.chunks.len() && self.chunk_range(i) == range;
         whole.then(|| self.chunks[i].map(|h| h.0)).flatten()
+    }
+}
+
+/// VMs of one process restored from one chunk source ([`crate::restore_url_clones`]): each
+/// gets a lease, and a VM's shutdown ends the fetcher's waits only once every VM that holds
+/// a lease has shut down (the others are still paging from it).
+pub struct SourceUsers {
+    source: Arc<ChunkSource>,
+    live: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SourceUsers {
+    /// `n` VMs will use `source`.
+    pub fn new(source: Arc<ChunkSource>, n: usize) -> SourceUsers {
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(n.max(1)));
+        SourceUsers { source, live }
+    }
+
+    /// One VM's page source.
+    pub fn lease(&self) -> Arc<dyn PageSource> {
+        Arc::new(Lease {
+            source: self.source.clone(),
+            live: self.live.clone(),
+            done: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+/// One VM's use of a shared [`ChunkSource`]: everything but `shut_down` passes through.
+/// A lease dropped without a shutdown (a VM that failed to build) is released too.
+struct Lease {
+    source: Arc<ChunkSource>,
+    live: Arc<std::sync::atomic::AtomicUsize>,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl PageSource for Lease {
+    fn fill(
+        &self,
+        aux: &Aux<'_>,
+        aux_offset: u64,
+        ram_offset: u64,
+        len: u64,
+    ) -> host_pager::Result<()> {
+        self.source.fill(aux, aux_offset, ram_offset, len)
+    }
+
+    fn data_runs(&self) -> host_pager::Result<Vec<Range<u64>>> {
+        self.source.data_runs()
+    }
+
+    fn copy_to(&self, out: &File, range: Range<u64>) -> host_pager::Result<()> {
+        self.source.copy_to(out, range)
+    }
+
+    fn fill_file(&self, out: &File, range: Range<u64>) -> host_pager::Result<()> {
+        self.source.fill_file(out, range)
+    }
+
+    fn describe(&self) -> String {
+        self.source.describe()
+    }
+
+    fn shut_down(&self) {
+        self.release();
+    }
+
+    fn known_hash(&self, range: Range<u64>) -> Option<[u8; 32]> {
+        self.source.known_hash(range)
+    }
+}
+
+impl Lease {
+    /// This VM is done with the source; the last one out shuts the fetcher's waits down.
+    fn release(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.done.swap(true, SeqCst) && self.live.fetch_sub(1, SeqCst) == 1 {
+            self.source.shut_down();
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.release();
     }
 }
