@@ -273,7 +273,7 @@ struct RestoreArgs {
 
 #[derive(Debug, Args)]
 struct UnshareArgs {
-    /// The snapshot directory whose shared root to remove.
+    /// The snapshot directory or snapshot URL whose shared root to remove.
     dir: PathBuf,
 }
 
@@ -471,12 +471,18 @@ fn restore_url(url: &str, args: &RestoreArgs) -> Result<i32, String> {
     Ok(report(&r, args.pager.json))
 }
 
-/// `unshare DIR`: removes the snapshot's shared root.
+/// `unshare DIR|URL`: removes the snapshot's shared root.
 fn unshare(args: &UnshareArgs) -> Result<i32, String> {
-    let snap = snapshot::Snapshot::open(&args.dir).map_err(|e| e.to_string())?;
-    let path =
-        kvmpager_vmm::host_pager::shared_root::root_path(&snap).map_err(|e| e.to_string())?;
-    match kvmpager_vmm::host_pager::shared_root::remove(&snap).map_err(|e| e.to_string())? {
+    use kvmpager_vmm::host_pager::shared_root::{self, RootKey};
+    let key = match args.dir.to_str().filter(|d| kvmpager_vmm::store::is_url(d)) {
+        Some(url) => kvmpager_vmm::store::root_key(url).map_err(|e| e.to_string())?,
+        None => {
+            let snap = snapshot::Snapshot::open(&args.dir).map_err(|e| e.to_string())?;
+            RootKey::of_dir(&snap).map_err(|e| e.to_string())?
+        }
+    };
+    let path = key.path();
+    match shared_root::remove_key(key).map_err(|e| e.to_string())? {
         true => eprintln!("kvmpager: removed the shared root {}", path.display()),
         false => eprintln!("kvmpager: no shared root at {}", path.display()),
     }

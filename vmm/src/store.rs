@@ -41,7 +41,7 @@ pub use chunks::{ChunkStore, Hash};
 pub use copy::copy;
 pub use fetch::{FetchStats, Fetcher, FetcherConfig};
 pub use manifest::Manifest;
-pub use source::{ChunkSource, RemoteSnapshot, SourceUsers, open_snapshot};
+pub use source::{ChunkSource, RemoteSnapshot, SourceUsers, open_snapshot, root_key};
 pub use url::{SnapshotUrl, StoreUrl, is_url, runtime};
 pub use write::{UploadStats, ram_blake3, write_snapshot};
 

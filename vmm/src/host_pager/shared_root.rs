@@ -472,7 +472,12 @@ fn map_state(file: &File, ram: u64) -> io::Result<NonNull<AtomicU8>> {
 /// Removes the shared root of the snapshot in `dir`; whether there was one. VMs mapping it
 /// keep their copy until they exit.
 pub fn remove(snap: &Snapshot) -> Result<bool> {
-    let path = root_path(snap)?;
+    remove_key(RootKey::of_dir(snap)?)
+}
+
+/// Removes the shared root named `key`; whether there was one.
+pub fn remove_key(key: RootKey) -> Result<bool> {
+    let path = key.path();
     match fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

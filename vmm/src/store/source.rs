@@ -70,6 +70,19 @@ pub fn open_snapshot(
     })
 }
 
+/// The shared-root key of snapshot `url` (`kvmpager unshare URL`): reads its manifest only.
+pub fn root_key(url: &str) -> Result<RootKey> {
+    let url = SnapshotUrl::parse(url)?;
+    let store = ChunkStore::new(url.store.clone());
+    let rel = url.manifest_rel();
+    let text = super::runtime("kvmpager-manifest", 1)?.block_on(store.get(&rel))?;
+    let (manifest, _) = Manifest::decode(&text).map_err(|reason| Error::Invalid {
+        url: url.store.url_of(&rel),
+        reason,
+    })?;
+    Ok(RootKey::of_manifest(text.as_ref(), manifest.ram_size))
+}
+
 /// RAM served from content-addressed chunks through the fetcher.
 pub struct ChunkSource {
     fetcher: Fetcher,
