@@ -302,6 +302,13 @@ fn run_url_vm(
 ) -> Result<RunResult> {
     let api = bind_api(config)?;
     vcpu::install_kick_handler()?;
+    let source: Arc<dyn host_pager::PageSource> = match &setup.root {
+        Some(root) => Arc::new(host_pager::shared_root::RootedSource::new(
+            root.clone(),
+            source,
+        )),
+        None => source,
+    };
     let ram = vm::RemoteRam {
         source,
         prefetch: setup.pages.clone(),

@@ -44,6 +44,7 @@ use kvmpager::abi::PAGE_SIZE;
 use super::{Error, PageSource, Result};
 use crate::host_pager::ImageSource;
 use crate::snapshot::{Snapshot, fnv1a};
+use crate::sync::lock;
 
 /// The name of a snapshot's root: equal keys mean equal RAM contents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,8 +83,10 @@ const MAGIC: u64 = u64::from_le_bytes(*b"KVMPROOT");
 const VERSION: u64 = 1;
 /// State byte of a filled page.
 const FILLED: u8 = 1;
-/// Largest piece read and written at once while filling.
+/// Largest piece read and written at once while filling (and the block a fill lock guards).
 const FILL_CHUNK: u64 = 2 << 20;
+/// Fill locks (a block's is `block % FILL_STRIPES`).
+const FILL_STRIPES: usize = 64;
 
 /// The directory roots live in.
 pub fn share_dir() -> PathBuf {
@@ -148,6 +151,8 @@ pub struct SharedRoot {
     state: NonNull<AtomicU8>,
     /// Bytes this VM wrote into the root.
     filled_bytes: AtomicU64,
+    /// One filler per block at a time in this process ([`SharedRoot::fill`]).
+    fillers: Vec<std::sync::Mutex<()>>,
 }
 
 // SAFETY: the state pointer is a MAP_SHARED mapping owned by this object and only accessed
@@ -201,6 +206,9 @@ impl SharedRoot {
             data,
             state,
             filled_bytes: AtomicU64::new(0),
+            fillers: (0..FILL_STRIPES)
+                .map(|_| std::sync::Mutex::new(()))
+                .collect(),
         })
     }
 
@@ -293,6 +301,10 @@ impl SharedRoot {
     /// Makes sure every page of `range` (page aligned, inside RAM) that holds data in the
     /// source is filled in the root; returns the bytes this call wrote.
     pub fn fill(&self, range: Range<u64>) -> Result<u64> {
+        self.fill_from(range, How::PageRequest)
+    }
+
+    fn fill_from(&self, range: Range<u64>, how: How) -> Result<u64> {
         let range = range.start..range.end.min(self.ram);
         let mut wrote = 0;
         let first = self.data.partition_point(|d| d.end <= range.start);
@@ -301,44 +313,144 @@ impl SharedRoot {
                 break;
             }
             let (start, end) = (d.start.max(range.start), d.end.min(range.end));
-            wrote += self.fill_data(start / PAGE_SIZE..end / PAGE_SIZE)?;
+            wrote += self.fill_data(start / PAGE_SIZE..end / PAGE_SIZE, how)?;
         }
         self.filled_bytes.fetch_add(wrote, Ordering::Relaxed);
         Ok(wrote)
     }
 
-    /// Fills the unfilled pages of `pages` (all data in the source), run by run.
-    fn fill_data(&self, pages: Range<u64>) -> Result<u64> {
+    fn all_filled(&self, pages: Range<u64>) -> bool {
+        pages
+            .into_iter()
+            .all(|p| self.state(p).load(Ordering::Acquire) == FILLED)
+    }
+
+    /// Fills the unfilled pages of `pages` (all data in the source), a [`FILL_CHUNK`]-aligned
+    /// block at a time. The VMs of this process fill a block one at a time (a lock stripe per
+    /// block): the others wait, then find it filled, so a slow source (a fetched chunk) is
+    /// read and written once, not once per VM that wanted it meanwhile.
+    fn fill_data(&self, pages: Range<u64>, how: How) -> Result<u64> {
+        let mut wrote = 0;
+        let max = FILL_CHUNK / PAGE_SIZE;
+        let mut block = pages.start / max * max;
+        while block < pages.end {
+            let sub = pages.start.max(block)..pages.end.min(block + max);
+            if !self.all_filled(sub.clone()) {
+                let _one = lock(&self.fillers[(block / max) as usize % FILL_STRIPES]);
+                wrote += self.fill_unfilled(sub, how)?;
+            }
+            block += max;
+        }
+        Ok(wrote)
+    }
+
+    /// Copies the unfilled runs of `pages` (inside one block) in.
+    fn fill_unfilled(&self, pages: Range<u64>, how: How) -> Result<u64> {
         let mut wrote = 0;
         let mut p = pages.start;
-        let max = FILL_CHUNK / PAGE_SIZE;
         while p < pages.end {
             if self.state(p).load(Ordering::Acquire) == FILLED {
                 p += 1;
                 continue;
             }
             let start = p;
-            while p < pages.end
-                && p - start < max
-                && self.state(p).load(Ordering::Acquire) != FILLED
-            {
+            while p < pages.end && self.state(p).load(Ordering::Acquire) != FILLED {
                 p += 1;
             }
-            wrote += self.copy_in(start..p)?;
+            wrote += self.copy_in(start..p, how)?;
         }
         Ok(wrote)
     }
 
     /// Copies pages `pages` from the source into the root, then marks them filled (only if
     /// the whole copy succeeded: a failed source leaves them unfilled).
-    fn copy_in(&self, pages: Range<u64>) -> Result<u64> {
+    fn copy_in(&self, pages: Range<u64>, how: How) -> Result<u64> {
         let range = pages.start * PAGE_SIZE..pages.end * PAGE_SIZE;
         let len = range.end - range.start;
-        self.source.fill_file(&self.file, range)?;
+        match how {
+            How::PageRequest => self.source.fill_file(&self.file, range)?,
+            How::Copy => self.source.copy_to(&self.file, range)?,
+        }
         for p in pages {
             self.state(p).store(FILLED, Ordering::Release);
         }
         Ok(len)
+    }
+
+    /// Writes RAM `range`'s data (not its holes) to `out` at the same offsets from the root,
+    /// filling it first where nobody has: a snapshot or RAM hash of a shared VM reads each
+    /// page from the source at most once host-wide. Waits are not cut short by a shutdown.
+    pub fn copy_to(&self, out: &File, range: Range<u64>) -> Result<()> {
+        let range = range.start..range.end.min(self.ram);
+        self.fill_from(range.clone(), How::Copy)?;
+        let mut buf = vec![0u8; FILL_CHUNK as usize];
+        for (piece, data) in self.pieces(range) {
+            let mut at = piece.start;
+            while data && at < piece.end {
+                let n = (piece.end - at).min(FILL_CHUNK) as usize;
+                self.file
+                    .read_exact_at(&mut buf[..n], at)
+                    .map_err(|e| io_error(&self.path, e))?;
+                out.write_all_at(&buf[..n], at).map_err(|error| Error::Io {
+                    what: "a copy of a snapshot's RAM".into(),
+                    error,
+                })?;
+                at += n as u64;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who fills: a page request (a remote source's waits end at a shutdown) or a copy.
+#[derive(Clone, Copy)]
+enum How {
+    PageRequest,
+    Copy,
+}
+
+/// A shared VM's page source: RAM data is read through its root ([`SharedRoot::copy_to`]),
+/// so its snapshots and RAM hashes fetch nothing the root holds; the rest passes through to
+/// the snapshot's source.
+pub struct RootedSource {
+    root: std::sync::Arc<SharedRoot>,
+    inner: std::sync::Arc<dyn PageSource>,
+}
+
+impl RootedSource {
+    /// `inner` (the source `root` is filled from, or a lease on it) read through `root`.
+    pub fn new(root: std::sync::Arc<SharedRoot>, inner: std::sync::Arc<dyn PageSource>) -> Self {
+        RootedSource { root, inner }
+    }
+}
+
+impl PageSource for RootedSource {
+    fn fill(&self, aux: &super::Aux<'_>, aux_offset: u64, ram_offset: u64, len: u64) -> Result<()> {
+        self.inner.fill(aux, aux_offset, ram_offset, len)
+    }
+
+    fn data_runs(&self) -> Result<Vec<Range<u64>>> {
+        self.inner.data_runs()
+    }
+
+    fn copy_to(&self, out: &File, range: Range<u64>) -> Result<()> {
+        self.root.copy_to(out, range)
+    }
+
+    fn fill_file(&self, out: &File, range: Range<u64>) -> Result<()> {
+        self.inner.fill_file(out, range)
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn shut_down(&self) {
+        self.inner.shut_down();
+    }
+
+    fn known_hash(&self, range: Range<u64>) -> Option<[u8; 32]> {
+        self.inner.known_hash(range)
     }
 }
 
