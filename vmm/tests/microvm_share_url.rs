@@ -354,3 +354,87 @@ fn a_corrupt_chunk_under_share_stops_the_vm_and_never_reaches_the_root() {
     assert_eq!(v["ram_blake3"].as_str().unwrap(), f.reference);
     assert_eq!(share.roots(), vec![root]);
 }
+
+#[test]
+fn file_and_s3_urls_share_and_clone_too() {
+    if skip_without_kvm() {
+        return;
+    }
+    let f = fixture("shareurl-file-s3");
+    let local = f.local.to_str().unwrap();
+    let share = ShareDir::new("shareurl-file-s3");
+    // file://: shared, then found filled.
+    let url = format!("file://{}/store/s1", f.dir.path().display());
+    let out = kvmpager(&["snapshot", "copy", local, &url], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let a = restore_ok(&url, &f.dir.join("c1"), &["--share"], &share.env());
+    assert_eq!(a["ram_blake3"].as_str().unwrap(), f.reference);
+    let b = restore_ok(&url, &f.dir.join("c2"), &["--share"], &share.env());
+    assert_eq!(b["ram_blake3"].as_str().unwrap(), f.reference);
+    assert_eq!(b["stats"]["root_fill_bytes"], 0, "{}", b["stats"]);
+    // The same manifest from nginx names the same root (equal manifests, equal RAM).
+    let c = restore_ok(
+        &f.nginx.url("store/s1"),
+        &f.dir.join("c3"),
+        &["--share"],
+        &share.env(),
+    );
+    assert_eq!(c["stats"]["root_fill_bytes"], 0, "{}", c["stats"]);
+    assert_eq!(share.roots().len(), 1);
+    // s3:// (moto, SigV4): two shared clones.
+    let moto = Moto::start("kvmpager");
+    let mut env = moto.env();
+    let share3 = ShareDir::new("shareurl-s3");
+    env.extend(share3.env());
+    let s3 = "s3://kvmpager/pre/s1";
+    let out = kvmpager(&["snapshot", "copy", local, s3], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = restore(s3, &f.dir.join("c4"), &["--share", "--clones", "2"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    for c in v["clones"].as_array().unwrap() {
+        guest_ok(c);
+        assert_eq!(c["ram_blake3"].as_str().unwrap(), f.reference);
+    }
+    let fetched = n(&v["totals"]["remote"]["chunks_fetched"]);
+    assert!(
+        fetched > 0 && fetched <= distinct_chunks(&f),
+        "{}",
+        v["totals"]
+    );
+    assert_eq!(share3.roots().len(), 1);
+}
+
+#[test]
+fn shared_clones_over_a_stalled_server_stop_in_bounded_time() {
+    if skip_without_kvm() {
+        return;
+    }
+    let f = fixture("shareurl-stall");
+    let share = ShareDir::new("shareurl-stall");
+    let proxy = FaultProxy::start(f.nginx.port, Fault::Stall);
+    let t0 = std::time::Instant::now();
+    let out = restore(
+        &proxy.url("store/s1"),
+        &f.dir.join("c"),
+        &["--share", "--clones", "2", "--fault-timeout", "2"],
+        &share.env(),
+    );
+    let t = t0.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(t < std::time::Duration::from_secs(20), "{t:?}");
+    let v = json(&out);
+    for c in v["clones"].as_array().unwrap() {
+        assert_ne!(c["exit_code"], 0, "{c}");
+        assert!(
+            !c["console"]
+                .as_str()
+                .unwrap()
+                .contains("verified every byte")
+        );
+    }
+    // Nothing was filled: every state byte of the root is 0.
+    let file = std::fs::read(share.root()).unwrap();
+    let state = &file[RAM as usize..RAM as usize + (RAM as usize / PAGE)];
+    assert!(state.iter().all(|&b| b == 0), "pages marked filled");
+}

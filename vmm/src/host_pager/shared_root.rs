@@ -12,9 +12,9 @@
 //!
 //! `<key>` names the snapshot's contents ([`RootKey`]): for a snapshot directory, the FNV-1a
 //! of the `meta.json` checksum, the RAM size, and `ram.img`'s length, modification time,
-//! device and inode; for a snapshot URL, the first 8 bytes of the BLAKE3 of the manifest's
-//! bytes and the RAM size (a manifest names every chunk by its hash, so equal manifests mean
-//! equal RAM, wherever they are stored). A file whose size or header does not match is never
+//! device and inode; for a snapshot URL, the first 8 bytes of a BLAKE3 over the RAM size,
+//! the chunk size and the manifest's chunk list (every chunk's hash, or "zero"): equal keys
+//! mean equal RAM, wherever the snapshot is stored. A file whose size or header does not match is never
 //! used: it is replaced (VMs still mapping the old one keep it).
 //!
 //! Filling: a VM about to supply a range makes sure every page of it that holds data in its
@@ -57,12 +57,25 @@ impl RootKey {
         identity(snap).map(RootKey)
     }
 
-    /// The key of a chunked snapshot (a snapshot URL) from its manifest's bytes and RAM size.
-    pub fn of_manifest(manifest: &[u8], ram: u64) -> RootKey {
+    /// The key of a chunked snapshot (a snapshot URL): its RAM size, chunk size and chunk
+    /// list (each chunk's BLAKE3, or none for an all-zero chunk) — exactly what its RAM holds,
+    /// so copies of one snapshot in different stores share a root, and snapshots whose RAM
+    /// differs never do.
+    pub fn of_chunks(
+        ram: u64,
+        chunk_size: u64,
+        chunks: impl IntoIterator<Item = Option<[u8; 32]>>,
+    ) -> RootKey {
         let mut h = blake3::Hasher::new();
-        h.update(b"kvmpager-root-manifest\0");
+        h.update(b"kvmpager-root-chunks-v1\0");
         h.update(&ram.to_le_bytes());
-        h.update(manifest);
+        h.update(&chunk_size.to_le_bytes());
+        for c in chunks {
+            match c {
+                Some(d) => h.update(&[1]).update(&d),
+                None => h.update(&[0]),
+            };
+        }
         let d = h.finalize();
         RootKey(u64::from_le_bytes(
             d.as_bytes()[..8].try_into().expect("8 bytes"),
@@ -594,5 +607,25 @@ pub fn remove_key(key: RootKey) -> Result<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(io_error(&path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_root_keys_name_ram_contents() {
+        let (a, b) = (Some([1u8; 32]), Some([2u8; 32]));
+        let key = |ram, cs: &[Option<[u8; 32]>]| RootKey::of_chunks(ram, 512 << 10, cs.to_vec());
+        assert_eq!(key(1 << 20, &[a, None]), key(1 << 20, &[a, None]));
+        assert_ne!(key(1 << 20, &[a, None]), key(1 << 20, &[b, None]));
+        assert_ne!(key(1 << 20, &[a, None]), key(1 << 20, &[None, a]));
+        assert_ne!(key(1 << 20, &[a, None]), key(2 << 20, &[a, None]));
+        assert_ne!(key(1 << 20, &[a]), key(1 << 20, &[a, None]));
+        assert_ne!(
+            RootKey::of_chunks(1 << 20, 512 << 10, [a]),
+            RootKey::of_chunks(1 << 20, 1 << 20, [a])
+        );
     }
 }

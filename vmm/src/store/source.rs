@@ -26,7 +26,7 @@ pub struct RemoteSnapshot {
     pub manifest: Manifest,
     /// RAM contents, served from its chunks.
     pub source: Arc<ChunkSource>,
-    /// The name of its shared root (`restore --share`): from the manifest's bytes.
+    /// The name of its shared root (`restore --share`): from its RAM size and chunk list.
     pub root_key: RootKey,
 }
 
@@ -55,13 +55,13 @@ pub fn open_snapshot(
         reason,
     })?;
     step("manifest decoded");
+    let root_key = root_key_of(&manifest, &chunks);
     let source = Arc::new(ChunkSource {
         fetcher,
         chunks,
         ram_size: manifest.ram_size,
         url: url.url(),
     });
-    let root_key = RootKey::of_manifest(text.as_ref(), manifest.ram_size);
     Ok(RemoteSnapshot {
         url,
         manifest,
@@ -76,11 +76,19 @@ pub fn root_key(url: &str) -> Result<RootKey> {
     let store = ChunkStore::new(url.store.clone());
     let rel = url.manifest_rel();
     let text = super::runtime("kvmpager-manifest", 1)?.block_on(store.get(&rel))?;
-    let (manifest, _) = Manifest::decode(&text).map_err(|reason| Error::Invalid {
+    let (manifest, chunks) = Manifest::decode(&text).map_err(|reason| Error::Invalid {
         url: url.store.url_of(&rel),
         reason,
     })?;
-    Ok(RootKey::of_manifest(text.as_ref(), manifest.ram_size))
+    Ok(root_key_of(&manifest, &chunks))
+}
+
+fn root_key_of(manifest: &Manifest, chunks: &Chunks) -> RootKey {
+    RootKey::of_chunks(
+        manifest.ram_size,
+        CHUNK_SIZE,
+        chunks.iter().map(|c| c.map(|h| h.0)),
+    )
 }
 
 /// RAM served from content-addressed chunks through the fetcher.
