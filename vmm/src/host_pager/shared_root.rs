@@ -314,10 +314,6 @@ impl SharedRoot {
     /// Makes sure every page of `range` (page aligned, inside RAM) that holds data in the
     /// source is filled in the root; returns the bytes this call wrote.
     pub fn fill(&self, range: Range<u64>) -> Result<u64> {
-        self.fill_from(range, How::PageRequest)
-    }
-
-    fn fill_from(&self, range: Range<u64>, how: How) -> Result<u64> {
         let range = range.start..range.end.min(self.ram);
         let mut wrote = 0;
         let first = self.data.partition_point(|d| d.end <= range.start);
@@ -326,7 +322,7 @@ impl SharedRoot {
                 break;
             }
             let (start, end) = (d.start.max(range.start), d.end.min(range.end));
-            wrote += self.fill_data(start / PAGE_SIZE..end / PAGE_SIZE, how)?;
+            wrote += self.fill_data(start / PAGE_SIZE..end / PAGE_SIZE)?;
         }
         self.filled_bytes.fetch_add(wrote, Ordering::Relaxed);
         Ok(wrote)
@@ -342,7 +338,7 @@ impl SharedRoot {
     /// block at a time. The VMs of this process fill a block one at a time (a lock stripe per
     /// block): the others wait, then find it filled, so a slow source (a fetched chunk) is
     /// read and written once, not once per VM that wanted it meanwhile.
-    fn fill_data(&self, pages: Range<u64>, how: How) -> Result<u64> {
+    fn fill_data(&self, pages: Range<u64>) -> Result<u64> {
         let mut wrote = 0;
         let max = FILL_CHUNK / PAGE_SIZE;
         let mut block = pages.start / max * max;
@@ -350,7 +346,7 @@ impl SharedRoot {
             let sub = pages.start.max(block)..pages.end.min(block + max);
             if !self.all_filled(sub.clone()) {
                 let _one = lock(&self.fillers[(block / max) as usize % FILL_STRIPES]);
-                wrote += self.fill_unfilled(sub, how)?;
+                wrote += self.fill_unfilled(sub)?;
             }
             block += max;
         }
@@ -358,7 +354,7 @@ impl SharedRoot {
     }
 
     /// Copies the unfilled runs of `pages` (inside one block) in.
-    fn fill_unfilled(&self, pages: Range<u64>, how: How) -> Result<u64> {
+    fn fill_unfilled(&self, pages: Range<u64>) -> Result<u64> {
         let mut wrote = 0;
         let mut p = pages.start;
         while p < pages.end {
@@ -370,61 +366,72 @@ impl SharedRoot {
             while p < pages.end && self.state(p).load(Ordering::Acquire) != FILLED {
                 p += 1;
             }
-            wrote += self.copy_in(start..p, how)?;
+            wrote += self.copy_in(start..p)?;
         }
         Ok(wrote)
     }
 
     /// Copies pages `pages` from the source into the root, then marks them filled (only if
     /// the whole copy succeeded: a failed source leaves them unfilled).
-    fn copy_in(&self, pages: Range<u64>, how: How) -> Result<u64> {
+    fn copy_in(&self, pages: Range<u64>) -> Result<u64> {
         let range = pages.start * PAGE_SIZE..pages.end * PAGE_SIZE;
         let len = range.end - range.start;
-        match how {
-            How::PageRequest => self.source.fill_file(&self.file, range)?,
-            How::Copy => self.source.copy_to(&self.file, range)?,
-        }
+        self.source.fill_file(&self.file, range)?;
         for p in pages {
             self.state(p).store(FILLED, Ordering::Release);
         }
         Ok(len)
     }
 
-    /// Writes RAM `range`'s data (not its holes) to `out` at the same offsets from the root,
-    /// filling it first where nobody has: a snapshot or RAM hash of a shared VM reads each
-    /// page from the source at most once host-wide. Waits are not cut short by a shutdown.
-    pub fn copy_to(&self, out: &File, range: Range<u64>) -> Result<()> {
-        let range = range.start..range.end.min(self.ram);
-        self.fill_from(range.clone(), How::Copy)?;
-        let mut buf = vec![0u8; FILL_CHUNK as usize];
-        for (piece, data) in self.pieces(range) {
-            let mut at = piece.start;
-            while data && at < piece.end {
-                let n = (piece.end - at).min(FILL_CHUNK) as usize;
-                self.file
-                    .read_exact_at(&mut buf[..n], at)
-                    .map_err(|e| io_error(&self.path, e))?;
-                out.write_all_at(&buf[..n], at).map_err(|error| Error::Io {
-                    what: "a copy of a snapshot's RAM".into(),
-                    error,
-                })?;
-                at += n as u64;
+    /// Writes RAM `range` to `out` at the same offsets: the pages the root holds from the
+    /// root, the rest with `other` (the root's source, or a lease on it) — so a snapshot or
+    /// RAM hash of a shared VM fetches nothing the root has. It fills nothing: the root holds
+    /// only what guests touched.
+    pub fn copy_to(&self, out: &File, range: Range<u64>, other: &dyn PageSource) -> Result<()> {
+        let end = range.end.min(self.ram);
+        let mut at = range.start;
+        while at < end {
+            let filled = self.page_filled(at);
+            let mut next = (at / PAGE_SIZE + 1) * PAGE_SIZE;
+            while next < end && self.page_filled(next) == filled {
+                next += PAGE_SIZE;
             }
+            let run = at..next.min(end);
+            match filled {
+                true => self.copy_out(out, run)?,
+                false => other.copy_to(out, run)?,
+            }
+            at = next;
+        }
+        Ok(())
+    }
+
+    fn page_filled(&self, offset: u64) -> bool {
+        self.state(offset / PAGE_SIZE).load(Ordering::Acquire) == FILLED
+    }
+
+    /// Copies root bytes `range` (filled pages) to `out` at the same offsets.
+    fn copy_out(&self, out: &File, range: Range<u64>) -> Result<()> {
+        let mut buf = vec![0u8; (range.end - range.start).min(FILL_CHUNK) as usize];
+        let mut at = range.start;
+        while at < range.end {
+            let n = ((range.end - at) as usize).min(buf.len());
+            self.file
+                .read_exact_at(&mut buf[..n], at)
+                .map_err(|e| io_error(&self.path, e))?;
+            out.write_all_at(&buf[..n], at).map_err(|error| Error::Io {
+                what: "a copy of a snapshot's RAM".into(),
+                error,
+            })?;
+            at += n as u64;
         }
         Ok(())
     }
 }
 
-/// Who fills: a page request (a remote source's waits end at a shutdown) or a copy.
-#[derive(Clone, Copy)]
-enum How {
-    PageRequest,
-    Copy,
-}
-
-/// A shared VM's page source: RAM data is read through its root ([`SharedRoot::copy_to`]),
-/// so its snapshots and RAM hashes fetch nothing the root holds; the rest passes through to
-/// the snapshot's source.
+/// A shared VM's page source: copies read the pages the root holds from the root
+/// ([`SharedRoot::copy_to`]), so its snapshots and RAM hashes fetch nothing the root has;
+/// everything else passes through to the snapshot's source.
 pub struct RootedSource {
     root: std::sync::Arc<SharedRoot>,
     inner: std::sync::Arc<dyn PageSource>,
@@ -447,7 +454,7 @@ impl PageSource for RootedSource {
     }
 
     fn copy_to(&self, out: &File, range: Range<u64>) -> Result<()> {
-        self.root.copy_to(out, range)
+        self.root.copy_to(out, range, self.inner.as_ref())
     }
 
     fn fill_file(&self, out: &File, range: Range<u64>) -> Result<()> {
