@@ -21,9 +21,9 @@
 //!
 //! Shared RAM (`restore --share`): the pager VMO maps a snapshot's [`SharedRoot`]
 //! copy-on-write instead; a READ makes sure the window's pages are in the root (filling the
-//! ones nobody filled yet from `ram.img`) and maps them with a shared supply
-//! (`Process::pager_supply_shared`: `UFFDIO_CONTINUE`, holes as private zero pages). No aux
-//! VMO and no move: `UFFDIO_MOVE` refuses shared pages.
+//! ones nobody filled yet from the snapshot: `ram.img`, or verified chunks) and maps them
+//! with a shared supply (`Process::pager_supply_shared`: `UFFDIO_CONTINUE`, holes as private
+//! zero pages). No aux VMO and no move: `UFFDIO_MOVE` refuses shared pages.
 //!
 //! The sources live in `page_source` (re-exported here) and the root in `shared_root`; this
 //! module is the pager itself. `external` bridges the pager VMO to a pager process instead

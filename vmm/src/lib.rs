@@ -27,11 +27,11 @@
 //!
 //! Entry points: [`run`] boots a guest program; [`restore`] resumes a snapshot with RAM served
 //! lazily from it (with [`VmConfig::share`], from the snapshot's host-wide shared root, copy on
-//! write), [`restore_url`] one in object storage ([`store`]); [`restore_clones`] resumes N VMs
-//! from one snapshot in this process. All take snapshots on request (the `Snapshot` hypercall,
-//! or SIGUSR1 after [`install_snapshot_signal`]) when [`VmConfig::snapshot`] is set: to a
-//! directory, or to a snapshot URL; and through the control socket (`PUT /snapshot`) when
-//! [`VmConfig::api_socket`] is.
+//! write), [`restore_url`] one in object storage ([`store`]); [`restore_clones`] and
+//! [`restore_url_clones`] resume N VMs from one snapshot in this process. All take snapshots
+//! on request (the `Snapshot` hypercall, or SIGUSR1 after [`install_snapshot_signal`]) when
+//! [`VmConfig::snapshot`] is set: to a directory, or to a snapshot URL; and through the
+//! control socket (`PUT /snapshot`) when [`VmConfig::api_socket`] is.
 #![warn(missing_docs)]
 
 pub mod config;
@@ -208,6 +208,9 @@ pub fn restore_url_clones(
     let users = store::SourceUsers::new(setup.remote.source.clone(), n);
     let mut config = config.clone();
     config.prefetch = None;
+    if n <= 1 {
+        return Ok(vec![run_url_vm(&setup, &config, users.lease(), t0)]);
+    }
     let mut rs: Vec<Result<RunResult>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|i| {
@@ -271,19 +274,7 @@ fn open_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result<UrlRes
         false => None,
     };
     if let Some(pages) = &pages {
-        let window = config.readahead.max(kvmpager::abi::PAGE_SIZE);
-        let missing: Vec<u64> = pages
-            .iter()
-            .copied()
-            .filter(|p| {
-                let start = (p * kvmpager::abi::PAGE_SIZE) & !(window - 1);
-                root.as_ref()
-                    .is_none_or(|r| !r.is_filled(start..start + window))
-            })
-            .collect();
-        // Network first, many in flight; the pager's supplies below wait per chunk.
-        let fetcher = remote.source.fetcher();
-        drop(fetcher.prefetch(remote.source.chunks_for_pages(&missing, config.readahead)));
+        prefetch_chunks(&remote.source, root.as_deref(), pages, config.readahead);
     }
     Ok(UrlRestore {
         remote,
@@ -291,6 +282,32 @@ fn open_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result<UrlRes
         pages,
         root,
     })
+}
+
+/// Starts fetching the chunks of `pages`' read-ahead windows (`readahead` bytes), many in
+/// flight, skipping windows whose data the shared root holds already; returns at once (the
+/// pager's supplies wait per chunk).
+fn prefetch_chunks(
+    source: &store::ChunkSource,
+    root: Option<&host_pager::SharedRoot>,
+    pages: &[u64],
+    readahead: u64,
+) {
+    use kvmpager::abi::PAGE_SIZE;
+    let window = readahead.max(PAGE_SIZE).next_power_of_two();
+    let missing: Vec<u64> = pages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let start = (p * PAGE_SIZE) & !(window - 1);
+            root.is_none_or(|r| !r.is_filled(start..start + window))
+        })
+        .collect();
+    drop(
+        source
+            .fetcher()
+            .prefetch(source.chunks_for_pages(&missing, window)),
+    );
 }
 
 /// Builds and runs one VM of a URL restore, RAM from `source` (its lease on the chunks).

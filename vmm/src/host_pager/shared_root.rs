@@ -14,8 +14,8 @@
 //! of the `meta.json` checksum, the RAM size, and `ram.img`'s length, modification time,
 //! device and inode; for a snapshot URL, the first 8 bytes of a BLAKE3 over the RAM size,
 //! the chunk size and the manifest's chunk list (every chunk's hash, or "zero"): equal keys
-//! mean equal RAM, wherever the snapshot is stored. A file whose size or header does not match is never
-//! used: it is replaced (VMs still mapping the old one keep it).
+//! mean equal RAM, wherever the snapshot is stored. A file whose size or header does not
+//! match is never used: it is replaced (VMs still mapping the old one keep it).
 //!
 //! Filling: a VM about to supply a range makes sure every page of it that holds data in its
 //! [`PageSource`] (`data_runs`) is filled — it writes the pages whose state byte is 0 itself
@@ -27,7 +27,7 @@
 //! read-only descriptor: their writes copy pages and never reach the file.
 //!
 //! Lifetime: the root outlives the VMs (a later clone finds it filled), like the page cache;
-//! `kvmpager unshare DIR` (or removing the file) drops it, and it is gone at reboot (tmpfs).
+//! `kvmpager unshare DIR|URL` (or removing the file) drops it, and it is gone at reboot (tmpfs).
 //! Trust: every process of the user that owns the directory may write the root; a process of
 //! another user cannot open it.
 
