@@ -236,7 +236,7 @@ impl CloneTotals {
         t
     }
 
-    /// One line for humans.
+    /// One line for humans (and the shared fetcher's `remote:` line, for URL clones).
     pub fn summary(&self) -> String {
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
         format!(
@@ -246,7 +246,7 @@ impl CloneTotals {
             mib(self.shared_root_bytes),
             self.pages_shared,
             self.pages_forked
-        )
+        ) + &self.remote.as_ref().map_or(String::new(), |r| r.summary())
     }
 }
 
