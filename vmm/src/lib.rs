@@ -263,15 +263,13 @@ fn open_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result<UrlRes
         None if opts.prefetch => Some(remote.manifest.working_set.clone()),
         None => None,
     };
-    let root = match config.share {
-        true => {
-            let source: Arc<dyn host_pager::PageSource> = remote.source.clone();
-            let r =
-                host_pager::SharedRoot::open_source(remote.root_key, snap.meta.ram_size, source)
-                    .map_err(vm::Error::from)?;
-            Some(Arc::new(r))
-        }
-        false => None,
+    let root = if config.share {
+        let source: Arc<dyn host_pager::PageSource> = remote.source.clone();
+        let r = host_pager::SharedRoot::open_source(remote.root_key, snap.meta.ram_size, source)
+            .map_err(vm::Error::from)?;
+        Some(Arc::new(r))
+    } else {
+        None
     };
     if let Some(pages) = &pages {
         prefetch_chunks(&remote.source, root.as_deref(), pages, config.readahead);

@@ -38,6 +38,7 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use kvmpager::abi::PAGE_SIZE;
 
@@ -157,7 +158,7 @@ pub struct SharedRoot {
     path: PathBuf,
     ram: u64,
     /// Where filled pages' bytes come from.
-    source: std::sync::Arc<dyn PageSource>,
+    source: Arc<dyn PageSource>,
     /// The source's data extents (page aligned, sorted): the only pages ever filled.
     data: Vec<Range<u64>>,
     /// The state bytes, `MAP_SHARED` (one per RAM page).
@@ -165,7 +166,7 @@ pub struct SharedRoot {
     /// Bytes this VM wrote into the root.
     filled_bytes: AtomicU64,
     /// One filler per block at a time in this process ([`SharedRoot::fill`]).
-    fillers: Vec<std::sync::Mutex<()>>,
+    fillers: Vec<Mutex<()>>,
 }
 
 // SAFETY: the state pointer is a MAP_SHARED mapping owned by this object and only accessed
@@ -180,16 +181,12 @@ impl SharedRoot {
     pub fn open(snap: &Snapshot) -> Result<SharedRoot> {
         let ram = snap.meta.ram_size;
         let image = ImageSource::open(&snap.ram_path(), ram)?;
-        Self::open_source(RootKey::of_dir(snap)?, ram, std::sync::Arc::new(image))
+        Self::open_source(RootKey::of_dir(snap)?, ram, Arc::new(image))
     }
 
     /// Opens (or creates) the root named `key` of `ram` bytes of RAM, filled from `source`.
     /// `key` must name `source`'s contents: roots of equal keys are taken to hold equal RAM.
-    pub fn open_source(
-        key: RootKey,
-        ram: u64,
-        source: std::sync::Arc<dyn PageSource>,
-    ) -> Result<SharedRoot> {
+    pub fn open_source(key: RootKey, ram: u64, source: Arc<dyn PageSource>) -> Result<SharedRoot> {
         let data = source
             .data_runs()?
             .into_iter()
@@ -219,9 +216,7 @@ impl SharedRoot {
             data,
             state,
             filled_bytes: AtomicU64::new(0),
-            fillers: (0..FILL_STRIPES)
-                .map(|_| std::sync::Mutex::new(()))
-                .collect(),
+            fillers: (0..FILL_STRIPES).map(|_| Mutex::new(())).collect(),
         })
     }
 
@@ -397,9 +392,10 @@ impl SharedRoot {
                 next += PAGE_SIZE;
             }
             let run = at..next.min(end);
-            match filled {
-                true => self.copy_out(out, run)?,
-                false => other.copy_to(out, run)?,
+            if filled {
+                self.copy_out(out, run)?;
+            } else {
+                other.copy_to(out, run)?;
             }
             at = next;
         }
@@ -433,13 +429,13 @@ impl SharedRoot {
 /// ([`SharedRoot::copy_to`]), so its snapshots and RAM hashes fetch nothing the root has;
 /// everything else passes through to the snapshot's source.
 pub struct RootedSource {
-    root: std::sync::Arc<SharedRoot>,
-    inner: std::sync::Arc<dyn PageSource>,
+    root: Arc<SharedRoot>,
+    inner: Arc<dyn PageSource>,
 }
 
 impl RootedSource {
     /// `inner` (the source `root` is filled from, or a lease on it) read through `root`.
-    pub fn new(root: std::sync::Arc<SharedRoot>, inner: std::sync::Arc<dyn PageSource>) -> Self {
+    pub fn new(root: Arc<SharedRoot>, inner: Arc<dyn PageSource>) -> Self {
         RootedSource { root, inner }
     }
 }

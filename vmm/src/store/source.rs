@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 use kvmpager::abi::PAGE_SIZE;
 use kvmpager::abi::status::{ZX_ERR_IO, ZX_ERR_IO_DATA_INTEGRITY};
@@ -292,13 +293,13 @@ impl PageSource for ChunkSource {
 /// a lease has shut down (the others are still paging from it).
 pub struct SourceUsers {
     source: Arc<ChunkSource>,
-    live: Arc<std::sync::atomic::AtomicUsize>,
+    live: Arc<AtomicUsize>,
 }
 
 impl SourceUsers {
     /// `n` VMs will use `source`.
     pub fn new(source: Arc<ChunkSource>, n: usize) -> SourceUsers {
-        let live = Arc::new(std::sync::atomic::AtomicUsize::new(n.max(1)));
+        let live = Arc::new(AtomicUsize::new(n.max(1)));
         SourceUsers { source, live }
     }
 
@@ -307,7 +308,7 @@ impl SourceUsers {
         Arc::new(Lease {
             source: self.source.clone(),
             live: self.live.clone(),
-            done: std::sync::atomic::AtomicBool::new(false),
+            done: AtomicBool::new(false),
         })
     }
 }
@@ -316,8 +317,8 @@ impl SourceUsers {
 /// A lease dropped without a shutdown (a VM that failed to build) is released too.
 struct Lease {
     source: Arc<ChunkSource>,
-    live: Arc<std::sync::atomic::AtomicUsize>,
-    done: std::sync::atomic::AtomicBool,
+    live: Arc<AtomicUsize>,
+    done: AtomicBool,
 }
 
 impl PageSource for Lease {
@@ -359,7 +360,6 @@ impl PageSource for Lease {
 impl Lease {
     /// This VM is done with the source; the last one out shuts the fetcher's waits down.
     fn release(&self) {
-        use std::sync::atomic::Ordering::SeqCst;
         if !self.done.swap(true, SeqCst) && self.live.fetch_sub(1, SeqCst) == 1 {
             self.source.shut_down();
         }
