@@ -293,12 +293,17 @@ fn prefetch_chunks(
 ) {
     use kvmpager::abi::PAGE_SIZE;
     let window = readahead.max(PAGE_SIZE).next_power_of_two();
+    // Each window is looked up in the root once, however many of its pages are listed.
+    let mut filled = std::collections::HashMap::new();
     let missing: Vec<u64> = pages
         .iter()
         .copied()
         .filter(|p| {
             let start = (p * PAGE_SIZE) & !(window - 1);
-            root.is_none_or(|r| !r.is_filled(start..start + window))
+            let full = |r: &host_pager::SharedRoot| r.is_filled(start..start + window);
+            !*filled
+                .entry(start)
+                .or_insert_with(|| root.is_some_and(full))
         })
         .collect();
     drop(
