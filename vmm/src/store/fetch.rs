@@ -450,8 +450,8 @@ impl Inner {
         }
     }
 
-    /// The cache writer: writes queued chunks' files, one at a time, until the queue closes.
-    /// It runs at idle priority: while vCPUs, the pager and the fetches want the CPUs, file
+    /// The cache writer: scans the cache, then writes queued chunks' files, one at a time,
+    /// until the queue closes. It runs at idle priority: while vCPUs, the pager and the fetches want the CPUs, file
     /// writes wait (in memory, bounded by [`PENDING_MAX`]).
     fn write_cache(&self, rx: mpsc::Receiver<ToWrite>) {
         let idle = libc::sched_param { sched_priority: 0 };
@@ -462,6 +462,10 @@ impl Inner {
                 "cache writer: SCHED_IDLE refused: {}",
                 std::io::Error::last_os_error()
             );
+        }
+        // The listing waits for no restore (reads need no index); puts follow it.
+        if let Err(e) = self.cache.scan() {
+            log::warn!("chunk cache: {e}");
         }
         for (h, b, permit) in rx {
             if let Err(e) = self.cache.put(&h, &b) {
