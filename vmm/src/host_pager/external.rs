@@ -56,7 +56,8 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Environment variable naming the pager's socket fd (`--pager-exec`: always 0, stdin).
 pub const ENV_FD: &str = "KVMPAGER_PAGER_FD";
-/// Environment variable naming the `--image` file, for pagers that serve one.
+/// Environment variable naming the RAM image (`run`: the `--image` file; `restore`: the
+/// snapshot's `ram.img`), for pagers that serve one.
 pub const ENV_IMAGE: &str = "KVMPAGER_IMAGE";
 
 /// How to reach the external pager.
