@@ -478,29 +478,35 @@ fn c_example(dir: &TempDir) -> Option<PathBuf> {
     }
 }
 
-#[test]
-fn restore_under_the_c_example_pager_from_the_command_line() {
-    if skip_without_kvm() {
-        return;
-    }
-    let dir = TempDir::new("ext-restore-c");
-    let snap = pattern_snapshot(&dir);
-    let Some(bin) = c_example(&dir) else { return };
-    // The README's two commands: build the pager, restore under it (KVMPAGER_IMAGE is the
-    // snapshot's ram.img).
+/// `kvmpager restore SNAP --pager-exec CMD` (KVMPAGER_IMAGE is the snapshot's ram.img): the
+/// restored pattern guest verifies every byte and exits 0.
+fn restore_from_the_command_line(snap: &Path, cmd: &str) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kvmpager"))
         .arg("restore")
-        .arg(&snap)
-        .args(["--timeout", "60", "--pager-exec"])
-        .arg(&bin)
+        .arg(snap)
+        .args(["--timeout", "60", "--pager-exec", cmd])
         .output()
         .unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("verified every byte"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{cmd}: {stdout}\n{stderr}");
+    assert!(stdout.contains("verified every byte"), "{cmd}: {stdout}");
+}
+
+#[test]
+fn restore_under_the_c_and_python_example_pagers_from_the_command_line() {
+    if skip_without_kvm() {
+        return;
+    }
+    let dir = TempDir::new("ext-restore-c");
+    let snap = pattern_snapshot(&dir);
+    let py = format!("exec python3 {}", example("image_pager.py").display());
+    restore_from_the_command_line(&snap, &py);
+    // The README's two commands: build the pager, restore under it.
+    let Some(bin) = c_example(&dir) else { return };
+    restore_from_the_command_line(&snap, &bin.display().to_string());
     // Each clone starts its own pager.
     let mut rc = microvm_util::restore_config();
     rc.external_pager = Some(ExternalPager::Exec(bin.display().to_string()));
