@@ -16,8 +16,9 @@
 //! Failure: the socket closing, a message the decoder refuses, an op from a pager that does
 //! not read its replies for [`WRITE_TIMEOUT`], or (`--pager-exec`) the pager exiting stop the
 //! VM with a message saying which; a pager that never answers a request is caught by
-//! `--fault-timeout` like any other pager. When the VM stops, the socket closes once the op
-//! being executed (if any) has sent its reply, within [`REPLY_GRACE`].
+//! `--fault-timeout` like any other pager. When the VM stops, the op being executed (if any)
+//! still sends its reply and the packets still queued (a DETACH's COMPLETE) are forwarded,
+//! each wait bounded by [`REPLY_GRACE`], before the socket closes.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
