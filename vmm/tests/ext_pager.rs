@@ -1,7 +1,11 @@
 //! External pagers (`--pager-socket`, `--pager-exec`): the `demo` guest checksums its memory
 //! image with RAM served by the C and Python example pagers and by an in-test Rust-client
-//! pager; hostile pagers (exiting, hanging, truncated, oversized, unknown op, wrong VMO,
-//! out-of-range, flooding) get the documented status or a clean, explained stop.
+//! pager; restored `pattern` snapshots verify every byte under the C, Python and Rust
+//! examples; DIRTY, WRITEBACK, FAIL and DETACH on RAM get the kernel's statuses (DETACH: a
+//! COMPLETE, then a fatal fault); hostile pagers (exiting, hanging, truncated, oversized,
+//! wrong-direction or garbage messages, unknown op, wrong VMO, out-of-range, flooding,
+//! re-supplying other bytes) get the documented status or a clean, explained stop; and every
+//! example serves a hello with three VMOs.
 
 mod microvm_util;
 
