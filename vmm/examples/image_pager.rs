@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo build --release --example image_pager
-//! kvmpager run --pager-exec target/release/examples/image_pager   # image from KVMPAGER_IMAGE
+//! kvmpager run --pager-exec target/release/examples/image_pager       # image from KVMPAGER_IMAGE
+//! kvmpager restore DIR --pager-exec target/release/examples/image_pager   # serves DIR/ram.img
 //! ```
 
 use std::fs::File;
@@ -20,7 +21,11 @@ fn main() -> std::io::Result<()> {
         .or_else(|| std::env::var("KVMPAGER_IMAGE").ok())
         .ok_or_else(|| std::io::Error::other("usage: image_pager IMAGE (or KVMPAGER_IMAGE)"))?;
     let image = File::open(path)?;
-    let mut c = Client::from_env()?;
+    serve(&image, &mut Client::from_env()?)
+}
+
+/// Serves every read request of `c`'s VMOs from `image` until the VM goes away.
+pub fn serve(image: &File, c: &mut Client) -> std::io::Result<()> {
     while let Some(p) = c.next_packet()? {
         let Some(vmo) = c.vmos.iter().find(|v| v.key == p.key).copied() else {
             continue;

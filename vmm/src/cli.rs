@@ -25,7 +25,8 @@ enum Command {
     /// Run a guest program. With no arguments: the default micro-VM (the `demo` guest, which
     /// checksums a memory image that the host pager supplies page by page on first touch).
     Run(RunArgs),
-    /// Resume a snapshot with RAM served lazily from it.
+    /// Resume a snapshot with RAM served lazily from it (or by an external pager:
+    /// --pager-socket, --pager-exec).
     Restore(RestoreArgs),
     /// Ask a running VM to snapshot: through its API socket (`--api-socket`), or with SIGUSR1
     /// (`--pid`, for `kvmpager run|restore --snapshot-dir DIR`); `snapshot ls|gc|copy` list a
@@ -250,6 +251,31 @@ struct PagerArgs {
     api_socket: Option<PathBuf>,
 }
 
+/// An external pager serving RAM (`run` and `restore`).
+#[derive(Debug, Args)]
+struct ExternalArgs {
+    /// Serve guest RAM with an external pager listening on this Unix socket (the wire
+    /// protocol is in the README); the VM stops, explained, if it disconnects.
+    #[arg(long, value_name = "PATH", conflicts_with = "pager_exec")]
+    pager_socket: Option<PathBuf>,
+    /// Serve guest RAM with an external pager started as `sh -c CMD`, its stdin the connected
+    /// socket (KVMPAGER_PAGER_FD=0) and KVMPAGER_IMAGE the RAM image (`run`: the --image or
+    /// the demo image; `restore`: the snapshot's DIR/ram.img); the VM stops, explained, if it
+    /// exits.
+    #[arg(long, value_name = "CMD")]
+    pager_exec: Option<String>,
+}
+
+impl ExternalArgs {
+    fn pager(&self) -> Option<ExternalPager> {
+        match (&self.pager_socket, &self.pager_exec) {
+            (Some(p), _) => Some(ExternalPager::Socket(p.clone())),
+            (None, Some(cmd)) => Some(ExternalPager::Exec(cmd.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct RestoreArgs {
     /// The snapshot directory, or a snapshot URL (file://, http(s)://, s3://).
@@ -265,6 +291,8 @@ struct RestoreArgs {
     /// share one fetcher and chunk cache (one fetch per chunk for all of them).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     clones: u32,
+    #[command(flatten)]
+    external: ExternalArgs,
     #[command(flatten)]
     pager: PagerArgs,
     #[command(flatten)]
@@ -338,17 +366,10 @@ struct RunArgs {
     image: Option<PathBuf>,
     /// Back guest RAM with the built-in pattern pager instead of an image file: the demo
     /// image's bytes are computed page by page on first touch.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["pager_socket", "pager_exec"])]
     pattern: bool,
-    /// Serve guest RAM with an external pager listening on this Unix socket (the wire
-    /// protocol is in the README); the VM stops, explained, if it disconnects.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["pager_exec", "pattern"])]
-    pager_socket: Option<PathBuf>,
-    /// Serve guest RAM with an external pager started as `sh -c CMD`, its stdin the connected
-    /// socket (KVMPAGER_PAGER_FD=0) and KVMPAGER_IMAGE the --image (or demo image); the VM stops,
-    /// explained, if it exits.
-    #[arg(long, value_name = "CMD", conflicts_with = "pattern")]
-    pager_exec: Option<String>,
+    #[command(flatten)]
+    external: ExternalArgs,
     #[command(flatten)]
     pager: PagerArgs,
     /// Serve guest RAM on demand with the built-in host pager (default).
@@ -435,6 +456,7 @@ fn restore(args: &RestoreArgs) -> Result<i32, String> {
     }
     let mut c = VmConfig::new(Vec::new());
     pager_config(&mut c, &args.pager, Some(&args.dir))?;
+    c.external_pager = args.external.pager();
     c.share = args.share;
     c.pin_threads = args.share && !args.pager.no_pin;
     if args.clones > 1 {
@@ -450,6 +472,7 @@ fn restore(args: &RestoreArgs) -> Result<i32, String> {
 fn restore_url(url: &str, args: &RestoreArgs) -> Result<i32, String> {
     let mut c = VmConfig::new(Vec::new());
     pager_config(&mut c, &args.pager, Some(&args.dir))?;
+    c.external_pager = args.external.pager();
     let marker = args.dir.join(snapshot::WORKING_SET_FILE);
     if c.record.as_ref() == Some(&marker) {
         return Err("--record needs a FILE when restoring from a URL".into());
@@ -632,11 +655,7 @@ fn config(a: &RunArgs) -> Result<VmConfig, String> {
     c.memory = a.memory;
     c.lazy_ram = !a.no_lazy_ram;
     c.image = a.image.clone();
-    c.external_pager = match (&a.pager_socket, &a.pager_exec) {
-        (Some(p), _) => Some(ExternalPager::Socket(p.clone())),
-        (None, Some(cmd)) => Some(ExternalPager::Exec(cmd.clone())),
-        (None, None) => None,
-    };
+    c.external_pager = a.external.pager();
     pager_config(&mut c, &a.pager, None)?;
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)

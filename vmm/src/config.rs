@@ -187,7 +187,8 @@ pub struct VmConfig {
     /// Serve the control API (HTTP/1.1, `crate::api`) on this Unix socket while the VM runs.
     pub api_socket: Option<PathBuf>,
     /// Serve lazy RAM by an external pager process instead of the built-in host pager
-    /// ([`crate::pager_proto`]); [`VmConfig::image`] is then only handed to an exec'd pager.
+    /// ([`crate::pager_proto`]); [`VmConfig::image`] (on a restore: the snapshot's `ram.img`)
+    /// is then only handed to an exec'd pager.
     pub external_pager: Option<crate::host_pager::external::ExternalPager>,
 }
 

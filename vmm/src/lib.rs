@@ -158,8 +158,10 @@ fn bind_api(config: &VmConfig) -> Result<Option<api::ApiSocket>> {
 /// Resumes the snapshot in `dir` with RAM served lazily from its `ram.img`, runs it until it
 /// stops, and reports the outcome. The snapshot is validated before anything is built. From
 /// `config` only the pager (`readahead`, `huge_pages`, `supply`), `snapshot`, `record`,
-/// `prefetch`, `timeout`, `fault_timeout`, `limits`, `echo_console`, `progress` and
-/// `api_socket` settings are used; vCPUs and RAM come from the snapshot.
+/// `prefetch`, `timeout`, `fault_timeout`, `limits`, `echo_console`, `progress`,
+/// `api_socket` and `external_pager` settings are used; vCPUs and RAM come from the snapshot.
+/// With an external pager, that process serves RAM instead (an exec'd one is told the path of
+/// `ram.img` in `KVMPAGER_IMAGE`).
 pub fn restore(dir: &Path, config: &VmConfig) -> Result<RunResult> {
     let t0 = Instant::now();
     let snap = snapshot::Snapshot::open(dir)?;
@@ -184,7 +186,8 @@ pub struct RemoteOptions {
 
 /// Resumes the chunked snapshot at `url` (`file://`, `http(s)://`, `s3://`; see [`store`])
 /// with RAM served lazily from its chunks through the cache (with [`VmConfig::share`], from
-/// its host-wide shared root, filled with verified chunks); otherwise as [`restore`].
+/// its host-wide shared root, filled with verified chunks); otherwise as [`restore`]. An
+/// external pager cannot serve it (it has no file to read): a config error, before any fetch.
 pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result<RunResult> {
     let mut rs = restore_url_clones(url, config, opts, 1)?;
     rs.pop()
@@ -195,14 +198,19 @@ pub fn restore_url(url: &str, config: &VmConfig, opts: &RemoteOptions) -> Result
 /// [`restore_clones`] does for a directory: the manifest is read once and the clones share
 /// one fetcher and chunk cache (one fetch per chunk for all of them), and with
 /// [`VmConfig::share`] one shared root. The outer error is a setup failure (manifest, cache,
-/// root); then one result per clone, in order. Every clone's `stats.remote` is the shared
-/// fetcher's counters once all clones stopped.
+/// root, an external pager); then one result per clone, in order. Every clone's
+/// `stats.remote` is the shared fetcher's counters once all clones stopped.
 pub fn restore_url_clones(
     url: &str,
     config: &VmConfig,
     opts: &RemoteOptions,
     n: usize,
 ) -> Result<Vec<Result<RunResult>>> {
+    if config.external_pager.is_some() {
+        let what =
+            "a snapshot URL (copy it to a directory first: `kvmpager snapshot copy URL DIR`)";
+        return Err(vm::Error::Config(config::Error::ExternalPager(what)).into());
+    }
     let t0 = Instant::now();
     let setup = open_url(url, config, opts)?;
     let users = store::SourceUsers::new(setup.remote.source.clone(), n);

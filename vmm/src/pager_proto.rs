@@ -1,6 +1,6 @@
-//! The external pager wire protocol (`kvmpager run --pager-socket|--pager-exec`), defined
-//! once: message kinds, their fixed little-endian layouts, an encoder and a decoder that never
-//! panics on any input.
+//! The external pager wire protocol (`kvmpager run|restore --pager-socket|--pager-exec`),
+//! defined once: message kinds, their fixed little-endian layouts, an encoder and a decoder
+//! that never panics on any input.
 //!
 //! Every message is an 8-byte header (`u32` total size including the header, `u16` kind,
 //! `u16` zero) and a fixed-size body; nothing is larger than [`MAX_MESSAGE`]. The VMM sends
@@ -310,6 +310,50 @@ mod tests {
         let mut b = Msg::Reply { id: 1, status: 0 }.encode();
         b[4] = 99;
         assert_eq!(Msg::decode(&b), Err(DecodeError::UnknownKind(99)));
+    }
+
+    #[test]
+    fn a_hello_names_several_vmos_in_order_up_to_max_vmos() {
+        for n in [1, 2, 3, MAX_VMOS] {
+            let vmos: Vec<VmoInfo> = (0..n as u64)
+                .map(|i| VmoInfo {
+                    key: 0x100 + i,
+                    size: (i + 1) << 21,
+                })
+                .collect();
+            let m = Msg::Hello {
+                version: VERSION,
+                region_size: 16 << 20,
+                vmos: vmos.clone(),
+            };
+            let b = m.encode();
+            assert_eq!(b.len(), 24 + 16 * n);
+            assert!(b.len() <= MAX_MESSAGE);
+            let Ok(Msg::Hello { vmos: got, .. }) = Msg::decode(&b) else {
+                panic!("hello with {n} VMOs does not decode");
+            };
+            assert_eq!(got, vmos);
+        }
+        // One more VMO than fits: the message is over MAX_MESSAGE and refused.
+        let too_many = Msg::Hello {
+            version: VERSION,
+            region_size: 0,
+            vmos: vec![VmoInfo { key: 1, size: 1 }; MAX_VMOS + 1],
+        };
+        let b = too_many.encode();
+        assert!(matches!(Msg::decode(&b), Err(DecodeError::BadSize(_))));
+        // A count that disagrees with the size is malformed.
+        let mut b = Msg::Hello {
+            version: VERSION,
+            region_size: 0,
+            vmos: vec![VmoInfo { key: 1, size: 1 }; 3],
+        }
+        .encode();
+        b[12] = 2;
+        assert!(matches!(
+            Msg::decode(&b),
+            Err(DecodeError::Malformed { .. })
+        ));
     }
 
     proptest! {

@@ -452,7 +452,10 @@ impl Vm {
         step("RAM memslot set");
         vm.watch_fatal_faults();
         match (pager, source, &cfg.external_pager) {
-            (Some(p), _, Some(ext)) => vm.start_external(p, ext, cfg.image.as_deref())?,
+            (Some(p), _, Some(ext)) => {
+                let image = snap.map_or_else(|| cfg.image.clone(), |s| Some(s.ram_path()));
+                vm.start_external(p, ext, image.as_deref())?
+            }
             (Some(p), Some(src), None) => vm.start_pager(p, src)?,
             _ => {}
         }

@@ -5,6 +5,7 @@
  *
  *   gcc -O2 -o image_pager image_pager.c
  *   kvmpager run --pager-exec ./image_pager              # image from KVMPAGER_IMAGE
+ *   kvmpager restore DIR --pager-exec ./image_pager      # serves the snapshot's DIR/ram.img
  *   ./image_pager --listen /tmp/pager.sock IMAGE &       # or: pager first, then
  *   kvmpager run --image IMAGE --pager-socket /tmp/pager.sock
  *
@@ -25,7 +26,9 @@
 
 enum { VERSION = 1, HEADER = 8, MAX_MESSAGE = 4096 };
 enum { KIND_HELLO = 1, KIND_PACKET = 2, KIND_OP = 3, KIND_REPLY = 4 };
-enum { OP_SUPPLY = 0x10, PAGER_VMO_READ = 0, MAX_VMOS = 64, QUEUE = 1024 };
+enum { OP_SUPPLY = 0x10, PAGER_VMO_READ = 0, QUEUE = 1024 };
+/* The most VMOs a hello can name (it must fit in one message). */
+enum { MAX_VMOS = (MAX_MESSAGE - HEADER - 16) / 16 };
 #define WINDOW (2ull << 20)
 
 static int sock, image;

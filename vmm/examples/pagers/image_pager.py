@@ -5,6 +5,7 @@ Serves guest RAM from a raw memory image (byte i of the file is guest-physical b
 its end RAM reads as zero), speaking the kvmpager external pager protocol version 1.
 
     kvmpager run --pager-exec "python3 image_pager.py"          # image from KVMPAGER_IMAGE
+    kvmpager restore DIR --pager-exec "python3 image_pager.py"  # serves DIR/ram.img
     python3 image_pager.py --listen /tmp/pager.sock IMAGE &     # then:
     kvmpager run --image IMAGE --pager-socket /tmp/pager.sock
 

@@ -16,7 +16,9 @@
 //! Failure: the socket closing, a message the decoder refuses, an op from a pager that does
 //! not read its replies for [`WRITE_TIMEOUT`], or (`--pager-exec`) the pager exiting stop the
 //! VM with a message saying which; a pager that never answers a request is caught by
-//! `--fault-timeout` like any other pager.
+//! `--fault-timeout` like any other pager. When the VM stops, the op being executed (if any)
+//! still sends its reply and the packets still queued (a DETACH's COMPLETE) are forwarded,
+//! each wait bounded by [`REPLY_GRACE`], before the socket closes.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -27,9 +29,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kvmpager::abi::packet::ZX_PKT_TYPE_PAGE_REQUEST;
 use kvmpager::abi::status::{
@@ -46,7 +48,7 @@ use crate::pager_proto::{
     self as proto, HEADER, Msg, OP_DETACH, OP_DIRTY, OP_FAIL, OP_SUPPLY, OP_WRITEBACK_BEGIN,
     OP_WRITEBACK_END, Op, VmoInfo,
 };
-use crate::sync::lock;
+use crate::sync::{lock, wait_timeout};
 
 /// Size of the data region (the largest SUPPLY).
 pub const REGION_SIZE: u64 = 16 << 20;
@@ -54,9 +56,13 @@ pub const REGION_SIZE: u64 = 16 << 20;
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Once a message started, the rest of it must arrive within this.
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+/// When the VM stops, the op being executed gets this long to send its reply (a DETACH that
+/// makes the guest's next fault fatal still reports its status) before the socket closes.
+pub const REPLY_GRACE: Duration = Duration::from_millis(500);
 /// Environment variable naming the pager's socket fd (`--pager-exec`: always 0, stdin).
 pub const ENV_FD: &str = "KVMPAGER_PAGER_FD";
-/// Environment variable naming the `--image` file, for pagers that serve one.
+/// Environment variable naming the RAM image (`run`: the `--image` file; `restore`: the
+/// snapshot's `ram.img`), for pagers that serve one.
 pub const ENV_IMAGE: &str = "KVMPAGER_IMAGE";
 
 /// How to reach the external pager.
@@ -170,6 +176,7 @@ impl Bridge {
             writer: Mutex::new(sock.try_clone().map_err(io_err("pager socket"))?),
             shut: sock.try_clone().map_err(io_err("pager socket"))?,
             closing: AtomicBool::new(false),
+            in_flight: InFlight::default(),
             child: Mutex::new(child),
             on_stop: Box::new(on_stop),
         });
@@ -198,6 +205,7 @@ struct Shared {
     /// Shuts the socket down without waiting for a blocked writer.
     shut: UnixStream,
     closing: AtomicBool,
+    in_flight: InFlight,
     child: Mutex<Option<Child>>,
     on_stop: Box<dyn Fn(String) + Send + Sync>,
 }
@@ -246,6 +254,10 @@ impl Shared {
     /// The VM is going away: close the socket and stop an exec'd pager.
     fn close(&self) {
         self.closing.store(true, Ordering::SeqCst);
+        let _ = self.shut.shutdown(Shutdown::Read);
+        if self.in_flight.close(REPLY_GRACE) {
+            self.drain();
+        }
         let _ = self.shut.shutdown(Shutdown::Both);
         if let Some(mut c) = lock(&self.child).take() {
             // The pager runs in a process group of its own (the shell and what it started);
@@ -256,6 +268,21 @@ impl Shared {
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
             let _ = c.wait();
+        }
+    }
+
+    /// Forwards the packets still queued once the host process is killed: a DETACH executed
+    /// as the VM stopped queued its COMPLETE after the port wait gave up. Writes wait at most
+    /// [`REPLY_GRACE`].
+    fn drain(&self) {
+        let p = &self.pager;
+        let _ = self.shut.set_write_timeout(Some(REPLY_GRACE));
+        while let Ok(packet) = p.process.port_wait(p.port, Some(Instant::now())) {
+            if packet.packet_type == ZX_PKT_TYPE_PAGE_REQUEST
+                && self.send(&Msg::Packet(packet)).is_err()
+            {
+                break;
+            }
         }
     }
 
@@ -288,8 +315,13 @@ impl Shared {
                     proto::KIND_OP
                 ));
             };
+            if !self.in_flight.begin() {
+                return;
+            }
             let status = self.execute(ops, &op);
-            if let Err(e) = self.send(&Msg::Reply { id: op.id, status }) {
+            let sent = self.send(&Msg::Reply { id: op.id, status });
+            self.in_flight.end();
+            if let Err(e) = sent {
                 return self.fail(format!(
                     "cannot send a reply to the pager (is it reading its socket?): {e}"
                 ));
@@ -354,6 +386,46 @@ impl Shared {
             .process
             .vmo_op_range(aux, ZX_VMO_OP_DECOMMIT, 0, REGION_SIZE);
         r.map_or_else(|s| s, |_| ZX_OK)
+    }
+}
+
+/// Whether an op is being executed, and whether the bridge is closing: closing waits (a
+/// little) for the op in flight to be answered and refuses the ops read after it.
+#[derive(Default)]
+struct InFlight {
+    /// (closing, executing)
+    state: Mutex<(bool, bool)>,
+    done: Condvar,
+}
+
+impl InFlight {
+    /// An op is about to be executed; false once closing (it is dropped, unanswered).
+    fn begin(&self) -> bool {
+        let mut s = lock(&self.state);
+        s.1 = !s.0;
+        s.1
+    }
+
+    /// Its reply was sent (or could not be).
+    fn end(&self) {
+        lock(&self.state).1 = false;
+        self.done.notify_all();
+    }
+
+    /// Refuses further ops and waits up to `grace` for the one executing; returns whether
+    /// none is executing now.
+    fn close(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        let mut s = lock(&self.state);
+        s.0 = true;
+        while s.1 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            s = wait_timeout(&self.done, s, deadline - now);
+        }
+        true
     }
 }
 

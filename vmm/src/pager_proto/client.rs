@@ -167,3 +167,84 @@ impl Client {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+    use kvmpager::abi::PageRequest;
+    use kvmpager::abi::packet::{ZX_PAGER_VMO_READ, ZX_PKT_TYPE_PAGE_REQUEST};
+
+    /// Reads one whole message from the VMM's end.
+    fn read(s: &mut UnixStream) -> Msg {
+        let mut b = vec![0u8; HEADER];
+        s.read_exact(&mut b).unwrap();
+        b.resize(message_size(&b).unwrap(), 0);
+        s.read_exact(&mut b[HEADER..]).unwrap();
+        Msg::decode(&b).unwrap()
+    }
+
+    #[test]
+    fn the_client_takes_a_hello_with_three_vmos_and_supplies_any_of_them() {
+        let (mut vmm, pager) = UnixStream::pair().unwrap();
+        let path = std::env::temp_dir().join(format!("kvmpager-client-{}", std::process::id()));
+        let region = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        region.set_len(1 << 20).unwrap();
+        let vmos: Vec<VmoInfo> = [(0x10, 4 << 20), (0x20, 8 << 20), (0x30, 2 << 20)]
+            .map(|(key, size)| VmoInfo { key, size })
+            .to_vec();
+        let hello = Msg::Hello {
+            version: 1,
+            region_size: 1 << 20,
+            vmos: vmos.clone(),
+        };
+        vmm.send_with_fd(&hello.encode()[..], region.as_raw_fd())
+            .unwrap();
+        let packet = PortPacket {
+            key: 0x30,
+            packet_type: ZX_PKT_TYPE_PAGE_REQUEST,
+            status: 0,
+            page_request: PageRequest {
+                command: ZX_PAGER_VMO_READ,
+                offset: 8192,
+                length: 4096,
+                ..PageRequest::default()
+            },
+        };
+        vmm.write_all(&Msg::Packet(packet).encode()).unwrap();
+        let mut c = Client::new(pager).unwrap();
+        assert_eq!((c.version, &c.vmos), (1, &vmos));
+        assert_eq!(c.next_packet().unwrap(), Some(packet));
+        let vmm_side = std::thread::spawn(move || {
+            let Msg::Op(op) = read(&mut vmm) else {
+                panic!("not an op")
+            };
+            let mut page = vec![0u8; 4096];
+            region.read_exact_at(&mut page, op.data).unwrap();
+            vmm.write_all(
+                &Msg::Reply {
+                    id: op.id,
+                    status: -14,
+                }
+                .encode(),
+            )
+            .unwrap();
+            (op, page)
+        });
+        assert_eq!(c.supply(0x30, 8192, &[7u8; 4096]).unwrap(), -14);
+        let (op, page) = vmm_side.join().unwrap();
+        assert_eq!(
+            (op.key, op.op, op.offset, op.length),
+            (0x30, OP_SUPPLY, 8192, 4096)
+        );
+        assert!(page.iter().all(|&b| b == 7));
+    }
+}

@@ -2,10 +2,13 @@
 //! bytes, least-recently-used chunks evicted first.
 //!
 //! Files are written to `.tmp-<pid>-<hex>` and renamed into place, so a reader never sees half
-//! a chunk; every read is verified against the name (a bad file is deleted and refetched). At
-//! open the directory is scanned (recency = modification time, which reads bump); leftover
-//! temporary files are removed and the bound is applied. Several processes may share a
-//! directory: each keeps its own index and applies the bound to what it sees.
+//! a chunk; every read is verified against the name (a bad file is deleted and refetched).
+//! The directory is scanned once (recency = modification time, which reads bump): at open, or
+//! — [`ChunkCache::open_unscanned`], the fetcher's way — later on the cache writer's thread,
+//! so a restore never waits for a large cache's listing; reads need no index. The scan
+//! removes temporary files over a minute old (a live writer's are younger) and applies the
+//! bound. Several processes may share a directory: each keeps its own index and applies the
+//! bound to what it sees.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -69,39 +72,67 @@ pub struct ChunkCache {
 }
 
 impl ChunkCache {
-    /// Opens (creating) the cache in `dir`, at most `bound` bytes of chunks.
+    /// Opens (creating) the cache in `dir`, at most `bound` bytes of chunks, and scans it.
     pub fn open(dir: &Path, bound: u64) -> Result<ChunkCache> {
-        let io = |error| Error::Io {
+        let c = ChunkCache::open_unscanned(dir, bound)?;
+        c.scan()?;
+        Ok(c)
+    }
+
+    /// Opens (creating) the cache in `dir` without listing it: [`ChunkCache::scan`] must
+    /// follow before the bound means anything (until then only chunks used here count).
+    pub fn open_unscanned(dir: &Path, bound: u64) -> Result<ChunkCache> {
+        fs::create_dir_all(dir).map_err(|error| Error::Io {
             path: dir.to_path_buf(),
             error,
-        };
-        fs::create_dir_all(dir).map_err(io)?;
-        let mut found = Vec::new();
-        for e in fs::read_dir(dir).map_err(io)?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".tmp-") {
-                let _ = fs::remove_file(e.path());
-                continue;
-            }
-            let (Some(h), Ok(md)) = (Hash::parse(&name), e.metadata()) else {
-                continue;
-            };
-            found.push((md.modified().unwrap_or(SystemTime::UNIX_EPOCH), h, md.len()));
-        }
-        found.sort();
-        let c = ChunkCache {
+        })?;
+        Ok(ChunkCache {
             dir: dir.to_path_buf(),
             bound,
             index: Default::default(),
+        })
+    }
+
+    /// Lists the directory into the index (chunks already used here stay newest), removes
+    /// stale temporary files and applies the bound.
+    pub fn scan(&self) -> Result<()> {
+        let io = |error| Error::Io {
+            path: self.dir.clone(),
+            error,
         };
-        {
-            let mut ix = lock(&c.index);
-            for (_, h, size) in found {
-                ix.touch(h, size);
+        let mut found = Vec::new();
+        for e in fs::read_dir(&self.dir).map_err(io)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(md) = e.metadata() else { continue };
+            let modified = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            if name.starts_with(".tmp-") {
+                let old = modified.elapsed().is_ok_and(|a| a.as_secs() >= 60);
+                if old {
+                    let _ = fs::remove_file(e.path());
+                }
+                continue;
             }
-            c.evict(&mut ix);
+            if let Some(h) = Hash::parse(&name) {
+                found.push((modified, h, md.len()));
+            }
         }
-        Ok(c)
+        found.sort();
+        let mut ix = lock(&self.index);
+        let mut used: Vec<(u64, Hash, u64)> = ix
+            .entries
+            .iter()
+            .map(|(h, &(size, tick))| (tick, *h, size))
+            .collect();
+        used.sort();
+        *ix = Index::default();
+        for (_, h, size) in found {
+            ix.touch(h, size);
+        }
+        for (_, h, size) in used {
+            ix.touch(h, size);
+        }
+        self.evict(&mut ix);
+        Ok(())
     }
 
     /// The directory.
@@ -246,6 +277,17 @@ mod tests {
         fs::write(d.join(hs[3].hex()), vec![9u8; 1000]).unwrap();
         assert!(c.get(&hs[3], 1000).is_none());
         assert!(!d.join(hs[3].hex()).exists());
+        // An unscanned open counts only what it uses until its scan, which keeps those
+        // newest.
+        let u = ChunkCache::open_unscanned(&d, 3000).unwrap();
+        assert_eq!(u.bytes(), 0);
+        assert!(u.get(&hs[0], 1000).is_some());
+        u.put(&hs[4], &chunks[4]).unwrap();
+        assert_eq!(u.bytes(), 2000);
+        u.scan().unwrap();
+        assert!(u.bytes() <= 3000 && du(&d) <= 3000);
+        assert!(u.contains(&hs[0]) && u.contains(&hs[4]));
+        drop(u);
         // Reopening with a smaller bound trims.
         drop(c);
         let c = ChunkCache::open(&d, 1000).unwrap();

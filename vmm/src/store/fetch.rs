@@ -11,9 +11,11 @@
 //!   it fails with [`Error::Integrity`].
 //! - *Cache writes off the fault path*: a verified chunk answers its waiters at once and goes
 //!   to one cache-writer thread (one thread: concurrent file creation in one directory only
-//!   contends for its lock); until its file is in, requests are served from memory. At most
-//!   [`PENDING_MAX`] bytes wait for the writer (fetches wait beyond that), and dropping the
-//!   fetcher finishes the writes, so a finished restore leaves a warm cache.
+//!   contends for its lock), which runs at nice [`WRITER_NICE`] so the guest, the pager and
+//!   the fetches come first on a busy host; until its file is in, requests are served from
+//!   memory. At most [`PENDING_MAX`] bytes wait for the writer (fetches wait beyond that).
+//!   Dropping the fetcher finishes the writes — the dropping thread, at its own priority,
+//!   drains the queue beside the writer — so a finished restore leaves a warm cache.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,8 +99,16 @@ pub const PENDING_MAX: u64 = 256 << 20;
 /// The writer's accounting unit: [`PENDING_MAX`] is this many semaphore permits.
 const PENDING_UNIT: u64 = 64 << 10;
 
+/// The cache writer's nice value (lower priority than the VM's threads, never starved: a
+/// busy nice-0 thread leaves it ~10 % of a CPU).
+pub const WRITER_NICE: i32 = 10;
+
 /// A verified chunk on its way to the cache file, holding its share of [`PENDING_MAX`].
 type ToWrite = (Hash, bytes::Bytes, tokio::sync::OwnedSemaphorePermit);
+
+/// The writer's queue, shared by the writer thread and a dropping fetcher (which helps
+/// drain it).
+type WriteQueue = Arc<Mutex<mpsc::Receiver<ToWrite>>>;
 
 /// Chunks the prefetch fetched and the pager has not taken yet (so it need not read them
 /// back from the cache).
@@ -128,6 +138,7 @@ pub struct Fetcher {
     inner: Arc<Inner>,
     rt: Option<tokio::runtime::Runtime>,
     writer: Option<std::thread::JoinHandle<()>>,
+    queue: WriteQueue,
     cfg: FetcherConfig,
 }
 
@@ -149,15 +160,17 @@ impl Fetcher {
             counters: Counters::default(),
             shutdown: AtomicBool::new(false),
         });
-        let writer_inner = inner.clone();
+        let queue: WriteQueue = Arc::new(Mutex::new(rx));
+        let (writer_inner, writer_queue) = (inner.clone(), queue.clone());
         let writer = std::thread::Builder::new()
             .name("kvmpager-cache".into())
-            .spawn(move || writer_inner.write_cache(rx))
+            .spawn(move || writer_inner.write_cache(&writer_queue))
             .map_err(|e| Error::Runtime(format!("cannot start the cache writer: {e}")))?;
         Ok(Fetcher {
             inner,
             rt: Some(rt),
             writer: Some(writer),
+            queue,
             cfg,
         })
     }
@@ -351,6 +364,7 @@ impl Drop for Fetcher {
             rt.shutdown_background();
         }
         drop(lock(&self.inner.to_write).take());
+        self.inner.drain(&self.queue);
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
@@ -450,20 +464,33 @@ impl Inner {
         }
     }
 
-    /// The cache writer: writes queued chunks' files, one at a time, until the queue closes.
-    /// It runs at idle priority: while vCPUs, the pager and the fetches want the CPUs, file
-    /// writes wait (in memory, bounded by [`PENDING_MAX`]).
-    fn write_cache(&self, rx: mpsc::Receiver<ToWrite>) {
-        let idle = libc::sched_param { sched_priority: 0 };
-        // SAFETY: sched_setscheduler with pid 0 changes only the calling thread's policy and
-        // reads only the sched_param passed by reference; failure leaves the policy as it was.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) } != 0 {
+    /// The cache writer: scans the cache, then writes queued chunks' files until the queue
+    /// closes, at nice [`WRITER_NICE`].
+    fn write_cache(&self, queue: &WriteQueue) {
+        // SAFETY: gettid has no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        // SAFETY: setpriority on this thread's own id changes only its nice value (raising
+        // it needs no privilege); failure leaves it as it was.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WRITER_NICE) } != 0 {
             log::debug!(
-                "cache writer: SCHED_IDLE refused: {}",
+                "cache writer: nice {WRITER_NICE} refused: {}",
                 std::io::Error::last_os_error()
             );
         }
-        for (h, b, permit) in rx {
+        // The listing waits for no restore (reads need no index); puts follow it.
+        if let Err(e) = self.cache.scan() {
+            log::warn!("chunk cache: {e}");
+        }
+        self.drain(queue);
+    }
+
+    /// Writes queued chunks until the queue is closed and empty (the writer thread, and a
+    /// dropping fetcher beside it).
+    fn drain(&self, queue: &WriteQueue) {
+        loop {
+            // One item at a time, so two drainers take turns.
+            let next = lock(queue).recv();
+            let Ok((h, b, permit)) = next else { return };
             if let Err(e) = self.cache.put(&h, &b) {
                 log::warn!("chunk cache: {e}");
             }

@@ -44,7 +44,7 @@ pub fn open_snapshot(
     let url = SnapshotUrl::parse(url)?;
     step("url parsed");
     let store = ChunkStore::new(url.store.clone());
-    let cache = ChunkCache::open(cache_dir, cache_bytes)?;
+    let cache = ChunkCache::open_unscanned(cache_dir, cache_bytes)?;
     step("cache open");
     let fetcher = Fetcher::new(store, cache, cfg)?;
     step("runtime up");
