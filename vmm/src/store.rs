@@ -39,7 +39,7 @@ pub use admin::{GcStats, SnapshotInfo, gc, gc_store, list};
 pub use cache::{ChunkCache, default_cache_dir};
 pub use chunks::{ChunkStore, Hash};
 pub use copy::copy;
-pub use fetch::{FetchStats, Fetcher, FetcherConfig};
+pub use fetch::{Cancel, FetchStats, Fetcher, FetcherConfig};
 pub use manifest::Manifest;
 pub use source::{ChunkSource, RemoteSnapshot, SourceUsers, open_snapshot, root_key};
 pub use url::{SnapshotUrl, StoreUrl, is_url, runtime};

@@ -133,6 +133,27 @@ struct Inner {
     shutdown: AtomicBool,
 }
 
+/// When a wait for a chunk may end early.
+#[derive(Clone, Copy, Debug)]
+pub enum Cancel<'a> {
+    /// Never (snapshot writers, RAM hashes: they must finish).
+    Never,
+    /// When the fetcher shuts down (the VM is going away).
+    OnShutdown,
+    /// Also when `flag` is set: one VM of several sharing this fetcher is going away.
+    OnShutdownOr(&'a AtomicBool),
+}
+
+impl Cancel<'_> {
+    fn now(&self, shutdown: &AtomicBool) -> bool {
+        match self {
+            Cancel::Never => false,
+            Cancel::OnShutdown => shutdown.load(Ordering::SeqCst),
+            Cancel::OnShutdownOr(f) => shutdown.load(Ordering::SeqCst) || f.load(Ordering::SeqCst),
+        }
+    }
+}
+
 /// Gets verified chunks, through the cache.
 pub struct Fetcher {
     inner: Arc<Inner>,
@@ -218,17 +239,18 @@ impl Fetcher {
     /// The verified bytes of chunk `h` (`len` bytes): from the cache, or fetched (joining a
     /// fetch already in flight). Blocks the calling thread, never the runtime.
     pub fn get(&self, h: Hash, len: u64) -> Result<bytes::Bytes> {
-        self.get_counted(h, len, true)
+        self.get_with(h, len, Cancel::OnShutdown)
     }
 
     /// [`Fetcher::get`] that a shutdown does not cut short (snapshot writers, RAM hashes).
     pub fn get_uncancelled(&self, h: Hash, len: u64) -> Result<bytes::Bytes> {
-        self.get_counted(h, len, false)
+        self.get_with(h, len, Cancel::Never)
     }
 
-    fn get_counted(&self, h: Hash, len: u64, cancellable: bool) -> Result<bytes::Bytes> {
+    /// [`Fetcher::get`], its wait ending early as `cancel` says.
+    pub fn get_with(&self, h: Hash, len: u64, cancel: Cancel<'_>) -> Result<bytes::Bytes> {
         let t0 = Instant::now();
-        let r = self.get_inner(h, len, cancellable);
+        let r = self.get_inner(h, len, cancel);
         add(&self.inner.counters.wait_ns, t0.elapsed().as_nanos() as u64);
         if r.is_err() {
             add(&self.inner.counters.failures, 1);
@@ -236,7 +258,7 @@ impl Fetcher {
         r
     }
 
-    fn get_inner(&self, h: Hash, len: u64, cancellable: bool) -> Result<bytes::Bytes> {
+    fn get_inner(&self, h: Hash, len: u64, cancel: Cancel<'_>) -> Result<bytes::Bytes> {
         if let Some(b) = self.inner.held(&h, len) {
             add(&self.inner.counters.hits, 1);
             return Ok(b);
@@ -266,18 +288,18 @@ impl Fetcher {
             self.rt()
                 .spawn(async move { inner.fetch(h, len, false).await });
         }
-        self.wait(&rx, h, cancellable)
+        self.wait(&rx, h, cancel)
     }
 
     fn wait(
         &self,
         rx: &mpsc::Receiver<Fetched>,
         h: Hash,
-        cancellable: bool,
+        cancel: Cancel<'_>,
     ) -> Result<bytes::Bytes> {
         let deadline = Instant::now() + self.cfg.wait;
         loop {
-            if cancellable && self.inner.shutdown.load(Ordering::SeqCst) {
+            if cancel.now(&self.inner.shutdown) {
                 return Err(Error::Runtime("shut down while a chunk was awaited".into()));
             }
             let slice = deadline
@@ -611,6 +633,33 @@ mod tests {
             assert!(c.get(h, 64 << 10).is_some(), "chunk {h} not cached");
         }
         let _ = std::fs::remove_dir_all(tmp("flush"));
+    }
+
+    #[test]
+    fn a_waiters_own_cancel_flag_ends_its_wait_and_no_one_elses() {
+        let mem: Arc<dyn ObjectStore> = Arc::new(ThrottledStore::new(
+            InMemory::new(),
+            ThrottleConfig {
+                wait_get_per_call: Duration::from_millis(1500),
+                ..Default::default()
+            },
+        ));
+        let (cs, hs) = filled(mem, 1, 4096);
+        let f = Arc::new(fetcher(cs, "cancel", 1 << 20, 4));
+        let flag = Arc::new(AtomicBool::new(false));
+        let (f2, h) = (f.clone(), hs[0]);
+        let other = std::thread::spawn(move || f2.get(h, 4096));
+        let (flag2, t0) = (flag.clone(), Instant::now());
+        let setter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            flag2.store(true, Ordering::SeqCst);
+        });
+        let e = f.get_with(h, 4096, Cancel::OnShutdownOr(&flag));
+        assert!(e.is_err() && t0.elapsed() < Duration::from_millis(1000));
+        setter.join().unwrap();
+        // The other waiter of the same fetch still gets the chunk.
+        assert_eq!(other.join().unwrap().unwrap().len(), 4096);
+        let _ = std::fs::remove_dir_all(tmp("cancel"));
     }
 
     #[test]

@@ -13,8 +13,8 @@ use kvmpager::abi::status::{ZX_ERR_IO, ZX_ERR_IO_DATA_INTEGRITY};
 
 use super::manifest::{Chunks, chunk_len};
 use super::{
-    CHUNK_SIZE, ChunkCache, ChunkStore, Error, Fetcher, FetcherConfig, Hash, Manifest, Result,
-    SnapshotUrl,
+    CHUNK_SIZE, Cancel, ChunkCache, ChunkStore, Error, Fetcher, FetcherConfig, Hash, Manifest,
+    Result, SnapshotUrl,
 };
 use crate::host_pager::shared_root::RootKey;
 use crate::host_pager::{self, Aux, PageSource};
@@ -134,32 +134,29 @@ impl ChunkSource {
             .collect()
     }
 
-    /// Chunk `i`'s bytes; the error names the chunk, the page and the snapshot URL. Only
-    /// `cancellable` waits end early when the VM shuts down (the pager's).
+    /// Chunk `i`'s bytes; the error names the chunk, the page and the snapshot URL. The wait
+    /// ends early as `cancel` says (the pager's: when its VM stops).
     fn chunk(
         &self,
         i: usize,
         h: Hash,
         page_offset: u64,
-        cancellable: bool,
+        cancel: Cancel<'_>,
     ) -> host_pager::Result<bytes::Bytes> {
         let len = chunk_len(self.ram_size, CHUNK_SIZE, i);
-        let r = if cancellable {
-            self.fetcher.get(h, len)
-        } else {
-            self.fetcher.get_uncancelled(h, len)
-        };
-        r.map_err(|e| host_pager::Error::Remote {
-            status: if e.is_integrity() {
-                ZX_ERR_IO_DATA_INTEGRITY
-            } else {
-                ZX_ERR_IO
-            },
-            message: format!(
-                "guest RAM page {page_offset:#x} (chunk {i}, {h}) of snapshot {}: {e}",
-                self.url
-            ),
-        })
+        self.fetcher
+            .get_with(h, len, cancel)
+            .map_err(|e| host_pager::Error::Remote {
+                status: if e.is_integrity() {
+                    ZX_ERR_IO_DATA_INTEGRITY
+                } else {
+                    ZX_ERR_IO
+                },
+                message: format!(
+                    "guest RAM page {page_offset:#x} (chunk {i}, {h}) of snapshot {}: {e}",
+                    self.url
+                ),
+            })
     }
 
     /// Calls `f(chunk index, hash or None, piece of RAM)` for each chunk piece of `range`.
@@ -192,6 +189,7 @@ impl ChunkSource {
         i: usize,
         h: Hash,
         piece: Range<u64>,
+        cancel: Cancel<'_>,
     ) -> host_pager::Result<()> {
         let c = self.chunk_range(i);
         let (from, len) = (piece.start - c.start, piece.end - piece.start);
@@ -202,8 +200,30 @@ impl ChunkSource {
         if let Some(f) = self.fetcher.cached_file(&h, c.end - c.start) {
             return aux.read_file(at, len, &f, from);
         }
-        let b = self.chunk(i, h, piece.start, true)?;
+        let b = self.chunk(i, h, piece.start, cancel)?;
         aux.write(at, &b[bytes])
+    }
+
+    /// [`PageSource::fill`], its chunk waits ending early as `cancel` says.
+    fn fill_with(
+        &self,
+        aux: &Aux<'_>,
+        aux_offset: u64,
+        ram_offset: u64,
+        len: u64,
+        cancel: Cancel<'_>,
+    ) -> host_pager::Result<()> {
+        let end = (ram_offset + len).min(self.ram_size);
+        if end < ram_offset + len {
+            aux.zero(aux_offset + (end - ram_offset), ram_offset + len - end)?;
+        }
+        self.pieces(ram_offset..end, |i, h, piece| {
+            let at = aux_offset + (piece.start - ram_offset);
+            match h {
+                None => aux.zero(at, piece.end - piece.start),
+                Some(h) => self.fill_piece(aux, at, i, h, piece, cancel),
+            }
+        })
     }
 }
 
@@ -211,13 +231,21 @@ impl ChunkSource {
     /// Writes RAM `range` to `out` at the same offsets (zero chunks are skipped: holes).
     /// Every byte written was verified against its chunk's hash; a chunk that fails writes
     /// nothing and fails the call.
-    fn write_to(&self, out: &File, range: Range<u64>, cancellable: bool) -> host_pager::Result<()> {
+    /// The pager's writes (`cancel` not [`Cancel::Never`]) may take the prefetch's staged
+    /// chunks.
+    fn write_to(
+        &self,
+        out: &File,
+        range: Range<u64>,
+        cancel: Cancel<'_>,
+    ) -> host_pager::Result<()> {
         self.pieces(range, |i, h, piece| {
             let Some(h) = h else { return Ok(()) };
-            let staged = cancellable.then(|| self.fetcher.take_staged(&h)).flatten();
+            let pager = !matches!(cancel, Cancel::Never);
+            let staged = pager.then(|| self.fetcher.take_staged(&h)).flatten();
             let bytes = match staged {
                 Some(b) => b,
-                None => self.chunk(i, h, piece.start, cancellable)?,
+                None => self.chunk(i, h, piece.start, cancel)?,
             };
             let from = (piece.start - self.chunk_range(i).start) as usize;
             let data = &bytes[from..from + (piece.end - piece.start) as usize];
@@ -238,17 +266,7 @@ impl PageSource for ChunkSource {
         ram_offset: u64,
         len: u64,
     ) -> host_pager::Result<()> {
-        let end = (ram_offset + len).min(self.ram_size);
-        if end < ram_offset + len {
-            aux.zero(aux_offset + (end - ram_offset), ram_offset + len - end)?;
-        }
-        self.pieces(ram_offset..end, |i, h, piece| {
-            let at = aux_offset + (piece.start - ram_offset);
-            match h {
-                None => aux.zero(at, piece.end - piece.start),
-                Some(h) => self.fill_piece(aux, at, i, h, piece),
-            }
-        })
+        self.fill_with(aux, aux_offset, ram_offset, len, Cancel::OnShutdown)
     }
 
     fn data_runs(&self) -> host_pager::Result<Vec<Range<u64>>> {
@@ -264,13 +282,13 @@ impl PageSource for ChunkSource {
     }
 
     fn copy_to(&self, out: &File, range: Range<u64>) -> host_pager::Result<()> {
-        self.write_to(out, range, false)
+        self.write_to(out, range, Cancel::Never)
     }
 
     /// A shared root's fill: verified bytes only (staged by the prefetch, or re-verified
     /// from the cache, or fetched and verified); the wait ends when the VM shuts down.
     fn fill_file(&self, out: &File, range: Range<u64>) -> host_pager::Result<()> {
-        self.write_to(out, range, true)
+        self.write_to(out, range, Cancel::OnShutdown)
     }
 
     fn describe(&self) -> String {
@@ -329,7 +347,9 @@ impl PageSource for Lease {
         ram_offset: u64,
         len: u64,
     ) -> host_pager::Result<()> {
-        self.source.fill(aux, aux_offset, ram_offset, len)
+        let cancel = Cancel::OnShutdownOr(&self.done);
+        self.source
+            .fill_with(aux, aux_offset, ram_offset, len, cancel)
     }
 
     fn data_runs(&self) -> host_pager::Result<Vec<Range<u64>>> {
@@ -341,7 +361,8 @@ impl PageSource for Lease {
     }
 
     fn fill_file(&self, out: &File, range: Range<u64>) -> host_pager::Result<()> {
-        self.source.fill_file(out, range)
+        self.source
+            .write_to(out, range, Cancel::OnShutdownOr(&self.done))
     }
 
     fn describe(&self) -> String {
