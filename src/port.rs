@@ -18,8 +18,21 @@ use crate::abi::Status;
 use crate::abi::status::{ZX_ERR_CANCELED, ZX_ERR_TIMED_OUT};
 use crate::object::WeakList;
 
-/// How long `zx_port_wait` polls for a packet before it sleeps.
+/// How long `zx_port_wait` polls for a packet before it sleeps (unless the waiting thread
+/// set its own, [`set_spin_before_sleep`]).
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+
+thread_local! {
+    /// The calling thread's spin before sleeping in [`Port::wait`].
+    static SPIN: std::cell::Cell<Duration> = const { std::cell::Cell::new(SPIN_BEFORE_SLEEP) };
+}
+
+/// Sets how long the calling thread polls a port before it sleeps in [`Port::wait`] (default
+/// 50 us). A waiter pinned to the CPU of the threads that queue its packets sets zero: spinning
+/// there only delays them.
+pub fn set_spin_before_sleep(spin: Duration) {
+    SPIN.with(|s| s.set(spin));
+}
 
 /// How often a blocked waiter re-checks whether its process was killed.
 pub(crate) const KILL_POLL: Duration = Duration::from_millis(20);
@@ -84,6 +97,9 @@ struct Queued {
 pub struct Port {
     queue: Mutex<VecDeque<Queued>>,
     ready: Condvar,
+    /// Waiters asleep on `ready` (changed only with `queue` locked): a queue with none skips
+    /// the wake-up system call.
+    sleepers: AtomicUsize,
     owners: WeakList<dyn PacketOwner>,
     handles: AtomicUsize,
     closed: AtomicBool,
@@ -95,6 +111,7 @@ impl Port {
         Arc::new(Port {
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
             owners: WeakList::default(),
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -157,8 +174,11 @@ impl Port {
             source,
             _charge: charge,
         });
+        let asleep = self.sleepers.load(Ordering::Relaxed) > 0;
         drop(queue);
-        self.ready.notify_one();
+        if asleep {
+            self.ready.notify_one();
+        }
     }
 
     /// Removes the packet `owner` queued under `token`; returns whether it was still queued.
@@ -224,10 +244,12 @@ impl Port {
                 }
                 slice = slice.min(deadline - now);
             }
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
             queue = match self.ready.wait_timeout(queue, slice) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -235,8 +257,12 @@ impl Port {
     /// next packet within microseconds of the last supply, and waking a sleeping thread costs
     /// far more than that on virtualised hosts (an idle vCPU has to be woken by an IPI).
     fn spin_for_packet(&self) -> Option<Queued> {
+        let spin = SPIN.with(|s| s.get());
+        if spin.is_zero() {
+            return None;
+        }
         let start = Instant::now();
-        while start.elapsed() < SPIN_BEFORE_SLEEP {
+        while start.elapsed() < spin {
             if let Ok(mut queue) = self.queue.try_lock()
                 && let Some(q) = queue.pop_front()
             {

@@ -238,6 +238,8 @@ impl Default for SupplyPolicy {
 
 /// Largest piece one supply moves (bounds the aux VMOs).
 const MAX_SUPPLY: u64 = 16 << 20;
+/// How long a pager thread polls its port before it sleeps, unless told otherwise.
+const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 /// Port key of the RAM VMO.
 const RAM_KEY: u64 = 0x0052_414d; // "RAM"
 
@@ -256,6 +258,8 @@ pub struct HostPager {
     serving: Option<(u64, u64)>,
     /// Shared RAM: the root the pager VMO maps (supplies are shared supplies from it).
     root: Option<Arc<SharedRoot>>,
+    /// How long the serving thread polls its port before sleeping.
+    spin: Duration,
 }
 
 impl HostPager {
@@ -314,6 +318,7 @@ impl HostPager {
             aux: [None, None],
             serving: None,
             root,
+            spin: DEFAULT_SPIN,
         })
     }
 
@@ -331,7 +336,21 @@ impl HostPager {
             aux: [None, None],
             serving: None,
             root: self.root.clone(),
+            spin: self.spin,
         }
+    }
+
+    /// Sets how long the serving thread polls its port for the next request before it
+    /// sleeps (default 50 us). Zero for a thread pinned to the CPU of the vCPU and the fault
+    /// service: polling there only keeps them from running (a handoff on one CPU is a plain
+    /// context switch; across CPUs a wake-up is the expensive part that polling saves).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
+    /// The spin [`HostPager::set_spin`] set.
+    pub fn spin(&self) -> Duration {
+        self.spin
     }
 
     /// The shared root, for shared RAM.
@@ -545,6 +564,7 @@ impl HostPager {
         std::thread::Builder::new()
             .name("host-pager".into())
             .spawn(move || {
+                kvmpager::port::set_spin_before_sleep(self.spin);
                 if let Err(e) = self.serve(source.as_ref()) {
                     let status = e.status();
                     on_error(e);

@@ -452,7 +452,15 @@ impl Vm {
         Ok(vm)
     }
 
-    fn start_pager(self: &Arc<Self>, pager: HostPager, source: Arc<dyn PageSource>) -> Result<()> {
+    fn start_pager(
+        self: &Arc<Self>,
+        mut pager: HostPager,
+        source: Arc<dyn PageSource>,
+    ) -> Result<()> {
+        if self.cpus.is_some() {
+            // Pinned beside the vCPU and the fault service: hand off, don't poll.
+            pager.set_spin(Duration::ZERO);
+        }
         let weak = Arc::downgrade(self);
         let thread = pager.start(source, move |e| {
             if let Some(vm) = weak.upgrade() {

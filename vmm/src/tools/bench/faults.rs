@@ -221,6 +221,12 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
     all_ok(errors)
 }
 
+/// Whether case 3's VMs pin their threads (the default; `KVMPAGER_BENCH_UNPINNED=1` measures
+/// the host's own placement instead). The raw handler is then pinned beside its vCPU too.
+pub(crate) fn pinned() -> bool {
+    std::env::var_os("KVMPAGER_BENCH_UNPINNED").is_none()
+}
+
 /// The last `n` kernel fault-latency samples (the touch loop's faults come last).
 fn last(v: &[u64], n: u64) -> Vec<f64> {
     let k = v.len().saturating_sub(n as usize);
@@ -241,6 +247,7 @@ pub(crate) fn host_pager_with(
     let mut cfg = guest_config("bench_faults", 1, MEMORY)?;
     // Every touch a fault of its own: no read-ahead around it.
     cfg.readahead = PAGE_SIZE;
+    cfg.pin_threads = pinned();
     let params = touch_params(TOUCH_BASE, n * PAGE_SIZE, PAGE_SIZE, PAGE_SIZE);
     let done = run_guest(&cfg, &params, |vm| before_start(vm, &cfg))?;
     let t = GuestTouches::read(&done)?;
@@ -266,6 +273,7 @@ fn guest_pager(n: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
 fn raw_guest(n: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
     let mut cfg = guest_config("bench_faults", 1, MEMORY)?;
     cfg.lazy_ram = false;
+    cfg.pin_threads = pinned();
     let uffd = Arc::new(Userfault::new().map_err(|e| format!("userfaultfd: {e}"))?);
     let len = n * PAGE_SIZE;
     let mut handler = None;
@@ -275,7 +283,12 @@ fn raw_guest(n: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
         region = vm.ram().host_addr() + TOUCH_BASE;
         uffd.register_missing(region, len)
             .map_err(|e| format!("registering guest RAM: {e}"))?;
-        handler = Some(RawHandler::spawn(uffd.clone())?);
+        let h = RawHandler::spawn(uffd.clone())?;
+        // The handler's best place: the CPU of the vCPU it serves.
+        if let Some(&cpu) = vm.pinned_cpus().and_then(|c| c.first()) {
+            h.pin(cpu);
+        }
+        handler = Some(h);
         Ok(())
     });
     let handler_ns = handler.map(RawHandler::finish).unwrap_or_default();
@@ -326,6 +339,13 @@ impl RawHandler {
             .spawn(move || serve(&uffd, &src, &flag))
             .map_err(|e| e.to_string())?;
         Ok(RawHandler { stop, thread })
+    }
+
+    fn pin(&self, cpu: usize) {
+        use std::os::unix::thread::JoinHandleExt;
+        if let Err(e) = crate::kernel::pin_pthread(self.thread.as_pthread_t(), cpu) {
+            log::debug!("pinning the raw handler to CPU {cpu}: {e}");
+        }
     }
 
     fn finish(self) -> Vec<f64> {
