@@ -43,6 +43,7 @@ mod faults;
 mod memslots;
 mod pause;
 mod placement;
+pub(crate) use placement::usable_cpus;
 mod stop;
 
 use control::ControlState;
@@ -475,10 +476,13 @@ impl Vm {
     /// Bridges RAM to an external pager process (two threads, joined like the pager's).
     fn start_external(
         self: &Arc<Self>,
-        pager: HostPager,
+        mut pager: HostPager,
         how: &ExternalPager,
         image: Option<&std::path::Path>,
     ) -> Result<()> {
+        if self.cpus.is_some() {
+            pager.set_spin(Duration::ZERO);
+        }
         let weak = Arc::downgrade(self);
         let [fwd, ops] = Bridge::connect(pager, how, image)?.start(move |why| {
             if let Some(vm) = weak.upgrade() {
@@ -486,6 +490,7 @@ impl Vm {
             }
         })?;
         self.pin_fault_threads(&fwd);
+        self.pin_fault_helper(&ops);
         *lock(&self.pager_thread) = Some(fwd);
         *lock(&self.prefetch_thread) = Some(ops);
         Ok(())

@@ -37,7 +37,8 @@ use kvmpager::abi::status::{
     ZX_ERR_OUT_OF_RANGE, ZX_OK,
 };
 use kvmpager::abi::vmo_op::ZX_VMO_OP_DECOMMIT;
-use kvmpager::abi::{Handle, PAGE_SIZE, Status};
+use kvmpager::abi::vmo_options::KVMPAGER_VMO_HUGE;
+use kvmpager::abi::{HUGE_PAGE_SIZE, Handle, PAGE_SIZE, Status};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 use super::{HostPager, RAM_KEY};
@@ -84,7 +85,7 @@ fn io_err(what: &str) -> impl FnOnce(io::Error) -> super::Error + '_ {
 }
 
 /// A new data region (memfd).
-fn memfd(size: u64) -> io::Result<File> {
+pub fn memfd(size: u64) -> io::Result<File> {
     // SAFETY: memfd_create reads the NUL-terminated name and returns a new fd or -1.
     let fd = unsafe { libc::memfd_create(c"kvmpager-pager-data".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -180,7 +181,7 @@ impl Bridge {
             .map_err(super::Error::Spawn)?;
         let s = shared;
         let mut ops = Ops {
-            aux: None,
+            supplier: RegionSupplier::default(),
             region,
             sock,
         };
@@ -203,9 +204,17 @@ struct Shared {
 }
 
 struct Ops {
-    aux: Option<(Handle, Arc<Vmo>)>,
+    supplier: RegionSupplier,
     region: File,
     sock: UnixStream,
+}
+
+/// Moves page data from a data region into a pager VMO (SUPPLY's data path), keeping its aux
+/// VMO between supplies.
+#[derive(Default)]
+pub struct RegionSupplier {
+    /// `[small, huge]` aux VMOs of [`REGION_SIZE`] bytes, made on first use.
+    aux: [Option<(Handle, Arc<Vmo>)>; 2],
 }
 
 impl Shared {
@@ -216,6 +225,7 @@ impl Shared {
     /// Port packets to the socket until the host process is killed.
     fn forward(&self) {
         let p = &self.pager;
+        kvmpager::port::set_spin_before_sleep(p.spin());
         loop {
             let packet = match p.process.port_wait(p.port, None) {
                 Ok(pk) => pk,
@@ -317,43 +327,62 @@ impl Shared {
         r.map_or_else(|s| s, |_| ZX_OK)
     }
 
-    /// SUPPLY: one `pread` from the data region into the aux VMO, then a move into RAM.
+    /// SUPPLY: see [`RegionSupplier::supply`].
     fn supply(&self, ops: &mut Ops, op: &Op) -> Status {
-        let p = &self.pager;
-        let aligned = [op.offset, op.length, op.data]
+        ops.supplier
+            .supply(&self.pager, &ops.region, op.offset, op.length, op.data)
+    }
+}
+
+impl RegionSupplier {
+    /// Supplies `region[data, data + length)` into `pager`'s RAM VMO at `offset`: one `pread`
+    /// from the data region into the aux VMO, then a move into RAM. Returns the status the
+    /// pager gets.
+    pub fn supply(
+        &mut self,
+        pager: &HostPager,
+        region: &File,
+        offset: u64,
+        length: u64,
+        data: u64,
+    ) -> Status {
+        let p = pager;
+        let aligned = [offset, length, data]
             .iter()
             .all(|x| x.is_multiple_of(PAGE_SIZE));
-        if !aligned || op.length == 0 {
+        if !aligned || length == 0 {
             return ZX_ERR_INVALID_ARGS;
         }
-        if op
-            .data
-            .checked_add(op.length)
-            .is_none_or(|e| e > REGION_SIZE)
-        {
+        if data.checked_add(length).is_none_or(|e| e > REGION_SIZE) {
             return ZX_ERR_OUT_OF_RANGE;
         }
-        let (aux, vmo) = match &ops.aux {
-            Some(a) => a.clone(),
-            None => match p.process.vmo_create(REGION_SIZE, 0) {
-                Ok(h) => match p.process.vmo_object(h) {
-                    Ok(v) => ops.aux.insert((h, v)).clone(),
-                    Err(s) => return s,
-                },
-                Err(s) => return s,
-            },
+        let huge = offset.is_multiple_of(HUGE_PAGE_SIZE) && length.is_multiple_of(HUGE_PAGE_SIZE);
+        let (aux, vmo) = match self.aux_vmo(pager, huge) {
+            Ok(a) => a,
+            Err(s) => return s,
         };
-        let r = vmo
-            .read_file(0, op.length, &ops.region, op.data)
-            .and_then(|_| {
-                p.process
-                    .pager_supply_pages(p.pager, p.vmo, op.offset, op.length, aux, 0)
-            });
-        // Leave the aux VMO empty whatever happened.
-        let _ = p
-            .process
-            .vmo_op_range(aux, ZX_VMO_OP_DECOMMIT, 0, REGION_SIZE);
+        let r = vmo.read_file(0, length, region, data).and_then(|_| {
+            p.process
+                .pager_supply_pages(p.pager, p.vmo, offset, length, aux, 0)
+        });
+        if r.is_err() {
+            // SUPPLY leaves its aux range empty; a failed read may not have: empty it.
+            let _ = p.process.vmo_op_range(aux, ZX_VMO_OP_DECOMMIT, 0, length);
+        }
         r.map_or_else(|s| s, |_| ZX_OK)
+    }
+
+    /// The aux VMO (huge pages for whole 2 MiB runs, so they are read into and moved as huge
+    /// pages where the host has them).
+    fn aux_vmo(&mut self, pager: &HostPager, huge: bool) -> Result<(Handle, Arc<Vmo>), Status> {
+        let slot = &mut self.aux[usize::from(huge)];
+        if let Some(a) = slot {
+            return Ok(a.clone());
+        }
+        let options = if huge { KVMPAGER_VMO_HUGE } else { 0 };
+        let h = pager.process.vmo_create(REGION_SIZE, options)?;
+        let v = pager.process.vmo_object(h)?;
+        Ok(slot.insert((h, v)).clone())
     }
 }
 

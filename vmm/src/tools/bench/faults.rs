@@ -109,7 +109,8 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
     };
     let host = keep(host_pager(n), "host pager");
     let guest = keep(guest_pager(n), "guest pager");
-    let raw = keep(raw_guest(n), "raw handler, guest");
+    let raw = keep(raw_guest(n, RawPlace::Beside), "raw handler, guest");
+    let raw_apart = keep(raw_guest(n, RawPlace::Apart), "raw handler, apart");
     let raw_host = keep(
         raw_host_thread(n).map(|v| (v, Vec::new())),
         "raw handler, host",
@@ -153,8 +154,8 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
     );
     let s_raw = dist(
         "raw uffd handler (service view)",
-        "handler: read_event -> UFFDIO_COPY done",
-        raw.as_ref().map(|r| &r.1),
+        "handler on another CPU: read_event -> UFFDIO_COPY done",
+        raw_apart.as_ref().map(|r| &r.1),
     );
 
     let stat = |d: &Option<Distribution>, q: &str| {
@@ -176,7 +177,7 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
                 count(&d_host)
             ));
         if q == "p50" {
-            f = f.target(Target::AtMost(1.3));
+            f = f.target(Target::AtMost(1.2));
         }
         report.push(f);
     }
@@ -193,15 +194,17 @@ pub fn run(opts: &Options, report: &mut Report) -> Result<(), String> {
         );
     }
     for (name, d) in [("host pager", &s_host), ("guest pager", &s_guest)] {
-        report.push(
-            Figure::new(3, format!("{name} fault p50, service view"), "ns")
-                .value(stat(d, "p50"))
-                .baseline(
-                    "raw handler p50, read_event -> copy done",
-                    stat(&s_raw, "p50"),
-                )
-                .view("kernel fault_latency_ns vs the raw handler's own clock"),
-        );
+        let mut f = Figure::new(3, format!("{name} fault p50, service view"), "ns")
+            .value(stat(d, "p50"))
+            .baseline(
+                "raw handler p50, read_event -> copy done",
+                stat(&s_raw, "p50"),
+            )
+            .view("kernel fault_latency_ns vs the raw handler's own clock (on another CPU)");
+        if name == "host pager" {
+            f = f.target(Target::AtMost(2.0));
+        }
+        report.push(f);
     }
     report.push(
         Figure::new(3, "raw uffd fault p50 from a guest vCPU", "ns")
@@ -268,9 +271,20 @@ fn guest_pager(n: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
     Ok((t.samples_ns, kernel))
 }
 
+/// Where the raw handler runs relative to the vCPU it serves (threads pinned).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawPlace {
+    /// On the vCPU's CPU: its best guest view (the woken vCPU preempts it inside the copy,
+    /// so its own read → copy-done clock also counts the vCPU's next round trip).
+    Beside,
+    /// On another CPU: its own clock then times the service alone (its service view).
+    Apart,
+}
+
 /// Baseline: plain guest RAM whose touched pages are registered with the bench's own
-/// userfaultfd and served by [`RawHandler`]. Returns (guest view, handler view).
-fn raw_guest(n: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
+/// userfaultfd and served by [`RawHandler`] placed at `place`. Returns (guest view, handler
+/// view).
+pub(crate) fn raw_guest(n: u64, place: RawPlace) -> Result<(Vec<f64>, Vec<f64>), String> {
     let mut cfg = guest_config("bench_faults", 1, MEMORY)?;
     cfg.lazy_ram = false;
     cfg.pin_threads = pinned();
@@ -284,8 +298,7 @@ fn raw_guest(n: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
         uffd.register_missing(region, len)
             .map_err(|e| format!("registering guest RAM: {e}"))?;
         let h = RawHandler::spawn(uffd.clone())?;
-        // The handler's best place: the CPU of the vCPU it serves.
-        if let Some(&cpu) = vm.pinned_cpus().and_then(|c| c.first()) {
+        if let Some(cpu) = raw_cpu(vm.pinned_cpus(), place) {
             h.pin(cpu);
         }
         handler = Some(h);
@@ -297,6 +310,15 @@ fn raw_guest(n: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
     }
     let t = GuestTouches::read(&done?)?;
     Ok((t.samples_ns, handler_ns))
+}
+
+/// The CPU for a raw handler at `place` beside or apart from vCPU 0's CPU (`cpus[0]`).
+fn raw_cpu(cpus: Option<&[usize]>, place: RawPlace) -> Option<usize> {
+    let &vcpu = cpus?.first()?;
+    match place {
+        RawPlace::Beside => Some(vcpu),
+        RawPlace::Apart => super::other_cpu(vcpu),
+    }
 }
 
 /// Baseline without KVM: a host thread touching a registered region, timing each touch.
