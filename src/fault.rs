@@ -297,15 +297,17 @@ impl MutEventSubscriber for FaultReader {
     /// lone fault costs one `read`, not two).
     fn process(&mut self, _events: Events, _ops: &mut EventOps) {
         loop {
-            let read = self.uffd.read_events(|ev| match ev {
-                UffdEvent::PageFault {
-                    addr,
-                    tid,
-                    wp,
-                    minor,
-                    ..
-                } => self.dispatch(addr, tid, wp, minor),
-                UffdEvent::Other(kind) => log::debug!("userfaultfd event {kind:#x}"),
+            let read = crate::port::with_deferred_wakeups(|| {
+                self.uffd.read_events(|ev| match ev {
+                    UffdEvent::PageFault {
+                        addr,
+                        tid,
+                        wp,
+                        minor,
+                        ..
+                    } => self.dispatch(addr, tid, wp, minor),
+                    UffdEvent::Other(kind) => log::debug!("userfaultfd event {kind:#x}"),
+                })
             });
             match read {
                 Ok(n) if n == EVENT_BATCH => {}

@@ -25,6 +25,36 @@ const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 thread_local! {
     /// The calling thread's spin before sleeping in [`Port::wait`].
     static SPIN: std::cell::Cell<Duration> = const { std::cell::Cell::new(SPIN_BEFORE_SLEEP) };
+    /// Inside [`with_deferred_wakeups`]: the ports whose sleeping waiter is still to be woken.
+    static DEFERRED: std::cell::RefCell<Option<Vec<Weak<Port>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, waking the waiters of the ports it queues packets to only when it returns (once
+/// per port). The fault service dispatches a batch of faults this way: a waiter woken while
+/// the dispatching thread still holds the pager VMO's lock would, on a shared CPU, run at once
+/// and block on that lock.
+pub fn with_deferred_wakeups<R>(f: impl FnOnce() -> R) -> R {
+    let outer = DEFERRED.with(|d| d.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let ports = DEFERRED.with(|d| std::mem::replace(&mut *d.borrow_mut(), outer));
+    for port in ports.into_iter().flatten().filter_map(|w| w.upgrade()) {
+        port.ready.notify_one();
+    }
+    r
+}
+
+/// Records `port` for a deferred wake-up if the thread is inside [`with_deferred_wakeups`].
+fn defer_wakeup(port: &Weak<Port>) -> bool {
+    DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(list) => {
+            if !list.iter().any(|w| w.ptr_eq(port)) {
+                list.push(port.clone());
+            }
+            true
+        }
+        None => false,
+    })
 }
 
 /// Sets how long the calling thread polls a port before it sleeps in [`Port::wait`] (default
@@ -100,6 +130,8 @@ pub struct Port {
     /// Waiters asleep on `ready` (changed only with `queue` locked): a queue with none skips
     /// the wake-up system call.
     sleepers: AtomicUsize,
+    /// This port, for a wake-up deferred past the queuer's locks ([`with_deferred_wakeups`]).
+    me: Weak<Port>,
     owners: WeakList<dyn PacketOwner>,
     handles: AtomicUsize,
     closed: AtomicBool,
@@ -108,10 +140,11 @@ pub struct Port {
 impl Port {
     /// A new, empty port.
     pub fn new() -> Arc<Port> {
-        Arc::new(Port {
+        Arc::new_cyclic(|me| Port {
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
             sleepers: AtomicUsize::new(0),
+            me: me.clone(),
             owners: WeakList::default(),
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -176,7 +209,7 @@ impl Port {
         });
         let asleep = self.sleepers.load(Ordering::Relaxed) > 0;
         drop(queue);
-        if asleep {
+        if asleep && !defer_wakeup(&self.me) {
             self.ready.notify_one();
         }
     }
