@@ -39,10 +39,14 @@ pub fn with_deferred_wakeups<R>(f: impl FnOnce() -> R) -> R {
     let r = f();
     let ports = DEFERRED.with(|d| std::mem::replace(&mut *d.borrow_mut(), outer));
     for port in ports.into_iter().flatten().filter_map(|w| w.upgrade()) {
-        port.ready.notify_one();
+        port.wake_after_queue();
     }
     r
 }
+
+/// Serves a port's queued packets on the calling thread, without waiting; returns whether it
+/// took them on (`false`: a waiter has to be woken instead).
+pub type InlineServer = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Records `port` for a deferred wake-up if the thread is inside [`with_deferred_wakeups`].
 fn defer_wakeup(port: &Weak<Port>) -> bool {
@@ -132,6 +136,8 @@ pub struct Port {
     sleepers: AtomicUsize,
     /// This port, for a wake-up deferred past the queuer's locks ([`with_deferred_wakeups`]).
     me: Weak<Port>,
+    /// Serves this port's packets on the thread that queued them ([`Port::set_inline_server`]).
+    inline: Mutex<Option<InlineServer>>,
     owners: WeakList<dyn PacketOwner>,
     handles: AtomicUsize,
     closed: AtomicBool,
@@ -145,6 +151,7 @@ impl Port {
             ready: Condvar::new(),
             sleepers: AtomicUsize::new(0),
             me: me.clone(),
+            inline: Mutex::new(None),
             owners: WeakList::default(),
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -209,7 +216,7 @@ impl Port {
         });
         let asleep = self.sleepers.load(Ordering::Relaxed) > 0;
         drop(queue);
-        if asleep && !defer_wakeup(&self.me) {
+        if !defer_wakeup(&self.me) && asleep {
             self.ready.notify_one();
         }
     }
@@ -223,6 +230,31 @@ impl Port {
                 .is_some_and(|s| s.token == token && std::ptr::addr_eq(s.owner.as_ptr(), owner))
         });
         found.map(|i| queue.remove(i)).is_some()
+    }
+
+    /// Has `server` serve the packets queued inside [`with_deferred_wakeups`] (the fault
+    /// service's dispatch) on the queuing thread, before any waiter is woken: a host pager
+    /// whose source is quick serves a fault without a handoff to another thread. `None`
+    /// removes it. The server must not hold the port (it would never be freed).
+    pub fn set_inline_server(&self, server: Option<InlineServer>) {
+        *self.inline.lock().unwrap_or_else(|e| e.into_inner()) = server;
+    }
+
+    /// After deferred queuing: the inline server, else a sleeping waiter, takes the packets.
+    fn wake_after_queue(&self) {
+        let server = self
+            .inline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if server.is_some_and(|serve| serve()) {
+            return;
+        }
+        // A waiter going to sleep counts itself with the queue locked, after looking at the
+        // queue: one not counted yet will see the packets.
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            self.ready.notify_one();
+        }
     }
 
     /// Wakes every waiter so it looks at its kill flag now.

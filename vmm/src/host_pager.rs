@@ -33,7 +33,7 @@ use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -555,38 +555,39 @@ impl HostPager {
     }
 
     /// Serves READ requests from `source` on a new thread until the process is killed.
-    /// `on_error` is called once if serving fails for another reason.
+    /// `on_error` is called once if serving fails for another reason. With a quick source
+    /// (and private RAM), faults are served on the fault service's thread as it dispatches
+    /// them (the port's inline server), and the thread serves the rest (requests from VMO
+    /// reads, and faults that arrive while it is busy).
     pub fn start(
-        mut self,
+        self,
         source: Arc<dyn PageSource>,
         on_error: impl FnOnce(Error) + Send + 'static,
     ) -> Result<JoinHandle<()>> {
+        let (process, port, spin) = (self.process.clone(), self.port, self.spin);
+        let inline = source.is_quick() && self.root.is_none();
+        let serving = Arc::new(Serving {
+            pager: Mutex::new(self),
+            source,
+            on_error: Mutex::new(Some(Box::new(on_error))),
+            done: AtomicBool::new(false),
+        });
+        if inline {
+            let weak = Arc::downgrade(&serving);
+            let server: kvmpager::port::InlineServer =
+                Arc::new(move || weak.upgrade().is_some_and(|s| s.serve_inline()));
+            process
+                .port_set_inline_server(port, Some(server))
+                .map_err(kernel("port_set_inline_server"))?;
+        }
         std::thread::Builder::new()
             .name("host-pager".into())
             .spawn(move || {
-                kvmpager::port::set_spin_before_sleep(self.spin);
-                if let Err(e) = self.serve(source.as_ref()) {
-                    let status = e.status();
-                    on_error(e);
-                    self.fail_serving(status);
-                }
+                kvmpager::port::set_spin_before_sleep(spin);
+                serving.serve(&process, port);
+                let _ = process.port_set_inline_server(port, None);
             })
             .map_err(Error::Spawn)
-    }
-
-    fn serve(&mut self, source: &dyn PageSource) -> Result<()> {
-        loop {
-            let packet = match self.process.port_wait(self.port, None) {
-                Ok(p) => p,
-                Err(ZX_ERR_CANCELED) => return Ok(()),
-                Err(status) => {
-                    return Err(kernel("zx_port_wait")(status).into());
-                }
-            };
-            if !self.handle_packet(&packet, source)? {
-                return Ok(());
-            }
-        }
     }
 
     /// Handles one packet; `false` when no more requests will come.
@@ -630,6 +631,70 @@ impl HostPager {
         PagerCounters::add(&self.counters.demand_pages, supplied);
         self.serving = None;
         Ok(())
+    }
+}
+
+/// A started host pager: its thread and the port's inline server share it.
+struct Serving {
+    pager: Mutex<HostPager>,
+    source: Arc<dyn PageSource>,
+    on_error: Mutex<Option<Box<dyn FnOnce(Error) + Send>>>,
+    /// No more requests are served (COMPLETE arrived, or serving failed).
+    done: AtomicBool,
+}
+
+impl Serving {
+    /// The pager thread: packets until the process is killed or serving ends.
+    fn serve(&self, process: &Process, port: Handle) {
+        while !self.done.load(Ordering::Acquire) {
+            let packet = match process.port_wait(port, None) {
+                Ok(p) => p,
+                Err(ZX_ERR_CANCELED) => return,
+                Err(status) => {
+                    let mut pager = lock(&self.pager);
+                    return self.failed(&mut pager, kernel("zx_port_wait")(status).into());
+                }
+            };
+            let mut pager = lock(&self.pager);
+            self.handle(&mut pager, &packet);
+        }
+    }
+
+    /// The inline server: every queued packet, now, unless the pager thread is busy serving
+    /// (then it takes them next) or serving ended.
+    fn serve_inline(&self) -> bool {
+        if self.done.load(Ordering::Acquire) {
+            return false;
+        }
+        let Ok(mut pager) = self.pager.try_lock() else {
+            return false;
+        };
+        let (process, port) = (pager.process.clone(), pager.port);
+        while !self.done.load(Ordering::Acquire) {
+            match process.port_wait(port, Some(Instant::now())) {
+                Ok(p) => self.handle(&mut pager, &p),
+                Err(_) => break,
+            }
+        }
+        true
+    }
+
+    fn handle(&self, pager: &mut HostPager, packet: &PortPacket) {
+        match pager.handle_packet(packet, self.source.as_ref()) {
+            Ok(true) => {}
+            Ok(false) => self.done.store(true, Ordering::Release),
+            Err(e) => self.failed(pager, e),
+        }
+    }
+
+    /// Serving failed: the VM is told why (once) and the request being served is failed.
+    fn failed(&self, pager: &mut HostPager, e: Error) {
+        self.done.store(true, Ordering::Release);
+        let status = e.status();
+        if let Some(report) = lock(&self.on_error).take() {
+            report(e);
+        }
+        pager.fail_serving(status);
     }
 }
 
