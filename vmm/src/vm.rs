@@ -484,7 +484,11 @@ impl Vm {
             pager.set_spin(Duration::ZERO);
         }
         let weak = Arc::downgrade(self);
-        let [fwd, ops] = Bridge::connect(pager, how, image)?.start(move |why| {
+        let bridge = Bridge::connect(pager, how, image)?;
+        if let Some(pid) = bridge.child_pid() {
+            self.pin_fault_process(pid);
+        }
+        let [fwd, ops] = bridge.start(move |why| {
             if let Some(vm) = weak.upgrade() {
                 vm.request_stop(StopReason::HostPager(why));
             }

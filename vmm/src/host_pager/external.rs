@@ -29,7 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kvmpager::abi::packet::ZX_PKT_TYPE_PAGE_REQUEST;
 use kvmpager::abi::status::{
@@ -154,6 +154,11 @@ impl Bridge {
         })
     }
 
+    /// The process id of the pager started by `--pager-exec` (none for `--pager-socket`).
+    pub fn child_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts the two threads; `on_stop` is called (once at most) with why the pager can no
     /// longer serve RAM.
     pub fn start(
@@ -174,6 +179,13 @@ impl Bridge {
             child: Mutex::new(child),
             on_stop: Box::new(on_stop),
         });
+        let weak = Arc::downgrade(&shared);
+        let server: kvmpager::port::InlineServer =
+            Arc::new(move || weak.upgrade().is_some_and(|s| s.forward_inline()));
+        let p = &shared.pager;
+        p.process
+            .port_set_inline_server(p.port, Some(server))
+            .map_err(|s| io_err("setting up the port")(io::Error::other(format!("status {s}"))))?;
         let s = shared.clone();
         let fwd = std::thread::Builder::new()
             .name("ext-pager-fwd".into())
@@ -182,6 +194,7 @@ impl Bridge {
         let s = shared;
         let mut ops = Ops {
             supplier: RegionSupplier::default(),
+            reader: MsgReader::new(),
             region,
             sock,
         };
@@ -205,6 +218,7 @@ struct Shared {
 
 struct Ops {
     supplier: RegionSupplier,
+    reader: MsgReader,
     region: File,
     sock: UnixStream,
 }
@@ -239,18 +253,44 @@ impl Shared {
                 continue;
             }
             if let Err(e) = self.send(&Msg::Packet(packet)) {
-                let closed = matches!(
-                    e.kind(),
-                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-                );
-                self.fail(match closed {
-                    true => self.gone(),
-                    false => format!("cannot send a page request to the pager: {e}"),
-                });
+                self.fail(self.send_failed(&e));
                 break;
             }
         }
+        let _ = p.process.port_set_inline_server(p.port, None);
         self.close();
+    }
+
+    /// Why sending a page request failed.
+    fn send_failed(&self, e: &io::Error) -> String {
+        match e.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => self.gone(),
+            _ => format!("cannot send a page request to the pager: {e}"),
+        }
+    }
+
+    /// The port's inline server: the fault service's thread sends the page requests its
+    /// dispatch queued straight to the pager (no handoff to `ext-pager-fwd`), unless a reply
+    /// is being written (then the forwarder is woken instead).
+    fn forward_inline(&self) -> bool {
+        if self.closing.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Ok(mut w) = self.writer.try_lock() else {
+            return false;
+        };
+        let p = &self.pager;
+        while let Ok(packet) = p.process.port_wait(p.port, Some(Instant::now())) {
+            if packet.packet_type != ZX_PKT_TYPE_PAGE_REQUEST {
+                continue;
+            }
+            if let Err(e) = w.write_all(&Msg::Packet(packet).encode()) {
+                drop(w);
+                self.fail(self.send_failed(&e));
+                break;
+            }
+        }
+        true
     }
 
     /// The VM is going away: close the socket and stop an exec'd pager.
@@ -286,7 +326,7 @@ impl Shared {
 
     fn serve_ops(&self, ops: &mut Ops) {
         loop {
-            let msg = match read_msg(&mut ops.sock) {
+            let msg = match ops.reader.next(&mut ops.sock) {
                 Ok(Some(m)) => m,
                 Ok(None) => return self.fail(self.gone()),
                 Err(e) => return self.fail(e),
@@ -397,72 +437,101 @@ fn exit_status(child: &mut Child) -> Option<std::process::ExitStatus> {
     None
 }
 
-/// Reads one message: `Ok(None)` at a clean end of stream, `Err` naming the problem. Once a
-/// message's first byte arrived, the rest must follow within [`MESSAGE_TIMEOUT`].
-fn read_msg(sock: &mut UnixStream) -> Result<Option<Msg>, String> {
-    let mut buf = vec![0u8; HEADER];
-    let _ = sock.set_read_timeout(None);
-    match read_full(sock, &mut buf[..1]) {
-        Ok(0) => return Ok(None),
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
-        Err(e) => return Err(format!("reading the socket: {e}")),
-    }
-    let _ = sock.set_read_timeout(Some(MESSAGE_TIMEOUT));
-    let n = read_rest(sock, &mut buf[1..], 1, HEADER)?;
-    if n < HEADER {
-        return Err(format!(
-            "truncated message: the socket closed after {n} bytes"
-        ));
-    }
-    let size = proto::message_size(&buf).map_err(|e| format!("bad message header: {e}"))?;
-    buf.resize(size, 0);
-    let n = read_rest(sock, &mut buf[HEADER..], HEADER, size)?;
-    if n < size {
-        return Err(format!(
-            "truncated message: the socket closed after {n} of {size} bytes"
-        ));
-    }
-    Msg::decode(&buf)
-        .map(Some)
-        .map_err(|e| format!("bad message: {e}"))
+/// Reads messages from the pager's socket through a buffer: one `read` usually brings a whole
+/// message or several, and the socket's read timeout is only changed when a message has to be
+/// waited for part-way ([`MESSAGE_TIMEOUT`]).
+struct MsgReader {
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[at..end]`.
+    at: usize,
+    end: usize,
+    /// Whether the socket's read timeout is set to [`MESSAGE_TIMEOUT`] now.
+    timed: bool,
 }
 
-/// Reads the rest of a message into `buf` (`had` bytes of `want` are there); returns the
-/// bytes there now.
-fn read_rest(
-    sock: &mut UnixStream,
-    buf: &mut [u8],
-    had: usize,
-    want: usize,
-) -> Result<usize, String> {
-    match read_full(sock, buf) {
-        Ok(n) => Ok(had + n),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Err(format!(
-                "truncated message: the rest of a {want}-byte message did not arrive within {:?}",
-                MESSAGE_TIMEOUT
-            ))
+impl MsgReader {
+    fn new() -> Self {
+        MsgReader {
+            buf: vec![0; 4 * proto::MAX_MESSAGE],
+            at: 0,
+            end: 0,
+            timed: true,
         }
-        Err(e) => Err(format!("reading the socket: {e}")),
     }
-}
 
-/// Reads until `buf` is full or the stream ends; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    /// The next message: `Ok(None)` at a clean end of stream, `Err` naming the problem. Once a
+    /// message's first byte arrived, the rest must follow within [`MESSAGE_TIMEOUT`].
+    fn next(&mut self, sock: &mut UnixStream) -> Result<Option<Msg>, String> {
+        if self.at == self.end {
+            self.set_timed(sock, false);
+            match self.fill(sock) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+                Err(e) => return Err(format!("reading the socket: {e}")),
+            }
+        }
+        self.want(sock, HEADER)?;
+        let size = proto::message_size(&self.buf[self.at..self.at + HEADER])
+            .map_err(|e| format!("bad message header: {e}"))?;
+        self.want(sock, size)?;
+        let msg = Msg::decode(&self.buf[self.at..self.at + size]);
+        self.at += size;
+        msg.map(Some).map_err(|e| format!("bad message: {e}"))
+    }
+
+    /// Makes sure `n` bytes (at most `MAX_MESSAGE`) of the current message are buffered.
+    fn want(&mut self, sock: &mut UnixStream, n: usize) -> Result<(), String> {
+        while self.end - self.at < n {
+            self.set_timed(sock, true);
+            match self.fill(sock) {
+                Ok(0) => {
+                    return Err(format!(
+                        "truncated message: the socket closed after {} bytes",
+                        self.end - self.at
+                    ));
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(format!(
+                        "truncated message: the rest of a {n}-byte message did not arrive within {:?}",
+                        MESSAGE_TIMEOUT
+                    ));
+                }
+                Err(e) => return Err(format!("reading the socket: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what the socket has after the buffered bytes (moved to the front first).
+    fn fill(&mut self, sock: &mut UnixStream) -> io::Result<usize> {
+        if self.at > 0 {
+            self.buf.copy_within(self.at..self.end, 0);
+            self.end -= self.at;
+            self.at = 0;
+        }
+        loop {
+            match sock.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
     }
-    Ok(n)
+
+    fn set_timed(&mut self, sock: &UnixStream, timed: bool) {
+        if self.timed != timed {
+            let _ = sock.set_read_timeout(timed.then_some(MESSAGE_TIMEOUT));
+            self.timed = timed;
+        }
+    }
 }

@@ -75,6 +75,26 @@ impl Vm {
         }
     }
 
+    /// Pins a process that serves the VM's faults (an exec'd external pager: its threads and
+    /// children inherit it) to vCPU 0's CPU, when threads are pinned.
+    pub(super) fn pin_fault_process(&self, pid: u32) {
+        let Some(&cpu) = self.cpus.as_ref().and_then(|c| c.first()) else {
+            return;
+        };
+        // SAFETY: cpu_set_t is plain data; all zero bits is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: CPU_SET writes one bit inside `set`; `cpu` came from sched_getaffinity.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        // SAFETY: sched_setaffinity reads `set` (its size given); `pid` is our own child.
+        let rc = unsafe {
+            libc::sched_setaffinity(pid as libc::pid_t, std::mem::size_of_val(&set), &set)
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            log::debug!("pinning the pager process {pid} to CPU {cpu}: {e}");
+        }
+    }
+
     /// The host CPUs the VM's threads are pinned to (`None` when they are not).
     pub fn pinned_cpus(&self) -> Option<&[usize]> {
         self.cpus.as_deref()
