@@ -634,11 +634,14 @@ impl HostPager {
     }
 }
 
+/// What a started pager calls once if serving fails.
+type OnError = Box<dyn FnOnce(Error) + Send>;
+
 /// A started host pager: its thread and the port's inline server share it.
 struct Serving {
     pager: Mutex<HostPager>,
     source: Arc<dyn PageSource>,
-    on_error: Mutex<Option<Box<dyn FnOnce(Error) + Send>>>,
+    on_error: Mutex<Option<OnError>>,
     /// No more requests are served (COMPLETE arrived, or serving failed).
     done: AtomicBool,
 }
