@@ -25,6 +25,10 @@
 //! (`Process::pager_supply_shared`: `UFFDIO_CONTINUE`, holes as private zero pages). No aux
 //! VMO and no move: `UFFDIO_MOVE` refuses shared pages.
 //!
+//! Where faults are served: with a quick source (memory, a local file) and private RAM, on the
+//! fault service's own thread as it dispatches them (the port's inline server);
+//! otherwise, and for requests that do not come from faults, on the `host-pager` thread.
+//!
 //! The sources live in `page_source` (re-exported here) and the root in `shared_root`; this
 //! module is the pager itself. `external` bridges the pager VMO to a pager process instead
 //! (`--pager-socket`, `--pager-exec`).

@@ -5,13 +5,15 @@
 //! process asks for on its behalf, with the same kernel calls the built-in pager makes, so the
 //! kernel's own checks decide each answer's `zx_status_t`. The wire format is
 //! [`crate::pager_proto`]. Two threads: `ext-pager-fwd` waits on the port and forwards packets;
-//! `ext-pager-ops` reads operations and answers each with a status.
+//! `ext-pager-ops` reads operations and answers each with a status. Page requests raised by
+//! faults are written to the socket by the fault service's own thread (the port's inline
+//! server), so a fault costs no handoff to `ext-pager-fwd`.
 //!
 //! Page data travels through a data region: a memfd of [`REGION_SIZE`] bytes that the VMM
 //! creates and sends with the hello (`SCM_RIGHTS`). The pager writes page bytes into it and a
 //! SUPPLY names the region offset; the bridge reads the bytes into an aux VMO with one `pread`
-//! (the only copy) and *moves* them into RAM (`zx_pager_supply_pages`). The region may be
-//! reused as soon as the SUPPLY's reply arrived.
+//! (the only copy; a huge-page aux VMO for whole 2 MiB runs) and *moves* them into RAM
+//! (`zx_pager_supply_pages`). The region may be reused as soon as the SUPPLY's reply arrived.
 //!
 //! Failure: the socket closing, a message the decoder refuses, an op from a pager that does
 //! not read its replies for [`WRITE_TIMEOUT`], or (`--pager-exec`) the pager exiting stop the

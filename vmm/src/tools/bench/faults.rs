@@ -10,6 +10,11 @@
 //! Secondary figures: the **service view** (the kernel's own samples, fault event read →
 //! request resolved, vs the raw handler's event read → copy done) and the raw handler serving a
 //! host thread (the faulting thread's view, no KVM in the path).
+//!
+//! The VMs pin their threads, as `run` does (`KVMPAGER_BENCH_UNPINNED=1`: the host's own
+//! placement). The raw handler is pinned where it is fastest for each view: beside its vCPU for
+//! the guest view; on another CPU for its service view, since beside the vCPU the vCPU its copy
+//! wakes preempts it inside the ioctl and its clock would count the vCPU's next round trip.
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
