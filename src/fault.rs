@@ -24,7 +24,7 @@ use vmm_sys_util::eventfd::EventFd;
 use std::time::Duration;
 
 use crate::request::{OverdueRequest, PagerVmoRequests};
-use crate::uffd::{UffdEvent, Userfault};
+use crate::uffd::{EVENT_BATCH, UffdEvent, Userfault};
 
 /// How long the service loop sleeps in epoll before checking for shutdown (ms); shutdown
 /// also wakes it at once through an eventfd, so this is only a backstop.
@@ -292,18 +292,26 @@ impl AsRawFd for FaultReader {
 }
 
 impl MutEventSubscriber for FaultReader {
+    /// Reads the pending events in batches; a short batch drained the queue, and the
+    /// level-triggered epoll brings the thread back for anything that arrived since (so a
+    /// lone fault costs one `read`, not two).
     fn process(&mut self, _events: Events, _ops: &mut EventOps) {
         loop {
-            match self.uffd.read_event() {
-                Ok(Some(UffdEvent::PageFault {
-                    addr,
-                    tid,
-                    wp,
-                    minor,
-                    ..
-                })) => self.dispatch(addr, tid, wp, minor),
-                Ok(Some(UffdEvent::Other(kind))) => log::debug!("userfaultfd event {kind:#x}"),
-                Ok(None) => break,
+            let read = crate::port::with_deferred_wakeups(|| {
+                self.uffd.read_events(|ev| match ev {
+                    UffdEvent::PageFault {
+                        addr,
+                        tid,
+                        wp,
+                        minor,
+                        ..
+                    } => self.dispatch(addr, tid, wp, minor),
+                    UffdEvent::Other(kind) => log::debug!("userfaultfd event {kind:#x}"),
+                })
+            });
+            match read {
+                Ok(n) if n == EVENT_BATCH => {}
+                Ok(_) => break,
                 Err(e) => {
                     log::error!("reading userfaultfd: {e}");
                     break;

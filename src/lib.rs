@@ -10,8 +10,9 @@
 //! - [`object`]: koids and weak object lists, shared by every kernel object.
 //! - [`request`]: page-request bookkeeping of one pager VMO; [`counters`]: supply and fault
 //!   counters.
-//! - [`fault`]: the per-process userfaultfd service, calling back a [`fault::FaultTarget`].
 //! - [`port`]: packet queues, calling back a [`port::PacketOwner`].
+//! - [`fault`]: the per-process userfaultfd service, calling back a [`fault::FaultTarget`]
+//!   (and waking the waiters of the ports its dispatch queued to).
 //! - [`account`]: what a process's objects share and are charged to (limits, fatal faults).
 //! - [`vmo`]: virtual memory objects, the fault target and packet owner; [`pager`]: pagers.
 //! - [`handle`]: per-process handle tables with rights and generation bits.

@@ -18,8 +18,55 @@ use crate::abi::Status;
 use crate::abi::status::{ZX_ERR_CANCELED, ZX_ERR_TIMED_OUT};
 use crate::object::WeakList;
 
-/// How long `zx_port_wait` polls for a packet before it sleeps.
+/// How long `zx_port_wait` polls for a packet before it sleeps (unless the waiting thread
+/// set its own, [`set_spin_before_sleep`]).
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+
+thread_local! {
+    /// The calling thread's spin before sleeping in [`Port::wait`].
+    static SPIN: std::cell::Cell<Duration> = const { std::cell::Cell::new(SPIN_BEFORE_SLEEP) };
+    /// Inside [`with_deferred_wakeups`]: the ports whose sleeping waiter is still to be woken.
+    static DEFERRED: std::cell::RefCell<Option<Vec<Weak<Port>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, waking the waiters of the ports it queues packets to only when it returns (once
+/// per port). The fault service dispatches a batch of faults this way: a waiter woken while
+/// the dispatching thread still holds the pager VMO's lock would, on a shared CPU, run at once
+/// and block on that lock.
+pub fn with_deferred_wakeups<R>(f: impl FnOnce() -> R) -> R {
+    let outer = DEFERRED.with(|d| d.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let ports = DEFERRED.with(|d| std::mem::replace(&mut *d.borrow_mut(), outer));
+    for port in ports.into_iter().flatten().filter_map(|w| w.upgrade()) {
+        port.wake_after_queue();
+    }
+    r
+}
+
+/// Serves a port's queued packets on the calling thread, without waiting; returns whether it
+/// took them on (`false`: a waiter has to be woken instead).
+pub type InlineServer = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Records `port` for a deferred wake-up if the thread is inside [`with_deferred_wakeups`].
+fn defer_wakeup(port: &Weak<Port>) -> bool {
+    DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(list) => {
+            if !list.iter().any(|w| w.ptr_eq(port)) {
+                list.push(port.clone());
+            }
+            true
+        }
+        None => false,
+    })
+}
+
+/// Sets how long the calling thread polls a port before it sleeps in [`Port::wait`] (default
+/// 50 us). A waiter pinned to the CPU of the threads that queue its packets sets zero: spinning
+/// there only delays them.
+pub fn set_spin_before_sleep(spin: Duration) {
+    SPIN.with(|s| s.set(spin));
+}
 
 /// How often a blocked waiter re-checks whether its process was killed.
 pub(crate) const KILL_POLL: Duration = Duration::from_millis(20);
@@ -84,6 +131,13 @@ struct Queued {
 pub struct Port {
     queue: Mutex<VecDeque<Queued>>,
     ready: Condvar,
+    /// Waiters asleep on `ready` (changed only with `queue` locked): a queue with none skips
+    /// the wake-up system call.
+    sleepers: AtomicUsize,
+    /// This port, for a wake-up deferred past the queuer's locks ([`with_deferred_wakeups`]).
+    me: Weak<Port>,
+    /// Serves this port's packets on the thread that queued them ([`Port::set_inline_server`]).
+    inline: Mutex<Option<InlineServer>>,
     owners: WeakList<dyn PacketOwner>,
     handles: AtomicUsize,
     closed: AtomicBool,
@@ -92,9 +146,12 @@ pub struct Port {
 impl Port {
     /// A new, empty port.
     pub fn new() -> Arc<Port> {
-        Arc::new(Port {
+        Arc::new_cyclic(|me| Port {
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
+            me: me.clone(),
+            inline: Mutex::new(None),
             owners: WeakList::default(),
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -157,8 +214,11 @@ impl Port {
             source,
             _charge: charge,
         });
+        let asleep = self.sleepers.load(Ordering::Relaxed) > 0;
         drop(queue);
-        self.ready.notify_one();
+        if !defer_wakeup(&self.me) && asleep {
+            self.ready.notify_one();
+        }
     }
 
     /// Removes the packet `owner` queued under `token`; returns whether it was still queued.
@@ -170,6 +230,31 @@ impl Port {
                 .is_some_and(|s| s.token == token && std::ptr::addr_eq(s.owner.as_ptr(), owner))
         });
         found.map(|i| queue.remove(i)).is_some()
+    }
+
+    /// Has `server` serve the packets queued inside [`with_deferred_wakeups`] (the fault
+    /// service's dispatch) on the queuing thread, before any waiter is woken: a host pager
+    /// whose source is quick serves a fault without a handoff to another thread. `None`
+    /// removes it. The server must not hold the port (it would never be freed).
+    pub fn set_inline_server(&self, server: Option<InlineServer>) {
+        *self.inline.lock().unwrap_or_else(|e| e.into_inner()) = server;
+    }
+
+    /// After deferred queuing: the inline server, else a sleeping waiter, takes the packets.
+    fn wake_after_queue(&self) {
+        let server = self
+            .inline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if server.is_some_and(|serve| serve()) {
+            return;
+        }
+        // A waiter going to sleep counts itself with the queue locked, after looking at the
+        // queue: one not counted yet will see the packets.
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            self.ready.notify_one();
+        }
     }
 
     /// Wakes every waiter so it looks at its kill flag now.
@@ -224,10 +309,12 @@ impl Port {
                 }
                 slice = slice.min(deadline - now);
             }
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
             queue = match self.ready.wait_timeout(queue, slice) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -235,8 +322,12 @@ impl Port {
     /// next packet within microseconds of the last supply, and waking a sleeping thread costs
     /// far more than that on virtualised hosts (an idle vCPU has to be woken by an IPI).
     fn spin_for_packet(&self) -> Option<Queued> {
+        let spin = SPIN.with(|s| s.get());
+        if spin.is_zero() {
+            return None;
+        }
         let start = Instant::now();
-        while start.elapsed() < SPIN_BEFORE_SLEEP {
+        while start.elapsed() < spin {
             if let Ok(mut queue) = self.queue.try_lock()
                 && let Some(q) = queue.pop_front()
             {

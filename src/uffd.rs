@@ -689,6 +689,39 @@ impl Userfault {
         Ok(Some(decode(&msg)))
     }
 
+    /// Reads up to [`EVENT_BATCH`] pending events with one `read` and hands each to `f`;
+    /// returns how many there were (0: none pending). Fewer than [`EVENT_BATCH`] means the
+    /// queue was drained when the kernel answered, so an event loop need not read again
+    /// before it polls.
+    pub fn read_events(&self, mut f: impl FnMut(UffdEvent)) -> Result<usize, UffdError> {
+        let mut msgs = [uffd_msg::default(); EVENT_BATCH];
+        let one = size_of::<uffd_msg>();
+        let n = loop {
+            // SAFETY: `msgs` is a plain-data buffer of exactly `size_of_val(&msgs)` writable
+            // bytes.
+            let n =
+                unsafe { libc::read(self.raw_fd(), msgs.as_mut_ptr().cast(), size_of_val(&msgs)) };
+            if n >= 0 {
+                break n as usize;
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EAGAIN) => return Ok(0),
+                Some(libc::EINTR) => continue,
+                _ => return Err(UffdError::Read(err)),
+            }
+        };
+        if !n.is_multiple_of(one) {
+            let msg = format!("short userfaultfd read: {n} bytes, not whole {one}-byte events");
+            return Err(UffdError::Read(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                msg,
+            )));
+        }
+        msgs[..n / one].iter().for_each(|m| f(decode(m)));
+        Ok(n / one)
+    }
+
     /// The raw descriptor, for registering with an epoll-based event loop.
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -704,6 +737,9 @@ impl Userfault {
         })
     }
 }
+
+/// Most events [`Userfault::read_events`] reads at once.
+pub const EVENT_BATCH: usize = 16;
 
 /// Flags for the new descriptor.
 const FD_FLAGS: libc::c_int = libc::O_CLOEXEC | libc::O_NONBLOCK;

@@ -97,6 +97,9 @@ pub(crate) struct VmoState {
     /// Written (by a kernel call, or a write fault the kernel saw) or resized since the last
     /// `zx_pager_query_vmo_stats` with `ZX_PAGER_RESET_VMO_STATS`.
     pub modified: bool,
+    /// Threads asleep on `changed` waiting for a request's outcome: with none, a change
+    /// skips the wake-up system call.
+    pub sleepers: u32,
 }
 
 /// A VMO.
@@ -232,6 +235,7 @@ impl Vmo {
             complete_sent: false,
             requests: Default::default(),
             modified: false,
+            sleepers: 0,
         };
         Ok(Arc::new_cyclic(|this| Vmo {
             koid: new_koid(),

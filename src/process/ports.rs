@@ -32,6 +32,17 @@ impl Process {
         port.wait(deadline, &self.shared.killed)
     }
 
+    /// Host side: serve `port`'s fault-dispatched packets on the fault service's thread with
+    /// `server` (see [`Port::set_inline_server`]); needs READ.
+    pub fn port_set_inline_server(
+        &self,
+        port: Handle,
+        server: Option<crate::port::InlineServer>,
+    ) -> Result<()> {
+        self.port(port, ZX_RIGHT_READ)?.set_inline_server(server);
+        Ok(())
+    }
+
     /// `KvmpagerSetExceptionPort`: exception packets go to `port` (needs WRITE) with `key`
     /// from now on; `ZX_HANDLE_INVALID` turns them off.
     pub fn set_exception_port(&self, port: Handle, key: u64) -> Result<()> {

@@ -27,6 +27,13 @@ impl Vmo {
         }
         let pages = self.page_range(offset, len)?;
         let mut st = self.lock();
+        // Allocate the pages first, in one call: faulting them in one by one inside `pread`
+        // costs an exception each (about 10 us apiece on a nested host: 5 ms per 2 MiB).
+        if len > PAGE_SIZE {
+            self.mem
+                .populate(offset, len)
+                .map_err(|_| ZX_ERR_NO_MEMORY)?;
+        }
         let mut done = 0;
         while done < len {
             let n = self.file_io(file, offset + done, len - done, file_offset + done, false)?;

@@ -109,7 +109,7 @@ impl Vmo {
             let charge = Some(self.owner.packet_charge());
             link.port.queue_charged(packet, Some(source), charge);
         }
-        self.changed.notify_all();
+        self.notify_changed(&st);
         drop(st);
         if newly && evict {
             self.invalidate_clones(0..self.pages());

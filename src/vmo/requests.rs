@@ -141,10 +141,12 @@ impl Vmo {
                 }
                 slice = slice.min(left);
             }
+            st.sleepers += 1;
             st = match self.changed.wait_timeout(st, slice) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
+            st.sleepers -= 1;
         }
     }
 
@@ -190,7 +192,14 @@ impl Vmo {
             }
         }
         self.post_next(st);
-        self.changed.notify_all();
+        self.notify_changed(st);
+    }
+
+    /// Wakes the threads waiting for a request's outcome, if any sleeps (`st` is locked).
+    pub(crate) fn notify_changed(&self, st: &VmoState) {
+        if st.sleepers > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// Reports each `(tid, page)` thread as faulting fatally on its page.

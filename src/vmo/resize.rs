@@ -39,7 +39,7 @@ impl Vmo {
         if new_pages < old_pages {
             self.cut(&mut st, new_pages..old_pages);
         }
-        self.changed.notify_all();
+        self.notify_changed(&st);
         Ok(())
     }
 

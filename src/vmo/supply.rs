@@ -85,7 +85,23 @@ impl Vmo {
         // Moved pages left the aux VMO already; free what is still there (pages kept because
         // the destination had them, or left by a failure) and nothing else.
         aux.discard_committed(&mut src, aux_pages, |_| false);
+        drop((dst, src));
+        self.wake_after_fill(offset, len, &result);
         result
+    }
+
+    /// Wakes the threads that faulted on `[offset, offset + len)` once the pages are in and
+    /// the locks are released: a vCPU woken inside the move would run at once on a shared CPU
+    /// and fault again while the supplier still held this VMO's lock. (A VMO that traps
+    /// mapped writes wakes each piece itself, after write-protecting it.)
+    fn wake_after_fill(&self, offset: u64, len: u64, result: &Result<u64, Status>) {
+        if self.traps_mapped_writes() || matches!(result, Ok(0)) {
+            return;
+        }
+        let Some(link) = self.link() else { return };
+        if let Err(e) = link.faults.uffd().wake(self.host_addr() + offset, len) {
+            log::error!("waking faulters on VMO {} at {offset:#x}: {e}", self.koid());
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -159,7 +175,8 @@ impl Vmo {
         // A VMO that traps mapped writes gets its new (clean) pages write-protected before
         // any faulting thread is woken, so no write slips past the DIRTY request.
         let trap = self.traps_mapped_writes();
-        let wake = !trap;
+        // Woken afterwards, with the locks released (`wake_after_fill`), or per piece below.
+        let wake = false;
         let mut done = 0;
         while done < total {
             let dst_addr = self.host_addr() + (run.start + done) * PAGE_SIZE;

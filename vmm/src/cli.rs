@@ -240,9 +240,9 @@ struct PagerArgs {
     /// compare restores.
     #[arg(long)]
     ram_hash: bool,
-    /// With `restore --share`: do not pin the VM's threads (vCPUs, fault service, host pager)
-    /// to host CPUs (by default vCPU 0 and the threads serving its faults share one CPU).
-    /// Private RAM is never pinned.
+    /// Do not pin the VM's threads (vCPUs, fault service, host pager or external pager
+    /// bridge) to host CPUs (by default vCPU 0 and the threads serving its faults share one
+    /// CPU, and the pager thread hands off instead of polling).
     #[arg(long)]
     no_pin: bool,
     /// Serve the control API (HTTP/1.1, JSON, Prometheus metrics) on this Unix socket while
@@ -458,7 +458,6 @@ fn restore(args: &RestoreArgs) -> Result<i32, String> {
     pager_config(&mut c, &args.pager, Some(&args.dir))?;
     c.external_pager = args.external.pager();
     c.share = args.share;
-    c.pin_threads = args.share && !args.pager.no_pin;
     if args.clones > 1 {
         c.echo_console = false;
         let rs = kvmpager_vmm::restore_clones(&args.dir, &c, args.clones as usize);
@@ -595,6 +594,7 @@ fn pager_config(
     c.fault_timeout = seconds(a.fault_timeout, "fault timeout")?;
     c.readahead = a.readahead;
     c.huge_pages = !a.no_huge_pages;
+    c.pin_threads = !a.no_pin;
     c.supply = match a.supply {
         Supply::Auto => SupplyStrategy::Auto,
         Supply::Move => SupplyStrategy::Move,

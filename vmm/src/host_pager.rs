@@ -25,6 +25,10 @@
 //! with a shared supply (`Process::pager_supply_shared`: `UFFDIO_CONTINUE`, holes as private
 //! zero pages). No aux VMO and no move: `UFFDIO_MOVE` refuses shared pages.
 //!
+//! Where faults are served: with a quick source (memory, a local file) and private RAM, on the
+//! fault service's own thread as it dispatches them (the port's inline server);
+//! otherwise, and for requests that do not come from faults, on the `host-pager` thread.
+//!
 //! The sources live in `page_source` (re-exported here) and the root in `shared_root`; this
 //! module is the pager itself. `external` bridges the pager VMO to a pager process instead
 //! (`--pager-socket`, `--pager-exec`).
@@ -33,7 +37,7 @@ use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -238,6 +242,8 @@ impl Default for SupplyPolicy {
 
 /// Largest piece one supply moves (bounds the aux VMOs).
 const MAX_SUPPLY: u64 = 16 << 20;
+/// How long a pager thread polls its port before it sleeps, unless told otherwise.
+const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 /// Port key of the RAM VMO.
 const RAM_KEY: u64 = 0x0052_414d; // "RAM"
 
@@ -256,6 +262,8 @@ pub struct HostPager {
     serving: Option<(u64, u64)>,
     /// Shared RAM: the root the pager VMO maps (supplies are shared supplies from it).
     root: Option<Arc<SharedRoot>>,
+    /// How long the serving thread polls its port before sleeping.
+    spin: Duration,
 }
 
 impl HostPager {
@@ -314,6 +322,7 @@ impl HostPager {
             aux: [None, None],
             serving: None,
             root,
+            spin: DEFAULT_SPIN,
         })
     }
 
@@ -331,7 +340,21 @@ impl HostPager {
             aux: [None, None],
             serving: None,
             root: self.root.clone(),
+            spin: self.spin,
         }
+    }
+
+    /// Sets how long the serving thread polls its port for the next request before it
+    /// sleeps (default 50 us). Zero for a thread pinned to the CPU of the vCPU and the fault
+    /// service: polling there only keeps them from running (a handoff on one CPU is a plain
+    /// context switch; across CPUs a wake-up is the expensive part that polling saves).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
+    /// The spin [`HostPager::set_spin`] set.
+    pub fn spin(&self) -> Duration {
+        self.spin
     }
 
     /// The shared root, for shared RAM.
@@ -536,37 +559,39 @@ impl HostPager {
     }
 
     /// Serves READ requests from `source` on a new thread until the process is killed.
-    /// `on_error` is called once if serving fails for another reason.
+    /// `on_error` is called once if serving fails for another reason. With a quick source
+    /// (and private RAM), faults are served on the fault service's thread as it dispatches
+    /// them (the port's inline server), and the thread serves the rest (requests from VMO
+    /// reads, and faults that arrive while it is busy).
     pub fn start(
-        mut self,
+        self,
         source: Arc<dyn PageSource>,
         on_error: impl FnOnce(Error) + Send + 'static,
     ) -> Result<JoinHandle<()>> {
+        let (process, port, spin) = (self.process.clone(), self.port, self.spin);
+        let inline = source.is_quick() && self.root.is_none();
+        let serving = Arc::new(Serving {
+            pager: Mutex::new(self),
+            source,
+            on_error: Mutex::new(Some(Box::new(on_error))),
+            done: AtomicBool::new(false),
+        });
+        if inline {
+            let weak = Arc::downgrade(&serving);
+            let server: kvmpager::port::InlineServer =
+                Arc::new(move || weak.upgrade().is_some_and(|s| s.serve_inline()));
+            process
+                .port_set_inline_server(port, Some(server))
+                .map_err(kernel("port_set_inline_server"))?;
+        }
         std::thread::Builder::new()
             .name("host-pager".into())
             .spawn(move || {
-                if let Err(e) = self.serve(source.as_ref()) {
-                    let status = e.status();
-                    on_error(e);
-                    self.fail_serving(status);
-                }
+                kvmpager::port::set_spin_before_sleep(spin);
+                serving.serve(&process, port);
+                let _ = process.port_set_inline_server(port, None);
             })
             .map_err(Error::Spawn)
-    }
-
-    fn serve(&mut self, source: &dyn PageSource) -> Result<()> {
-        loop {
-            let packet = match self.process.port_wait(self.port, None) {
-                Ok(p) => p,
-                Err(ZX_ERR_CANCELED) => return Ok(()),
-                Err(status) => {
-                    return Err(kernel("zx_port_wait")(status).into());
-                }
-            };
-            if !self.handle_packet(&packet, source)? {
-                return Ok(());
-            }
-        }
     }
 
     /// Handles one packet; `false` when no more requests will come.
@@ -610,6 +635,73 @@ impl HostPager {
         PagerCounters::add(&self.counters.demand_pages, supplied);
         self.serving = None;
         Ok(())
+    }
+}
+
+/// What a started pager calls once if serving fails.
+type OnError = Box<dyn FnOnce(Error) + Send>;
+
+/// A started host pager: its thread and the port's inline server share it.
+struct Serving {
+    pager: Mutex<HostPager>,
+    source: Arc<dyn PageSource>,
+    on_error: Mutex<Option<OnError>>,
+    /// No more requests are served (COMPLETE arrived, or serving failed).
+    done: AtomicBool,
+}
+
+impl Serving {
+    /// The pager thread: packets until the process is killed or serving ends.
+    fn serve(&self, process: &Process, port: Handle) {
+        while !self.done.load(Ordering::Acquire) {
+            let packet = match process.port_wait(port, None) {
+                Ok(p) => p,
+                Err(ZX_ERR_CANCELED) => return,
+                Err(status) => {
+                    let mut pager = lock(&self.pager);
+                    return self.failed(&mut pager, kernel("zx_port_wait")(status).into());
+                }
+            };
+            let mut pager = lock(&self.pager);
+            self.handle(&mut pager, &packet);
+        }
+    }
+
+    /// The inline server: every queued packet, now, unless the pager thread is busy serving
+    /// (then it takes them next) or serving ended.
+    fn serve_inline(&self) -> bool {
+        if self.done.load(Ordering::Acquire) {
+            return false;
+        }
+        let Ok(mut pager) = self.pager.try_lock() else {
+            return false;
+        };
+        let (process, port) = (pager.process.clone(), pager.port);
+        while !self.done.load(Ordering::Acquire) {
+            match process.port_wait(port, Some(Instant::now())) {
+                Ok(p) => self.handle(&mut pager, &p),
+                Err(_) => break,
+            }
+        }
+        true
+    }
+
+    fn handle(&self, pager: &mut HostPager, packet: &PortPacket) {
+        match pager.handle_packet(packet, self.source.as_ref()) {
+            Ok(true) => {}
+            Ok(false) => self.done.store(true, Ordering::Release),
+            Err(e) => self.failed(pager, e),
+        }
+    }
+
+    /// Serving failed: the VM is told why (once) and the request being served is failed.
+    fn failed(&self, pager: &mut HostPager, e: Error) {
+        self.done.store(true, Ordering::Release);
+        let status = e.status();
+        if let Some(report) = lock(&self.on_error).take() {
+            report(e);
+        }
+        pager.fail_serving(status);
     }
 }
 

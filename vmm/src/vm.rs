@@ -43,6 +43,7 @@ mod faults;
 mod memslots;
 mod pause;
 mod placement;
+pub(crate) use placement::usable_cpus;
 mod stop;
 
 use control::ControlState;
@@ -466,7 +467,15 @@ impl Vm {
         Ok(vm)
     }
 
-    fn start_pager(self: &Arc<Self>, pager: HostPager, source: Arc<dyn PageSource>) -> Result<()> {
+    fn start_pager(
+        self: &Arc<Self>,
+        mut pager: HostPager,
+        source: Arc<dyn PageSource>,
+    ) -> Result<()> {
+        if self.cpus.is_some() {
+            // Pinned beside the vCPU and the fault service: hand off, don't poll.
+            pager.set_spin(Duration::ZERO);
+        }
         let weak = Arc::downgrade(self);
         let thread = pager.start(source, move |e| {
             if let Some(vm) = weak.upgrade() {
@@ -481,17 +490,25 @@ impl Vm {
     /// Bridges RAM to an external pager process (two threads, joined like the pager's).
     fn start_external(
         self: &Arc<Self>,
-        pager: HostPager,
+        mut pager: HostPager,
         how: &ExternalPager,
         image: Option<&std::path::Path>,
     ) -> Result<()> {
+        if self.cpus.is_some() {
+            pager.set_spin(Duration::ZERO);
+        }
         let weak = Arc::downgrade(self);
-        let [fwd, ops] = Bridge::connect(pager, how, image)?.start(move |why| {
+        let bridge = Bridge::connect(pager, how, image)?;
+        if let Some(pid) = bridge.child_pid() {
+            self.pin_fault_process(pid);
+        }
+        let [fwd, ops] = bridge.start(move |why| {
             if let Some(vm) = weak.upgrade() {
                 vm.request_stop(StopReason::HostPager(why));
             }
         })?;
         self.pin_fault_threads(&fwd);
+        self.pin_fault_helper(&ops);
         *lock(&self.pager_thread) = Some(fwd);
         *lock(&self.prefetch_thread) = Some(ops);
         Ok(())

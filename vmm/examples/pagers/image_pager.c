@@ -9,9 +9,10 @@
  *   ./image_pager --listen /tmp/pager.sock IMAGE &       # or: pager first, then
  *   kvmpager run --image IMAGE --pager-socket /tmp/pager.sock
  *
- * Each read request is widened to its aligned 2 MiB window; the window's bytes are pread from
- * the image straight into the data region (the memfd the hello carried, mapped here) and
- * supplied from there.
+ * Each read request is widened to its aligned window (2 MiB, or KVMPAGER_WINDOW bytes: a power
+ * of two from 4096 to the data region's size, e.g. KVMPAGER_WINDOW=4096 to serve each fault's
+ * page alone); the window's bytes are pread from the image straight into the data region (the
+ * memfd the hello carried, mapped here) and supplied from there.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -29,11 +30,10 @@ enum { KIND_HELLO = 1, KIND_PACKET = 2, KIND_OP = 3, KIND_REPLY = 4 };
 enum { OP_SUPPLY = 0x10, PAGER_VMO_READ = 0, QUEUE = 1024 };
 /* The most VMOs a hello can name (it must fit in one message). */
 enum { MAX_VMOS = (MAX_MESSAGE - HEADER - 16) / 16 };
-#define WINDOW (2ull << 20)
 
 static int sock, image;
 static uint8_t *region;
-static uint64_t region_size, next_id = 1;
+static uint64_t region_size, next_id = 1, window = 2ull << 20;
 static uint64_t vmo_key[MAX_VMOS], vmo_size[MAX_VMOS];
 static uint32_t vmo_count;
 static uint8_t queue[QUEUE][48];
@@ -45,12 +45,21 @@ static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
 static void die(const char *why) { fprintf(stderr, "image_pager: %s\n", why); exit(1); }
 
+/* Socket bytes read ahead: one read() usually brings a whole message (or several). */
+static uint8_t inbuf[65536];
+static size_t in_at, in_end;
+
 static int read_exact(void *buf, size_t n) {
     size_t got = 0;
     while (got < n) {
-        ssize_t r = read(sock, (uint8_t *)buf + got, n - got);
-        if (r <= 0) return -1;
-        got += (size_t)r;
+        if (in_at == in_end) {
+            ssize_t r = read(sock, inbuf, sizeof inbuf);
+            if (r <= 0) return -1;
+            in_at = 0, in_end = (size_t)r;
+        }
+        size_t k = in_end - in_at < n - got ? in_end - in_at : n - got;
+        memcpy((uint8_t *)buf + got, inbuf + in_at, k);
+        in_at += k, got += k;
     }
     return 0;
 }
@@ -116,8 +125,8 @@ static int32_t op(uint64_t key, uint32_t code, uint64_t offset, uint64_t length,
 }
 
 static void serve_read(uint32_t vmo, uint64_t offset, uint64_t length) {
-    uint64_t start = offset & ~(WINDOW - 1);
-    uint64_t end = (offset + length + WINDOW - 1) & ~(WINDOW - 1);
+    uint64_t start = offset & ~(window - 1);
+    uint64_t end = (offset + length + window - 1) & ~(window - 1);
     if (end > vmo_size[vmo]) end = vmo_size[vmo];
     for (uint64_t at = start; at < end;) {
         uint64_t n = end - at < region_size ? end - at : region_size;
@@ -165,6 +174,12 @@ int main(int argc, char **argv) {
     const char *fd = getenv("KVMPAGER_PAGER_FD");
     sock = listen_path ? listen_on(listen_path) : fd ? atoi(fd) : 0;
     hello();
+    const char *w = getenv("KVMPAGER_WINDOW");
+    if (w) {
+        window = strtoull(w, NULL, 0);
+        if (window < 4096 || window > region_size || (window & (window - 1)))
+            die("KVMPAGER_WINDOW must be a power of two from 4096 to the region size");
+    }
     for (;;) {
         if (queued) {
             uint8_t p[48];

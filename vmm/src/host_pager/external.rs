@@ -5,13 +5,15 @@
 //! process asks for on its behalf, with the same kernel calls the built-in pager makes, so the
 //! kernel's own checks decide each answer's `zx_status_t`. The wire format is
 //! [`crate::pager_proto`]. Two threads: `ext-pager-fwd` waits on the port and forwards packets;
-//! `ext-pager-ops` reads operations and answers each with a status.
+//! `ext-pager-ops` reads operations and answers each with a status. Page requests raised by
+//! faults are written to the socket by the fault service's own thread (the port's inline
+//! server), so a fault costs no handoff to `ext-pager-fwd`.
 //!
 //! Page data travels through a data region: a memfd of [`REGION_SIZE`] bytes that the VMM
 //! creates and sends with the hello (`SCM_RIGHTS`). The pager writes page bytes into it and a
 //! SUPPLY names the region offset; the bridge reads the bytes into an aux VMO with one `pread`
-//! (the only copy) and *moves* them into RAM (`zx_pager_supply_pages`). The region may be
-//! reused as soon as the SUPPLY's reply arrived.
+//! (the only copy; a huge-page aux VMO for whole 2 MiB runs) and *moves* them into RAM
+//! (`zx_pager_supply_pages`). The region may be reused as soon as the SUPPLY's reply arrived.
 //!
 //! Failure: the socket closing, a message the decoder refuses, an op from a pager that does
 //! not read its replies for [`WRITE_TIMEOUT`], or (`--pager-exec`) the pager exiting stop the
@@ -39,7 +41,8 @@ use kvmpager::abi::status::{
     ZX_ERR_OUT_OF_RANGE, ZX_OK,
 };
 use kvmpager::abi::vmo_op::ZX_VMO_OP_DECOMMIT;
-use kvmpager::abi::{Handle, PAGE_SIZE, Status};
+use kvmpager::abi::vmo_options::KVMPAGER_VMO_HUGE;
+use kvmpager::abi::{HUGE_PAGE_SIZE, Handle, PAGE_SIZE, Status};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 use super::{HostPager, RAM_KEY};
@@ -90,7 +93,7 @@ fn io_err(what: &str) -> impl FnOnce(io::Error) -> super::Error + '_ {
 }
 
 /// A new data region (memfd).
-fn memfd(size: u64) -> io::Result<File> {
+pub fn memfd(size: u64) -> io::Result<File> {
     // SAFETY: memfd_create reads the NUL-terminated name and returns a new fd or -1.
     let fd = unsafe { libc::memfd_create(c"kvmpager-pager-data".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -159,6 +162,11 @@ impl Bridge {
         })
     }
 
+    /// The process id of the pager started by `--pager-exec` (none for `--pager-socket`).
+    pub fn child_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts the two threads; `on_stop` is called (once at most) with why the pager can no
     /// longer serve RAM.
     pub fn start(
@@ -180,6 +188,13 @@ impl Bridge {
             child: Mutex::new(child),
             on_stop: Box::new(on_stop),
         });
+        let weak = Arc::downgrade(&shared);
+        let server: kvmpager::port::InlineServer =
+            Arc::new(move || weak.upgrade().is_some_and(|s| s.forward_inline()));
+        let p = &shared.pager;
+        p.process
+            .port_set_inline_server(p.port, Some(server))
+            .map_err(|s| io_err("setting up the port")(io::Error::other(format!("status {s}"))))?;
         let s = shared.clone();
         let fwd = std::thread::Builder::new()
             .name("ext-pager-fwd".into())
@@ -187,7 +202,8 @@ impl Bridge {
             .map_err(super::Error::Spawn)?;
         let s = shared;
         let mut ops = Ops {
-            aux: None,
+            supplier: RegionSupplier::default(),
+            reader: MsgReader::new(),
             region,
             sock,
         };
@@ -211,9 +227,18 @@ struct Shared {
 }
 
 struct Ops {
-    aux: Option<(Handle, Arc<Vmo>)>,
+    supplier: RegionSupplier,
+    reader: MsgReader,
     region: File,
     sock: UnixStream,
+}
+
+/// Moves page data from a data region into a pager VMO (SUPPLY's data path), keeping its aux
+/// VMO between supplies.
+#[derive(Default)]
+pub struct RegionSupplier {
+    /// `[small, huge]` aux VMOs of [`REGION_SIZE`] bytes, made on first use.
+    aux: [Option<(Handle, Arc<Vmo>)>; 2],
 }
 
 impl Shared {
@@ -224,6 +249,7 @@ impl Shared {
     /// Port packets to the socket until the host process is killed.
     fn forward(&self) {
         let p = &self.pager;
+        kvmpager::port::set_spin_before_sleep(p.spin());
         loop {
             let packet = match p.process.port_wait(p.port, None) {
                 Ok(pk) => pk,
@@ -237,18 +263,44 @@ impl Shared {
                 continue;
             }
             if let Err(e) = self.send(&Msg::Packet(packet)) {
-                let closed = matches!(
-                    e.kind(),
-                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-                );
-                self.fail(match closed {
-                    true => self.gone(),
-                    false => format!("cannot send a page request to the pager: {e}"),
-                });
+                self.fail(self.send_failed(&e));
                 break;
             }
         }
+        let _ = p.process.port_set_inline_server(p.port, None);
         self.close();
+    }
+
+    /// Why sending a page request failed.
+    fn send_failed(&self, e: &io::Error) -> String {
+        match e.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => self.gone(),
+            _ => format!("cannot send a page request to the pager: {e}"),
+        }
+    }
+
+    /// The port's inline server: the fault service's thread sends the page requests its
+    /// dispatch queued straight to the pager (no handoff to `ext-pager-fwd`), unless a reply
+    /// is being written (then the forwarder is woken instead).
+    fn forward_inline(&self) -> bool {
+        if self.closing.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Ok(mut w) = self.writer.try_lock() else {
+            return false;
+        };
+        let p = &self.pager;
+        while let Ok(packet) = p.process.port_wait(p.port, Some(Instant::now())) {
+            if packet.packet_type != ZX_PKT_TYPE_PAGE_REQUEST {
+                continue;
+            }
+            if let Err(e) = w.write_all(&Msg::Packet(packet).encode()) {
+                drop(w);
+                self.fail(self.send_failed(&e));
+                break;
+            }
+        }
+        true
     }
 
     /// The VM is going away: close the socket and stop an exec'd pager.
@@ -303,7 +355,7 @@ impl Shared {
 
     fn serve_ops(&self, ops: &mut Ops) {
         loop {
-            let msg = match read_msg(&mut ops.sock) {
+            let msg = match ops.reader.next(&mut ops.sock) {
                 Ok(Some(m)) => m,
                 Ok(None) => return self.fail(self.gone()),
                 Err(e) => return self.fail(e),
@@ -349,43 +401,62 @@ impl Shared {
         r.map_or_else(|s| s, |_| ZX_OK)
     }
 
-    /// SUPPLY: one `pread` from the data region into the aux VMO, then a move into RAM.
+    /// SUPPLY: see [`RegionSupplier::supply`].
     fn supply(&self, ops: &mut Ops, op: &Op) -> Status {
-        let p = &self.pager;
-        let aligned = [op.offset, op.length, op.data]
+        ops.supplier
+            .supply(&self.pager, &ops.region, op.offset, op.length, op.data)
+    }
+}
+
+impl RegionSupplier {
+    /// Supplies `region[data, data + length)` into `pager`'s RAM VMO at `offset`: one `pread`
+    /// from the data region into the aux VMO, then a move into RAM. Returns the status the
+    /// pager gets.
+    pub fn supply(
+        &mut self,
+        pager: &HostPager,
+        region: &File,
+        offset: u64,
+        length: u64,
+        data: u64,
+    ) -> Status {
+        let p = pager;
+        let aligned = [offset, length, data]
             .iter()
             .all(|x| x.is_multiple_of(PAGE_SIZE));
-        if !aligned || op.length == 0 {
+        if !aligned || length == 0 {
             return ZX_ERR_INVALID_ARGS;
         }
-        if op
-            .data
-            .checked_add(op.length)
-            .is_none_or(|e| e > REGION_SIZE)
-        {
+        if data.checked_add(length).is_none_or(|e| e > REGION_SIZE) {
             return ZX_ERR_OUT_OF_RANGE;
         }
-        let (aux, vmo) = match &ops.aux {
-            Some(a) => a.clone(),
-            None => match p.process.vmo_create(REGION_SIZE, 0) {
-                Ok(h) => match p.process.vmo_object(h) {
-                    Ok(v) => ops.aux.insert((h, v)).clone(),
-                    Err(s) => return s,
-                },
-                Err(s) => return s,
-            },
+        let huge = offset.is_multiple_of(HUGE_PAGE_SIZE) && length.is_multiple_of(HUGE_PAGE_SIZE);
+        let (aux, vmo) = match self.aux_vmo(pager, huge) {
+            Ok(a) => a,
+            Err(s) => return s,
         };
-        let r = vmo
-            .read_file(0, op.length, &ops.region, op.data)
-            .and_then(|_| {
-                p.process
-                    .pager_supply_pages(p.pager, p.vmo, op.offset, op.length, aux, 0)
-            });
-        // Leave the aux VMO empty whatever happened.
-        let _ = p
-            .process
-            .vmo_op_range(aux, ZX_VMO_OP_DECOMMIT, 0, REGION_SIZE);
+        let r = vmo.read_file(0, length, region, data).and_then(|_| {
+            p.process
+                .pager_supply_pages(p.pager, p.vmo, offset, length, aux, 0)
+        });
+        if r.is_err() {
+            // SUPPLY leaves its aux range empty; a failed read may not have: empty it.
+            let _ = p.process.vmo_op_range(aux, ZX_VMO_OP_DECOMMIT, 0, length);
+        }
         r.map_or_else(|s| s, |_| ZX_OK)
+    }
+
+    /// The aux VMO (huge pages for whole 2 MiB runs, so they are read into and moved as huge
+    /// pages where the host has them).
+    fn aux_vmo(&mut self, pager: &HostPager, huge: bool) -> Result<(Handle, Arc<Vmo>), Status> {
+        let slot = &mut self.aux[usize::from(huge)];
+        if let Some(a) = slot {
+            return Ok(a.clone());
+        }
+        let options = if huge { KVMPAGER_VMO_HUGE } else { 0 };
+        let h = pager.process.vmo_create(REGION_SIZE, options)?;
+        let v = pager.process.vmo_object(h)?;
+        Ok(slot.insert((h, v)).clone())
     }
 }
 
@@ -440,72 +511,101 @@ fn exit_status(child: &mut Child) -> Option<std::process::ExitStatus> {
     None
 }
 
-/// Reads one message: `Ok(None)` at a clean end of stream, `Err` naming the problem. Once a
-/// message's first byte arrived, the rest must follow within [`MESSAGE_TIMEOUT`].
-fn read_msg(sock: &mut UnixStream) -> Result<Option<Msg>, String> {
-    let mut buf = vec![0u8; HEADER];
-    let _ = sock.set_read_timeout(None);
-    match read_full(sock, &mut buf[..1]) {
-        Ok(0) => return Ok(None),
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
-        Err(e) => return Err(format!("reading the socket: {e}")),
-    }
-    let _ = sock.set_read_timeout(Some(MESSAGE_TIMEOUT));
-    let n = read_rest(sock, &mut buf[1..], 1, HEADER)?;
-    if n < HEADER {
-        return Err(format!(
-            "truncated message: the socket closed after {n} bytes"
-        ));
-    }
-    let size = proto::message_size(&buf).map_err(|e| format!("bad message header: {e}"))?;
-    buf.resize(size, 0);
-    let n = read_rest(sock, &mut buf[HEADER..], HEADER, size)?;
-    if n < size {
-        return Err(format!(
-            "truncated message: the socket closed after {n} of {size} bytes"
-        ));
-    }
-    Msg::decode(&buf)
-        .map(Some)
-        .map_err(|e| format!("bad message: {e}"))
+/// Reads messages from the pager's socket through a buffer: one `read` usually brings a whole
+/// message or several, and the socket's read timeout is only changed when a message has to be
+/// waited for part-way ([`MESSAGE_TIMEOUT`]).
+struct MsgReader {
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[at..end]`.
+    at: usize,
+    end: usize,
+    /// Whether the socket's read timeout is set to [`MESSAGE_TIMEOUT`] now.
+    timed: bool,
 }
 
-/// Reads the rest of a message into `buf` (`had` bytes of `want` are there); returns the
-/// bytes there now.
-fn read_rest(
-    sock: &mut UnixStream,
-    buf: &mut [u8],
-    had: usize,
-    want: usize,
-) -> Result<usize, String> {
-    match read_full(sock, buf) {
-        Ok(n) => Ok(had + n),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Err(format!(
-                "truncated message: the rest of a {want}-byte message did not arrive within {:?}",
-                MESSAGE_TIMEOUT
-            ))
+impl MsgReader {
+    fn new() -> Self {
+        MsgReader {
+            buf: vec![0; 4 * proto::MAX_MESSAGE],
+            at: 0,
+            end: 0,
+            timed: true,
         }
-        Err(e) => Err(format!("reading the socket: {e}")),
     }
-}
 
-/// Reads until `buf` is full or the stream ends; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    /// The next message: `Ok(None)` at a clean end of stream, `Err` naming the problem. Once a
+    /// message's first byte arrived, the rest must follow within [`MESSAGE_TIMEOUT`].
+    fn next(&mut self, sock: &mut UnixStream) -> Result<Option<Msg>, String> {
+        if self.at == self.end {
+            self.set_timed(sock, false);
+            match self.fill(sock) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+                Err(e) => return Err(format!("reading the socket: {e}")),
+            }
+        }
+        self.want(sock, HEADER)?;
+        let size = proto::message_size(&self.buf[self.at..self.at + HEADER])
+            .map_err(|e| format!("bad message header: {e}"))?;
+        self.want(sock, size)?;
+        let msg = Msg::decode(&self.buf[self.at..self.at + size]);
+        self.at += size;
+        msg.map(Some).map_err(|e| format!("bad message: {e}"))
+    }
+
+    /// Makes sure `n` bytes (at most `MAX_MESSAGE`) of the current message are buffered.
+    fn want(&mut self, sock: &mut UnixStream, n: usize) -> Result<(), String> {
+        while self.end - self.at < n {
+            self.set_timed(sock, true);
+            match self.fill(sock) {
+                Ok(0) => {
+                    return Err(format!(
+                        "truncated message: the socket closed after {} bytes",
+                        self.end - self.at
+                    ));
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(format!(
+                        "truncated message: the rest of a {n}-byte message did not arrive within {:?}",
+                        MESSAGE_TIMEOUT
+                    ));
+                }
+                Err(e) => return Err(format!("reading the socket: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what the socket has after the buffered bytes (moved to the front first).
+    fn fill(&mut self, sock: &mut UnixStream) -> io::Result<usize> {
+        if self.at > 0 {
+            self.buf.copy_within(self.at..self.end, 0);
+            self.end -= self.at;
+            self.at = 0;
+        }
+        loop {
+            match sock.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
     }
-    Ok(n)
+
+    fn set_timed(&mut self, sock: &UnixStream, timed: bool) {
+        if self.timed != timed {
+            let _ = sock.set_read_timeout(timed.then_some(MESSAGE_TIMEOUT));
+            self.timed = timed;
+        }
+    }
 }

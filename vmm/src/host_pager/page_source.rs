@@ -44,6 +44,12 @@ pub trait PageSource: Send + Sync + 'static {
     /// The VM is going away: stop waiting for anything (remote sources).
     fn shut_down(&self) {}
 
+    /// Whether `fill` never waits on anything slow (memory, a local file): the host pager
+    /// then serves faults on the fault service's own thread, without a handoff.
+    fn is_quick(&self) -> bool {
+        false
+    }
+
     /// The BLAKE3 of RAM `range`'s source bytes, when the source knows it without reading
     /// them (a chunked snapshot's whole chunk): a snapshot writer need not fetch them.
     fn known_hash(&self, _range: Range<u64>) -> Option<[u8; 32]> {
@@ -56,6 +62,10 @@ pub trait PageSource: Send + Sync + 'static {
 pub struct ZeroFill;
 
 impl PageSource for ZeroFill {
+    fn is_quick(&self) -> bool {
+        true
+    }
+
     fn fill(&self, aux: &Aux<'_>, aux_offset: u64, _ram_offset: u64, len: u64) -> Result<()> {
         aux.zero(aux_offset, len)
     }
@@ -85,6 +95,10 @@ impl PatternSource {
 }
 
 impl PageSource for PatternSource {
+    fn is_quick(&self) -> bool {
+        true
+    }
+
     fn fill(&self, aux: &Aux<'_>, aux_offset: u64, ram_offset: u64, len: u64) -> Result<()> {
         let mut buf = vec![0u8; len as usize];
         self.pattern.fill(ram_offset, &mut buf);
@@ -230,6 +244,10 @@ impl ImageSource {
 }
 
 impl PageSource for ImageSource {
+    fn is_quick(&self) -> bool {
+        true
+    }
+
     fn fill(&self, aux: &Aux<'_>, aux_offset: u64, ram_offset: u64, len: u64) -> Result<()> {
         let end = ram_offset + len;
         let mut at = ram_offset;

@@ -11,6 +11,8 @@
 //!    the local directory, prefetch through injected latency, dedupe, the cache bound.
 //! 7. [`share`]: many VMs, one copy of the snapshot: shared clones vs private restores.
 //! 8. [`api`]: cases 1 and 3 with the control socket scraped at 10 Hz vs without.
+//! 9. [`extpagers`]: external pagers: the C example's fault latency and the bridge's supply
+//!    throughput from the data region, vs the raw handler and `memcpy`.
 //!
 //! [`report`] prints the table and writes the JSON and SVG files. Guest-side halves live in
 //! `guest/programs/src/bin/bench_*.rs`; they take their parameters from a page of guest RAM
@@ -19,6 +21,7 @@
 
 pub mod api;
 pub mod exits;
+pub mod extpagers;
 pub mod faults;
 pub mod remote;
 pub mod report;
@@ -63,7 +66,7 @@ pub struct BenchArgs {
     /// Draw fault-latency distributions and throughput per range size to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Which cases to run, e.g. `1,2,3` (default: all of 1-7; 8, the control socket's cost,
+    /// Which cases to run, e.g. `1,2,3` (default: 1-7 and 9; 8, the control socket's cost,
     /// only when named).
     #[arg(long, value_delimiter = ',')]
     pub cases: Vec<u8>,
@@ -72,7 +75,7 @@ pub struct BenchArgs {
 /// How big the runs are.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Cases to run (1..=7).
+    /// Cases to run (1..=9).
     pub cases: Vec<u8>,
     /// Case 1: calls per loop.
     pub exit_calls: u64,
@@ -112,7 +115,7 @@ impl Options {
     /// The full benchmark.
     pub fn full() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5, 6, 7],
+            cases: vec![1, 2, 3, 4, 5, 6, 7, 9],
             exit_calls: 20_000,
             reps: 3,
             supply_sizes: vec![4 * KIB, 64 * KIB, 2 * MIB, 64 * MIB, GIB],
@@ -133,7 +136,7 @@ impl Options {
     /// `--quick`: every figure, small sizes, few iterations.
     pub fn quick() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5, 6, 7],
+            cases: vec![1, 2, 3, 4, 5, 6, 7, 9],
             exit_calls: 2_000,
             reps: 1,
             supply_sizes: vec![4 * KIB, 64 * KIB, 2 * MIB, 64 * MIB],
@@ -154,7 +157,7 @@ impl Options {
     /// The smallest configuration that still produces every figure (tests).
     pub fn tiny() -> Self {
         Options {
-            cases: vec![1, 2, 3, 4, 5, 6, 7],
+            cases: vec![1, 2, 3, 4, 5, 6, 7, 9],
             exit_calls: 200,
             reps: 1,
             supply_sizes: vec![4 * KIB, 2 * MIB],
@@ -190,6 +193,7 @@ pub fn run(opts: &Options) -> Report {
             6 => remote::run(opts, &mut report),
             7 => share::run(opts, &mut report),
             8 => api::run(opts, &mut report),
+            9 => extpagers::run(opts, &mut report),
             n => Err(format!("no case {n}")),
         };
         if let Err(e) = r {
@@ -344,6 +348,11 @@ fn start_and_wait(
     Ok(vm
         .wait_stop(Some(Instant::now()))
         .unwrap_or(StopReason::Timeout))
+}
+
+/// A CPU this process may use other than `cpu`, if there is one.
+pub(crate) fn other_cpu(cpu: usize) -> Option<usize> {
+    crate::vm::usable_cpus().into_iter().find(|&c| c != cpu)
 }
 
 /// p-quantile (0..=1) of sorted samples (nearest rank); 0 when empty.

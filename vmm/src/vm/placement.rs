@@ -15,7 +15,7 @@ use crate::kernel::pin_pthread;
 static NEXT_HOME: AtomicUsize = AtomicUsize::new(0);
 
 /// The CPUs this process may run on (`sched_getaffinity`); CPU 0 if that fails.
-fn usable_cpus() -> Vec<usize> {
+pub(crate) fn usable_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data; all zero bits is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into `set`.
@@ -61,6 +61,37 @@ impl Vm {
         }
         if let Err(e) = pin_pthread(pager.as_pthread_t(), cpu) {
             log::debug!("pinning the host pager to CPU {cpu}: {e}");
+        }
+    }
+
+    /// Pins another thread that serves the VM's faults (an external pager's bridge) to vCPU
+    /// 0's CPU, when threads are pinned.
+    pub(super) fn pin_fault_helper(&self, thread: &JoinHandle<()>) {
+        let Some(&cpu) = self.cpus.as_ref().and_then(|c| c.first()) else {
+            return;
+        };
+        if let Err(e) = pin_pthread(thread.as_pthread_t(), cpu) {
+            log::debug!("pinning a fault-serving thread to CPU {cpu}: {e}");
+        }
+    }
+
+    /// Pins a process that serves the VM's faults (an exec'd external pager: its threads and
+    /// children inherit it) to vCPU 0's CPU, when threads are pinned.
+    pub(super) fn pin_fault_process(&self, pid: u32) {
+        let Some(&cpu) = self.cpus.as_ref().and_then(|c| c.first()) else {
+            return;
+        };
+        // SAFETY: cpu_set_t is plain data; all zero bits is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: CPU_SET writes one bit inside `set`; `cpu` came from sched_getaffinity.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        // SAFETY: sched_setaffinity reads `set` (its size given); `pid` is our own child.
+        let rc = unsafe {
+            libc::sched_setaffinity(pid as libc::pid_t, std::mem::size_of_val(&set), &set)
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            log::debug!("pinning the pager process {pid} to CPU {cpu}: {e}");
         }
     }
 
