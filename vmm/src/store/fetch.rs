@@ -96,6 +96,9 @@ const STAGE_MAX: u64 = 64 << 20;
 /// Most bytes of verified chunks waiting for the cache writer.
 pub const PENDING_MAX: u64 = 256 << 20;
 
+/// Longest the cache writer defers one chunk's file while fetches are in flight.
+const DEFER_MAX: Duration = Duration::from_secs(5);
+
 /// The writer's accounting unit: [`PENDING_MAX`] is this many semaphore permits.
 const PENDING_UNIT: u64 = 64 << 10;
 
@@ -327,11 +330,15 @@ impl Fetcher {
         let n = self.cfg.prefetch_concurrency.max(1);
         self.rt().spawn(async move {
             let t0 = Instant::now();
+            // Each chunk a task of its own, so the runtime's threads verify chunks side by
+            // side (in one task, every hash would run on whichever thread polls it).
             futures::stream::iter(chunks)
-                .for_each_concurrent(n, |(h, len)| {
+                .map(|(h, len)| {
                     let inner = inner.clone();
-                    async move { inner.prefetch_one(h, len).await }
+                    tokio::spawn(async move { inner.prefetch_one(h, len).await })
                 })
+                .buffer_unordered(n)
+                .for_each(|_| async {})
                 .await;
             add(&inner.counters.prefetch_ns, t0.elapsed().as_nanos() as u64);
         })
@@ -386,7 +393,7 @@ impl Drop for Fetcher {
             rt.shutdown_background();
         }
         drop(lock(&self.inner.to_write).take());
-        self.inner.drain(&self.queue);
+        self.inner.drain(&self.queue, false);
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
@@ -503,16 +510,34 @@ impl Inner {
         if let Err(e) = self.cache.scan() {
             log::warn!("chunk cache: {e}");
         }
-        self.drain(queue);
+        self.drain(queue, true);
+    }
+
+    /// While chunks are being fetched the writer waits (at most [`DEFER_MAX`] per chunk),
+    /// unless a quarter or less of [`PENDING_MAX`] is left or the fetcher is going away: on a
+    /// small host, file writes then take no CPU from the fetches and the pager.
+    fn wait_for_quiet(&self) {
+        let t0 = Instant::now();
+        let low = (PENDING_MAX / PENDING_UNIT / 4) as usize;
+        while !self.shutdown.load(Ordering::SeqCst)
+            && !lock(&self.inflight).is_empty()
+            && self.pending_room.available_permits() > low
+            && t0.elapsed() < DEFER_MAX
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Writes queued chunks until the queue is closed and empty (the writer thread, and a
     /// dropping fetcher beside it).
-    fn drain(&self, queue: &WriteQueue) {
+    fn drain(&self, queue: &WriteQueue, defer: bool) {
         loop {
             // One item at a time, so two drainers take turns.
             let next = lock(queue).recv();
             let Ok((h, b, permit)) = next else { return };
+            if defer {
+                self.wait_for_quiet();
+            }
             if let Err(e) = self.cache.put(&h, &b) {
                 log::warn!("chunk cache: {e}");
             }
