@@ -19,30 +19,6 @@ use serde_json::Value;
 
 const MIB: u64 = 24;
 
-fn kvmpager(args: &[&str], env: &[(String, String)]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("kvmpager runs");
-    eprintln!(
-        "$ kvmpager {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// Runs the pattern guest (1 vCPU, 128 MiB, `rounds` rounds) until its first snapshot, to
 /// `target` (directory or URL); returns the run's JSON.
 fn snapshot_pattern(dir: &TempDir, target: &str, rounds: u64, env: &[(String, String)]) -> Value {

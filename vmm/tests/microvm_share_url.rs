@@ -10,7 +10,7 @@ mod microvm_util;
 mod remote_util;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use kvmpager_vmm::tools::demo;
 use microvm_util::*;
@@ -63,30 +63,6 @@ impl Drop for ShareDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn kvmpager(args: &[&str], env: &[(String, String)]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("kvmpager runs");
-    eprintln!(
-        "$ kvmpager {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The pattern guest (1 vCPU, 128 MiB) snapshotted into a local directory, copied to nginx as

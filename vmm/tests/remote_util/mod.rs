@@ -1,7 +1,8 @@
 //! Real object servers for the snapshot-URL tests, each started on a free loopback port and
 //! stopped on drop: nginx with WebDAV (`kvmpager_vmm::tools::servers`) and moto's S3 server
 //! (PyPI `moto[server]`). A missing binary fails the test saying what to install (`.ci/run`
-//! installs both). Also a fault-injecting HTTP proxy that sits in front of the real nginx.
+//! installs both). Also a fault-injecting HTTP proxy that sits in front of the real nginx, and
+//! running `kvmpager` itself (`kvmpager`, `json`, `stderr`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,6 +15,33 @@ use std::time::Duration;
 
 pub use kvmpager_vmm::tools::servers::free_port;
 use kvmpager_vmm::tools::servers::{find_binary, stop_child, wait_listening};
+
+/// Runs `kvmpager ARGS` with `env` added (and `RUST_LOG=error`), echoing its stderr.
+pub fn kvmpager(args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("kvmpager runs");
+    eprintln!(
+        "$ kvmpager {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A command's stdout as JSON (`--json`).
+pub fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A command's stderr as text.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
 
 /// nginx with WebDAV on a free loopback port (panics saying what to install if missing).
 pub struct Nginx(pub kvmpager_vmm::tools::servers::Nginx);
