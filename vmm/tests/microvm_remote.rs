@@ -12,73 +12,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use kvmpager_vmm::tools::demo;
 use microvm_util::*;
 use remote_util::*;
 use serde_json::Value;
-
-const MIB: u64 = 24;
-
-/// Runs the pattern guest (1 vCPU, 128 MiB, `rounds` rounds) until its first snapshot, to
-/// `target` (directory or URL); returns the run's JSON.
-fn snapshot_pattern(dir: &TempDir, target: &str, rounds: u64, env: &[(String, String)]) -> Value {
-    let params = dir.join("params.img");
-    demo::write_pattern_params(&params, MIB, 0x5eed, rounds).unwrap();
-    let p = params.to_str().unwrap();
-    let out = kvmpager(
-        &[
-            "run",
-            "--guest",
-            "embedded:pattern",
-            "--image",
-            p,
-            "--memory",
-            "128M",
-            "--vcpus",
-            "1",
-            "--snapshot-dir",
-            target,
-            "--timeout",
-            "60",
-            "--json",
-        ],
-        env,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    json(&out)
-}
-
-/// Restores `src` in a new process with the cache in `cache`; returns the output.
-fn restore(src: &str, cache: &Path, extra: &[&str], env: &[(String, String)]) -> Output {
-    let cache = cache.to_str().unwrap();
-    let mut args = vec![
-        "restore",
-        src,
-        "--cache-dir",
-        cache,
-        "--timeout",
-        "60",
-        "--json",
-        "--ram-hash",
-    ];
-    args.extend_from_slice(extra);
-    kvmpager(&args, env)
-}
-
-/// A restore that must succeed: the guest verifies every byte and exits 0.
-fn restore_ok(src: &str, cache: &Path, extra: &[&str], env: &[(String, String)]) -> Value {
-    let out = restore(src, cache, extra, env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
-    assert!(
-        v["console"]
-            .as_str()
-            .unwrap()
-            .contains("verified every byte"),
-        "{v}"
-    );
-    v
-}
 
 fn fetched(v: &Value) -> u64 {
     v["stats"]["remote"]["chunks_fetched"].as_u64().unwrap()
@@ -102,7 +38,7 @@ fn fixture(name: &str) -> Fixture {
     let dir = TempDir::new(name);
     let nginx = Nginx::start(&dir.join("nginx"));
     let local = dir.join("snap").display().to_string();
-    snapshot_pattern(&dir, &local, 1, &[]);
+    snapshot_pattern(dir.path(), &local, 1, &[]);
     // The local restore records the working set (into the snapshot) and gives the reference.
     let base = restore_ok(&local, &dir.join("unused-cache"), &["--record"], &[]);
     let reference = base["ram_blake3"].as_str().unwrap().to_string();
@@ -174,7 +110,7 @@ fn run_snapshots_to_a_url_and_a_second_snapshot_mostly_dedupes() {
     let dir = TempDir::new("remote-dedupe");
     let nginx = Nginx::start(&dir.join("nginx"));
     // Round 1 written by the Snapshot hypercall straight to the URL.
-    let v = snapshot_pattern(&dir, &nginx.url("store/r1"), 2, &[]);
+    let v = snapshot_pattern(dir.path(), &nginx.url("store/r1"), 2, &[]);
     let up = &v["uploads"][0];
     assert!(up["new_chunks"].as_u64().unwrap() >= MIB * 2, "{up}");
     assert_eq!(up["reused_chunks"], 0);
@@ -286,7 +222,7 @@ fn s3_snapshot_restores_in_another_process_with_sigv4() {
     let moto = Moto::start("kvmpager");
     let env = moto.env();
     let local = dir.join("snap").display().to_string();
-    snapshot_pattern(&dir, &local, 1, &[]);
+    snapshot_pattern(dir.path(), &local, 1, &[]);
     let reference = restore_ok(&local, &dir.join("c0"), &[], &[])["ram_blake3"].clone();
     let url = "s3://kvmpager/pre/fix/s1";
     let out = kvmpager(&["snapshot", "copy", &local, url], &env);
@@ -295,7 +231,7 @@ fn s3_snapshot_restores_in_another_process_with_sigv4() {
     assert_eq!(v["ram_blake3"], reference);
     assert!(fetched(&v) > 0);
     // Straight from a run, too.
-    snapshot_pattern(&dir, "s3://kvmpager/pre/run1", 1, &env);
+    snapshot_pattern(dir.path(), "s3://kvmpager/pre/run1", 1, &env);
     let out = kvmpager(&["snapshot", "ls", "s3://kvmpager/pre", "--json"], &env);
     assert_eq!(json(&out).as_array().unwrap().len(), 1);
     restore_ok("s3://kvmpager/pre/run1", &dir.join("c2"), &[], &env);

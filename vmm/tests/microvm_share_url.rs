@@ -9,8 +9,7 @@
 mod microvm_util;
 mod remote_util;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 
 use kvmpager_vmm::tools::demo;
 use microvm_util::*;
@@ -18,7 +17,6 @@ use remote_util::*;
 use serde_json::Value;
 
 /// Pattern size (MiB); guest RAM.
-const MIB: u64 = 24;
 const RAM: u64 = 128 << 20;
 const PAGE: usize = 4096;
 const CHUNK: u64 = 512 << 10;
@@ -77,29 +75,9 @@ struct Fixture {
 fn fixture(name: &str) -> Fixture {
     let dir = TempDir::new(name);
     let nginx = Nginx::start(&dir.join("nginx"));
-    let params = dir.join("params.img");
-    demo::write_pattern_params(&params, MIB, 0x5eed, 1).unwrap();
     let local = dir.join("snap");
     let l = local.to_str().unwrap();
-    let out = kvmpager(
-        &[
-            "run",
-            "--guest",
-            "embedded:pattern",
-            "--image",
-            params.to_str().unwrap(),
-            "--memory",
-            "128M",
-            "--vcpus",
-            "1",
-            "--snapshot-dir",
-            l,
-            "--timeout",
-            "60",
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    snapshot_pattern(dir.path(), l, 1, &[]);
     // The local restore records the working set (into the snapshot) and gives the reference.
     let cache = dir.join("unused-cache");
     let base = restore_ok(l, &cache, &["--record"], &[]);
@@ -112,44 +90,6 @@ fn fixture(name: &str) -> Fixture {
         local,
         reference,
     }
-}
-
-/// `kvmpager restore SRC --cache-dir CACHE --json --ram-hash EXTRA...` in a new process.
-fn restore(src: &str, cache: &Path, extra: &[&str], env: &[(String, String)]) -> Output {
-    let mut args = vec!["--ram-hash"];
-    args.extend_from_slice(extra);
-    restore_unhashed(src, cache, &args, env)
-}
-
-/// [`restore`] without `--ram-hash` (hashing reads RAM the guest never touched).
-fn restore_unhashed(src: &str, cache: &Path, extra: &[&str], env: &[(String, String)]) -> Output {
-    let cache = cache.to_str().unwrap();
-    let mut args = vec![
-        "restore",
-        src,
-        "--cache-dir",
-        cache,
-        "--timeout",
-        "60",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    kvmpager(&args, env)
-}
-
-/// One guest that verified every byte and exited 0.
-fn guest_ok(v: &Value) {
-    assert_eq!(v["exit_code"], 0, "{v}");
-    let console = v["console"].as_str().unwrap();
-    assert!(console.contains("verified every byte"), "{console}");
-}
-
-fn restore_ok(src: &str, cache: &Path, extra: &[&str], env: &[(String, String)]) -> Value {
-    let out = restore(src, cache, extra, env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v = json(&out);
-    guest_ok(&v);
-    v
 }
 
 fn n(v: &Value) -> u64 {

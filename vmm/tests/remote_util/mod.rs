@@ -43,6 +43,95 @@ pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// MiB of pattern the snapshot tests' `pattern` guest writes (at 32 MiB of 128 MiB RAM).
+pub const MIB: u64 = 24;
+
+/// Runs the pattern guest (1 vCPU, 128 MiB, `rounds` rounds; parameters in `dir`) until its
+/// first snapshot, to `target` (directory or URL); returns the run's JSON.
+pub fn snapshot_pattern(
+    dir: &Path,
+    target: &str,
+    rounds: u64,
+    env: &[(String, String)],
+) -> serde_json::Value {
+    let params = dir.join("params.img");
+    kvmpager_vmm::tools::demo::write_pattern_params(&params, MIB, 0x5eed, rounds).unwrap();
+    let p = params.to_str().unwrap();
+    let args = [
+        "run",
+        "--guest",
+        "embedded:pattern",
+        "--image",
+        p,
+        "--memory",
+        "128M",
+        "--vcpus",
+        "1",
+        "--snapshot-dir",
+        target,
+        "--timeout",
+        "60",
+        "--json",
+    ];
+    let out = kvmpager(&args, env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    json(&out)
+}
+
+/// `kvmpager restore SRC --cache-dir CACHE --timeout 60 --json EXTRA...` in a new process.
+pub fn restore_unhashed(
+    src: &str,
+    cache: &Path,
+    extra: &[&str],
+    env: &[(String, String)],
+) -> std::process::Output {
+    let cache = cache.to_str().unwrap();
+    let mut args = vec![
+        "restore",
+        src,
+        "--cache-dir",
+        cache,
+        "--timeout",
+        "60",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    kvmpager(&args, env)
+}
+
+/// [`restore_unhashed`] with `--ram-hash`.
+pub fn restore(
+    src: &str,
+    cache: &Path,
+    extra: &[&str],
+    env: &[(String, String)],
+) -> std::process::Output {
+    let mut args = vec!["--ram-hash"];
+    args.extend_from_slice(extra);
+    restore_unhashed(src, cache, &args, env)
+}
+
+/// One guest that verified every byte and exited 0.
+pub fn guest_ok(v: &serde_json::Value) {
+    assert_eq!(v["exit_code"], 0, "{v}");
+    let console = v["console"].as_str().unwrap();
+    assert!(console.contains("verified every byte"), "{console}");
+}
+
+/// A [`restore`] that must succeed: the guest verifies every byte and exits 0.
+pub fn restore_ok(
+    src: &str,
+    cache: &Path,
+    extra: &[&str],
+    env: &[(String, String)],
+) -> serde_json::Value {
+    let out = restore(src, cache, extra, env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    guest_ok(&v);
+    v
+}
+
 /// nginx with WebDAV on a free loopback port (panics saying what to install if missing).
 pub struct Nginx(pub kvmpager_vmm::tools::servers::Nginx);
 
