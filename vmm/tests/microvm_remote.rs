@@ -26,32 +26,6 @@ fn du(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// A local snapshot D, copied to nginx; the local restore's RAM hash is the reference.
-struct Fixture {
-    dir: TempDir,
-    nginx: Nginx,
-    local: String,
-    reference: String,
-}
-
-fn fixture(name: &str) -> Fixture {
-    let dir = TempDir::new(name);
-    let nginx = Nginx::start(&dir.join("nginx"));
-    let local = dir.join("snap").display().to_string();
-    snapshot_pattern(dir.path(), &local, 1, &[]);
-    // The local restore records the working set (into the snapshot) and gives the reference.
-    let base = restore_ok(&local, &dir.join("unused-cache"), &["--record"], &[]);
-    let reference = base["ram_blake3"].as_str().unwrap().to_string();
-    let out = kvmpager(&["snapshot", "copy", &local, &nginx.url("store/s1")], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    Fixture {
-        dir,
-        nginx,
-        local,
-        reference,
-    }
-}
-
 #[test]
 fn http_restore_in_another_process_is_byte_identical_and_a_warm_cache_fetches_nothing() {
     if skip_without_kvm() {

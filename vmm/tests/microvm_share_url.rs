@@ -63,35 +63,6 @@ impl Drop for ShareDir {
     }
 }
 
-/// The pattern guest (1 vCPU, 128 MiB) snapshotted into a local directory, copied to nginx as
-/// `store/s1`; the local restore's RAM hash is the reference.
-struct Fixture {
-    dir: TempDir,
-    nginx: Nginx,
-    local: PathBuf,
-    reference: String,
-}
-
-fn fixture(name: &str) -> Fixture {
-    let dir = TempDir::new(name);
-    let nginx = Nginx::start(&dir.join("nginx"));
-    let local = dir.join("snap");
-    let l = local.to_str().unwrap();
-    snapshot_pattern(dir.path(), l, 1, &[]);
-    // The local restore records the working set (into the snapshot) and gives the reference.
-    let cache = dir.join("unused-cache");
-    let base = restore_ok(l, &cache, &["--record"], &[]);
-    let reference = base["ram_blake3"].as_str().unwrap().to_string();
-    let out = kvmpager(&["snapshot", "copy", l, &nginx.url("store/s1")], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    Fixture {
-        dir,
-        nginx,
-        local,
-        reference,
-    }
-}
-
 fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -162,7 +133,7 @@ fn share_url_fills_the_root_once_and_other_processes_and_clones_find_it() {
     assert!(fetched < first_fetched / 4, "{fetched} vs {first_fetched}");
     assert_eq!(share.roots(), vec![root.clone()], "one root per snapshot");
     // The root is the snapshot's RAM, byte for byte (holes where the snapshot has zeros).
-    let img = std::fs::read(f.local.join("ram.img")).unwrap();
+    let img = std::fs::read(std::path::Path::new(&f.local).join("ram.img")).unwrap();
     let file = std::fs::read(&root).unwrap();
     let pattern = demo::PATTERN_GPA as usize..(demo::PATTERN_GPA + (MIB << 20)) as usize;
     assert!(
@@ -265,7 +236,7 @@ fn a_corrupt_chunk_under_share_stops_the_vm_and_never_reaches_the_root() {
     // The root: every page holds the snapshot's bytes or nothing, and the corrupt chunk's
     // pages are neither filled nor written.
     let root = share.root();
-    let img = std::fs::read(f.local.join("ram.img")).unwrap();
+    let img = std::fs::read(std::path::Path::new(&f.local).join("ram.img")).unwrap();
     let file = std::fs::read(&root).unwrap();
     let zero = [0u8; PAGE];
     for (page, f) in file[..RAM as usize].chunks(PAGE).enumerate() {
@@ -297,7 +268,7 @@ fn file_and_s3_urls_share_and_clone_too() {
         return;
     }
     let f = fixture("shareurl-file-s3");
-    let local = f.local.to_str().unwrap();
+    let local = f.local.as_str();
     let share = ShareDir::new("shareurl-file-s3");
     // file://: shared, then found filled.
     let url = format!("file://{}/store/s1", f.dir.path().display());

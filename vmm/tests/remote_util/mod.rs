@@ -132,6 +132,34 @@ pub fn restore_ok(
     v
 }
 
+/// The pattern guest snapshotted into the directory `local` (under `dir`), copied to nginx as
+/// `store/s1`; the local restore (which records the working set into the snapshot) gives the
+/// reference RAM hash.
+pub struct Fixture {
+    pub dir: crate::microvm_util::TempDir,
+    pub nginx: Nginx,
+    pub local: String,
+    pub reference: String,
+}
+
+/// A [`Fixture`] in a new temporary directory named after `name`.
+pub fn fixture(name: &str) -> Fixture {
+    let dir = crate::microvm_util::TempDir::new(name);
+    let nginx = Nginx::start(&dir.join("nginx"));
+    let local = dir.join("snap").display().to_string();
+    snapshot_pattern(dir.path(), &local, 1, &[]);
+    let base = restore_ok(&local, &dir.join("unused-cache"), &["--record"], &[]);
+    let reference = base["ram_blake3"].as_str().unwrap().to_string();
+    let out = kvmpager(&["snapshot", "copy", &local, &nginx.url("store/s1")], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    Fixture {
+        dir,
+        nginx,
+        local,
+        reference,
+    }
+}
+
 /// nginx with WebDAV on a free loopback port (panics saying what to install if missing).
 pub struct Nginx(pub kvmpager_vmm::tools::servers::Nginx);
 
