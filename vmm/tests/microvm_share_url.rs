@@ -67,22 +67,8 @@ fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-/// The manifest's chunk names (`None`: an all-zero chunk).
-fn chunks(f: &Fixture) -> Vec<Option<String>> {
-    let m: Value = serde_json::from_slice(
-        &std::fs::read(f.nginx.root().join("store/snapshots/s1/manifest.json")).unwrap(),
-    )
-    .unwrap();
-    m["chunks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().map(String::from))
-        .collect()
-}
-
 fn distinct_chunks(f: &Fixture) -> u64 {
-    let set: std::collections::HashSet<_> = chunks(f).into_iter().flatten().collect();
+    let set: std::collections::HashSet<_> = f.chunks().into_iter().flatten().collect();
     set.len() as u64
 }
 
@@ -215,7 +201,7 @@ fn a_corrupt_chunk_under_share_stops_the_vm_and_never_reaches_the_root() {
     let env = share.env();
     // Corrupt, in the store, the chunk holding the pattern's first page.
     let i = (demo::PATTERN_GPA / CHUNK) as usize;
-    let name = chunks(&f)[i].clone().expect("the pattern chunk holds data");
+    let name = f.chunks()[i].clone().expect("the pattern chunk holds data");
     let path = f.nginx.root().join("store/chunks").join(&name);
     let good = std::fs::read(&path).unwrap();
     let mut bad = good.clone();

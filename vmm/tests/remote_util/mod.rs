@@ -142,6 +142,20 @@ pub struct Fixture {
     pub reference: String,
 }
 
+impl Fixture {
+    /// The manifest's chunk names in RAM order (`None`: an all-zero chunk).
+    pub fn chunks(&self) -> Vec<Option<String>> {
+        let path = self.nginx.root().join("store/snapshots/s1/manifest.json");
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        m["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().map(String::from))
+            .collect()
+    }
+}
+
 /// A [`Fixture`] in a new temporary directory named after `name`.
 pub fn fixture(name: &str) -> Fixture {
     let dir = crate::microvm_util::TempDir::new(name);
