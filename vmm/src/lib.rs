@@ -219,22 +219,8 @@ pub fn restore_url_clones(
     if n <= 1 {
         return Ok(vec![run_url_vm(&setup, &config, users.lease(), t0)]);
     }
-    let mut rs: Vec<Result<RunResult>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|i| {
-                let c = clone_config(&config, i);
-                let (setup, users) = (&setup, &users);
-                s.spawn(move || run_url_vm(setup, &c, users.lease(), t0))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(snapshot::Error::Vm("a clone's thread panicked".into()).into())
-                })
-            })
-            .collect()
+    let mut rs = on_clone_threads(n, |i| {
+        run_url_vm(&setup, &clone_config(&config, i), users.lease(), t0)
     });
     let stats = setup.remote.source.fetcher().stats();
     for r in rs.iter_mut().flatten() {
@@ -355,13 +341,18 @@ fn run_url_vm(
 /// snapshots to `DIR.i` and serves its control API on `SOCKET.i` (for `config.record = FILE`,
 /// `config.snapshot.dir = DIR`, `config.api_socket = SOCKET`).
 pub fn restore_clones(dir: &Path, config: &VmConfig, n: usize) -> Vec<Result<RunResult>> {
+    on_clone_threads(n, |i| restore(dir, &clone_config(config, i)))
+}
+
+/// Runs `one(i)` for clones `0..n`, each on a thread of its own; their results in order (a
+/// clone whose thread panicked gets an error).
+fn on_clone_threads(
+    n: usize,
+    one: impl Fn(usize) -> Result<RunResult> + Sync,
+) -> Vec<Result<RunResult>> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|i| {
-                let c = clone_config(config, i);
-                s.spawn(move || restore(dir, &c))
-            })
-            .collect();
+        let one = &one;
+        let handles: Vec<_> = (0..n).map(|i| s.spawn(move || one(i))).collect();
         handles
             .into_iter()
             .map(|h| {
