@@ -1,8 +1,10 @@
 //! The `kvmpager` command: exit codes, summary and error reporting.
 
+mod microvm_util;
+
 use std::process::{Command, Output};
 
-use kvmpager_vmm::skip_without_kvm;
+use microvm_util::{skip_without_kvm, snapshot_by_signal};
 
 fn kvmpager(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
@@ -51,28 +53,17 @@ fn snapshot_by_signal_then_restore_with_record_prefetch_and_json() {
     std::fs::create_dir_all(&dir).unwrap();
     let snap = dir.join("snap");
     let snap_s = snap.to_str().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
-        .args([
-            "run",
-            "--guest",
-            "embedded:spin",
-            "--memory",
-            "64M",
-            "--timeout",
-            "30",
-        ])
-        .args(["--snapshot-dir", snap_s])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let pid = child.id().to_string();
-    assert_eq!(
-        kvmpager(&["snapshot", "--pid", &pid]).status.code(),
-        Some(0)
-    );
-    let out = child.wait_with_output().unwrap();
+    let out = snapshot_by_signal(&[
+        "run",
+        "--guest",
+        "embedded:spin",
+        "--memory",
+        "64M",
+        "--timeout",
+        "30",
+        "--snapshot-dir",
+        snap_s,
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("snapshot written"), "{err}");

@@ -9,7 +9,7 @@ mod microvm_util;
 mod remote_util;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use microvm_util::*;
@@ -322,28 +322,18 @@ fn sigusr1_snapshots_to_a_file_url_and_bad_urls_are_clear_errors() {
     }
     let dir = TempDir::new("remote-signal");
     let url = format!("file://{}/store/spin", dir.path().display());
-    let child = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
-        .args([
-            "run",
-            "--guest",
-            "embedded:spin",
-            "--memory",
-            "64M",
-            "--timeout",
-            "30",
-        ])
-        .args(["--snapshot-dir", &url, "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let pid = child.id().to_string();
-    assert_eq!(
-        kvmpager(&["snapshot", "--pid", &pid], &[]).status.code(),
-        Some(0)
-    );
-    let out = child.wait_with_output().unwrap();
+    let out = snapshot_by_signal(&[
+        "run",
+        "--guest",
+        "embedded:spin",
+        "--memory",
+        "64M",
+        "--timeout",
+        "30",
+        "--snapshot-dir",
+        &url,
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["uploads"][0]["url"], url.as_str());
     assert!(dir.join("store/snapshots/spin/manifest.json").is_file());
@@ -366,27 +356,17 @@ fn sigusr1_snapshots_to_a_file_url_and_bad_urls_are_clear_errors() {
     // Snapshotted again from a restore: nothing new to upload.
     let url2 = format!("file://{}/store/spin2", dir.path().display());
     let c2 = dir.join("cache2");
-    let child = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
-        .args([
-            "restore",
-            &url,
-            "--cache-dir",
-            c2.to_str().unwrap(),
-            "--timeout",
-            "30",
-        ])
-        .args(["--snapshot-dir", &url2, "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let pid = child.id().to_string();
-    assert_eq!(
-        kvmpager(&["snapshot", "--pid", &pid], &[]).status.code(),
-        Some(0)
-    );
-    let out = child.wait_with_output().unwrap();
+    let out = snapshot_by_signal(&[
+        "restore",
+        &url,
+        "--cache-dir",
+        c2.to_str().unwrap(),
+        "--timeout",
+        "30",
+        "--snapshot-dir",
+        &url2,
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     let up = &v["uploads"][0];

@@ -89,3 +89,23 @@ pub fn status_kib(field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("{field} missing from /proc/self/status"))
 }
+
+/// Starts `kvmpager ARGS` (which must allow snapshots: `--snapshot-dir`), lets it run for
+/// half a second, snapshots it with `kvmpager snapshot --pid` (SIGUSR1), and waits for it;
+/// its output (stdout and stderr captured).
+pub fn snapshot_by_signal(args: &[&str]) -> std::process::Output {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kvmpager"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = child.id().to_string();
+    let signal = std::process::Command::new(env!("CARGO_BIN_EXE_kvmpager"))
+        .args(["snapshot", "--pid", &pid])
+        .output()
+        .unwrap();
+    assert_eq!(signal.status.code(), Some(0), "{signal:?}");
+    child.wait_with_output().unwrap()
+}
