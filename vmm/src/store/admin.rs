@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::{ChunkStore, Error, Hash, Manifest, Result, StoreUrl};
+use super::{ChunkStore, Hash, Manifest, Result, StoreUrl};
 
 /// One snapshot of a store.
 #[derive(Clone, Debug, Serialize)]
@@ -60,11 +60,7 @@ async fn manifests(store: &ChunkStore) -> Result<Vec<(String, Manifest, Vec<Opti
         else {
             continue;
         };
-        let text = store.get(&l.rel).await?;
-        let (m, chunks) = Manifest::decode(&text).map_err(|reason| Error::Invalid {
-            url: store.root().url_of(&l.rel),
-            reason,
-        })?;
+        let (m, chunks) = store.get_manifest(&l.rel).await?;
         out.push((name.to_string(), m, chunks));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use super::manifest::{Chunks, Manifest};
 use super::{Error, Result, StoreUrl};
 
 /// A chunk's name: the BLAKE3 hash of its bytes.
@@ -143,6 +144,16 @@ impl ChunkStore {
         let path = self.root.path(rel);
         let r = self.store().get(&path).await.map_err(self.err(rel))?;
         r.bytes().await.map_err(self.err(rel))
+    }
+
+    /// The manifest at `rel`, read and validated; one that does not decode is
+    /// [`Error::Invalid`] naming its URL.
+    pub async fn get_manifest(&self, rel: &str) -> Result<(Manifest, Chunks)> {
+        let text = self.get(rel).await?;
+        Manifest::decode(&text).map_err(|reason| Error::Invalid {
+            url: self.root.url_of(rel),
+            reason,
+        })
     }
 
     /// Every object under `rel` (relative paths), recursively. Walks one level at a time

@@ -13,8 +13,8 @@ use kvmpager::abi::status::{ZX_ERR_IO, ZX_ERR_IO_DATA_INTEGRITY};
 
 use super::manifest::{Chunks, chunk_len};
 use super::{
-    CHUNK_SIZE, Cancel, ChunkCache, ChunkStore, Error, Fetcher, FetcherConfig, Hash, Manifest,
-    Result, SnapshotUrl,
+    CHUNK_SIZE, Cancel, ChunkCache, ChunkStore, Fetcher, FetcherConfig, Hash, Manifest, Result,
+    SnapshotUrl,
 };
 use crate::host_pager::shared_root::RootKey;
 use crate::host_pager::{self, Aux, PageSource};
@@ -48,14 +48,8 @@ pub fn open_snapshot(
     step("cache open");
     let fetcher = Fetcher::new(store, cache, cfg)?;
     step("runtime up");
-    let rel = url.manifest_rel();
-    let text = fetcher.block_on(fetcher.store().get(&rel))?;
-    step("manifest fetched");
-    let (manifest, chunks) = Manifest::decode(&text).map_err(|reason| Error::Invalid {
-        url: url.store.url_of(&rel),
-        reason,
-    })?;
-    step("manifest decoded");
+    let (manifest, chunks) = fetcher.block_on(fetcher.store().get_manifest(&url.manifest_rel()))?;
+    step("manifest fetched and decoded");
     let root_key = root_key_of(&manifest, &chunks);
     let source = Arc::new(ChunkSource {
         fetcher,
@@ -75,12 +69,8 @@ pub fn open_snapshot(
 pub fn root_key(url: &str) -> Result<RootKey> {
     let url = SnapshotUrl::parse(url)?;
     let store = ChunkStore::new(url.store.clone());
-    let rel = url.manifest_rel();
-    let text = super::runtime("kvmpager-manifest", 1)?.block_on(store.get(&rel))?;
-    let (manifest, chunks) = Manifest::decode(&text).map_err(|reason| Error::Invalid {
-        url: url.store.url_of(&rel),
-        reason,
-    })?;
+    let rt = super::runtime("kvmpager-manifest", 1)?;
+    let (manifest, chunks) = rt.block_on(store.get_manifest(&url.manifest_rel()))?;
     Ok(root_key_of(&manifest, &chunks))
 }
 
