@@ -203,7 +203,8 @@ fn s3(url: &str, rest: &str) -> Result<(Arc<dyn ObjectStore>, String)> {
     Ok((Arc::new(s), prefix.to_string()))
 }
 
-/// Whether `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL` or `AWS_ENDPOINT` (the first set) names a plain-HTTP endpoint.
+/// Whether `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL` or `AWS_ENDPOINT` (the first set) names
+/// a plain-HTTP endpoint.
 #[cfg(feature = "s3")]
 fn s3_endpoint_is_plain_http() -> bool {
     ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]

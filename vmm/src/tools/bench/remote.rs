@@ -9,7 +9,8 @@
 //!
 //! Clock: host, from the restore call to the VM's stop (`time_to_stop_ns`; the guest exits
 //! right after its last touch: verifying the pattern). Cache files still being written then
-//! are not counted; the restore returns once they are in. Also: 256 chunks prefetched through 20 ms of injected
+//! are not counted; the restore returns once they are in. Also: the network floor (the same
+//! chunks fetched alone, 16 in flight); 256 chunks prefetched through 20 ms of injected
 //! latency per request (object_store's `ThrottledStore` over the HTTP store), 16 in flight vs
 //! 1; dedupe of a second snapshot of the same guest after it ran a little (new chunks / stored
 //! chunks); the chunk cache's size after a restore through a cache bounded below the data.
