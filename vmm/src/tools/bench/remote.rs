@@ -148,7 +148,7 @@ fn restore_rows(
         }
     }
     let base = median(&mut t_local);
-    let floor = http_floor(url, caches, reps)?;
+    let floor = http_floor(url, reps)?;
     let view = format!(
         "host clock, restore call -> the VM's stop (`time_to_stop_ns`: the guest exits after its \
          last touch; cache files may still be going in); median of {reps}, interleaved"
@@ -195,21 +195,20 @@ fn restore_rows(
 
 /// The network floor of a cold restore: every chunk of the snapshot at `url` fetched into
 /// memory, 16 in flight, and nothing else (median of `reps` runs).
-fn http_floor(url: &str, caches: &Path, reps: usize) -> Result<f64, String> {
+fn http_floor(url: &str, reps: usize) -> Result<f64, String> {
     use futures::StreamExt;
-    let snap = store::open_snapshot(
-        url,
-        &caches.join("floor"),
-        1 << 30,
-        FetcherConfig::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    let cs = snap.source.fetcher().store().clone();
-    let chunks: Vec<Hash> = snap.source.chunks().iter().flatten().copied().collect();
+    let url = store::SnapshotUrl::parse(url).map_err(|e| e.to_string())?;
+    let cs = ChunkStore::new(url.store.clone());
+    // Two threads, as the fetcher's runtime has.
+    let rt = store::runtime("bench-floor", 2).map_err(|e| e.to_string())?;
+    let (_, chunks) = rt
+        .block_on(cs.get_manifest(&url.manifest_rel()))
+        .map_err(|e| e.to_string())?;
+    let chunks: Vec<Hash> = chunks.into_iter().flatten().collect();
     let mut times = Vec::new();
     for _ in 0..reps {
         let t0 = Instant::now();
-        let got: Result<u64, String> = snap.source.fetcher().block_on(
+        let got: Result<u64, String> = rt.block_on(
             futures::stream::iter(chunks.iter().map(|h| {
                 let cs = cs.clone();
                 let rel = ChunkStore::chunk_rel(h);
