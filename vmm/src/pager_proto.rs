@@ -137,6 +137,24 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
         .map_or(0, u64::from_le_bytes)
 }
 
+/// Sleeps until `sock` has something to read (or is closed, or in error). Both ends call this
+/// before a `read` that would block: a thread asleep in `read` on a Unix socket is also woken
+/// each time the peer *consumes* bytes this socket sent (the kernel's write-space wake-up does
+/// not look at what the sleeper waits for), which on this protocol is twice per fault for
+/// nothing; `poll` for `POLLIN` filters those wake-ups out.
+pub fn wait_readable(sock: &std::os::unix::net::UnixStream) {
+    use std::os::fd::AsRawFd;
+    let mut fds = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd` that outlives the call; the count says one.
+    while unsafe { libc::poll(&mut fds, 1, -1) } < 0
+        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {}
+}
+
 /// Reads a header: the total size of the message it starts (checked against the limits).
 pub fn message_size(header: &[u8]) -> Result<usize, DecodeError> {
     if header.len() < HEADER {

@@ -190,6 +190,25 @@ fn a_rust_client_pager_serves_ram_and_bad_ops_get_their_status() {
     );
 }
 
+#[test]
+fn a_pager_cannot_resize_the_data_region() {
+    if skip_without_kvm() {
+        return;
+    }
+    // The bridge copies out of a mapping of the region: a pager that could shrink it would
+    // make those copies fault (SIGBUS). It is sealed (F_SEAL_SHRINK, F_SEAL_GROW).
+    let (r, refused, _) = with_rust_pager("ext-seal", None, |mut c, img| {
+        let len = c.region().metadata().unwrap().len();
+        let refused = [0, len - PAGE_SIZE, len + PAGE_SIZE]
+            .map(|to| c.region().set_len(to).map_err(|e| e.raw_os_error()));
+        serve(&mut c, &img);
+        refused
+    });
+    assert_checksummed(&r);
+    const EPERM: i32 = 1;
+    assert_eq!(refused, [Err(Some(EPERM)); 3]);
+}
+
 /// The VM stopped within `limit`, explained with `words`.
 fn assert_stopped(r: &RunResult, took: Duration, limit: Duration, words: &str) {
     let why = r.stop.to_string();

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -53,6 +55,10 @@ static int read_exact(void *buf, size_t n) {
     size_t got = 0;
     while (got < n) {
         if (in_at == in_end) {
+            /* poll first: a read() asleep on a Unix socket also wakes each time the VMM
+             * consumes one of our messages (a write-space wake-up); poll waits for data only. */
+            struct pollfd pfd = { .fd = sock, .events = POLLIN };
+            while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {}
             ssize_t r = read(sock, inbuf, sizeof inbuf);
             if (r <= 0) return -1;
             in_at = 0, in_end = (size_t)r;

@@ -13,6 +13,7 @@ Each read request is widened to its aligned 2 MiB window and supplied through th
 (the memfd the hello carried) in pieces of at most the region's size.
 """
 import os
+import select
 import socket
 import struct
 import sys
@@ -27,7 +28,12 @@ WINDOW = 2 << 20
 
 def read_exact(sock, n):
     buf = b""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
     while len(buf) < n:
+        # poll first: a recv() asleep on a Unix socket also wakes each time the VMM consumes
+        # one of our messages (a write-space wake-up); poll waits for data only.
+        poller.poll()
         chunk = sock.recv(n - len(buf))
         if not chunk:
             return None

@@ -10,10 +10,13 @@
 //! server), so a fault costs no handoff to `ext-pager-fwd`.
 //!
 //! Page data travels through a data region: a memfd of [`REGION_SIZE`] bytes that the VMM
-//! creates and sends with the hello (`SCM_RIGHTS`). The pager writes page bytes into it and a
-//! SUPPLY names the region offset; the bridge reads the bytes into an aux VMO with one `pread`
-//! (the only copy; a huge-page aux VMO for whole 2 MiB runs) and *moves* them into RAM
-//! (`zx_pager_supply_pages`). The region may be reused as soon as the SUPPLY's reply arrived.
+//! creates, seals against resizing and sends with the hello (`SCM_RIGHTS`). The pager writes
+//! page bytes into it and a SUPPLY names the region offset; the bridge copies the bytes out of
+//! a read-only mapping of the region into an aux VMO with one `memcpy` (the only copy; a
+//! huge-page aux VMO for whole 2 MiB runs) and *moves* them into RAM
+//! (`zx_pager_supply_pages`). The supplies take their aux ranges in turn and `ext-pager-aux`
+//! ([`refill`]) commits them again in the background, so page allocation (zeroing) is off the
+//! supply's path. The region may be reused as soon as the SUPPLY's reply arrived.
 //!
 //! Failure: the socket closing, a message the decoder refuses, an op from a pager that does
 //! not read its replies for [`WRITE_TIMEOUT`], or (`--pager-exec`) the pager exiting stop the
@@ -46,12 +49,15 @@ use kvmpager::abi::{HUGE_PAGE_SIZE, Handle, PAGE_SIZE, Status};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 use super::{HostPager, RAM_KEY};
+
+mod refill;
 use crate::kernel::Vmo;
 use crate::pager_proto::{
     self as proto, HEADER, Msg, OP_DETACH, OP_DIRTY, OP_FAIL, OP_SUPPLY, OP_WRITEBACK_BEGIN,
     OP_WRITEBACK_END, Op, VmoInfo,
 };
 use crate::sync::{lock, wait_timeout};
+use kvmpager::hostmem::FileView;
 
 /// Size of the data region (the largest SUPPLY).
 pub const REGION_SIZE: u64 = 16 << 20;
@@ -81,7 +87,8 @@ pub enum ExternalPager {
 pub struct Bridge {
     pager: HostPager,
     sock: UnixStream,
-    region: File,
+    /// The data region's view and aux VMOs (the region's fd went to the pager).
+    supplier: RegionSupplier,
     child: Option<Child>,
 }
 
@@ -92,16 +99,24 @@ fn io_err(what: &str) -> impl FnOnce(io::Error) -> super::Error + '_ {
     }
 }
 
-/// A new data region (memfd).
+/// A new data region (memfd) of `size` bytes, sealed against resizing (`F_SEAL_SHRINK`,
+/// `F_SEAL_GROW`, `F_SEAL_SEAL`): the bridge copies out of a mapping of it, and a pager that
+/// could shrink it would turn those copies into `SIGBUS`.
 pub fn memfd(size: u64) -> io::Result<File> {
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: memfd_create reads the NUL-terminated name and returns a new fd or -1.
-    let fd = unsafe { libc::memfd_create(c"kvmpager-pager-data".as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe { libc::memfd_create(c"kvmpager-pager-data".as_ptr(), flags) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a new descriptor nobody else owns.
     let f = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     f.set_len(size)?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: fcntl on our own open descriptor with an integer argument; no memory involved.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(f)
 }
 
@@ -138,6 +153,7 @@ impl Bridge {
         sock.set_write_timeout(Some(WRITE_TIMEOUT))
             .map_err(io_err("pager socket"))?;
         let region = memfd(REGION_SIZE).map_err(io_err("creating the data region"))?;
+        let supplier = RegionSupplier::new(&region).map_err(io_err("mapping the data region"))?;
         let hello = Msg::Hello {
             version: proto::VERSION,
             region_size: REGION_SIZE,
@@ -157,7 +173,7 @@ impl Bridge {
         Ok(Bridge {
             pager,
             sock,
-            region,
+            supplier,
             child,
         })
     }
@@ -176,7 +192,7 @@ impl Bridge {
         let Bridge {
             pager,
             sock,
-            region,
+            supplier,
             child,
         } = self;
         let shared = Arc::new(Shared {
@@ -202,9 +218,8 @@ impl Bridge {
             .map_err(super::Error::Spawn)?;
         let s = shared;
         let mut ops = Ops {
-            supplier: RegionSupplier::default(),
+            supplier,
             reader: MsgReader::new(),
-            region,
             sock,
         };
         let opt = std::thread::Builder::new()
@@ -229,16 +244,18 @@ struct Shared {
 struct Ops {
     supplier: RegionSupplier,
     reader: MsgReader,
-    region: File,
     sock: UnixStream,
 }
 
 /// Moves page data from a data region into a pager VMO (SUPPLY's data path), keeping its aux
 /// VMO between supplies.
-#[derive(Default)]
 pub struct RegionSupplier {
+    /// A read-only view of the data region, copied from with `memcpy`.
+    view: FileView,
     /// `[small, huge]` aux VMOs of [`REGION_SIZE`] bytes, made on first use.
-    aux: [Option<(Handle, Arc<Vmo>)>; 2],
+    aux: [Option<Aux>; 2],
+    /// Commits the huge aux VMO again after each supply (none if its thread did not start).
+    refill: Option<refill::Refill>,
 }
 
 impl Shared {
@@ -404,22 +421,26 @@ impl Shared {
     /// SUPPLY: see [`RegionSupplier::supply`].
     fn supply(&self, ops: &mut Ops, op: &Op) -> Status {
         ops.supplier
-            .supply(&self.pager, &ops.region, op.offset, op.length, op.data)
+            .supply(&self.pager, op.offset, op.length, op.data)
     }
 }
 
 impl RegionSupplier {
-    /// Supplies `region[data, data + length)` into `pager`'s RAM VMO at `offset`: one `pread`
+    /// A supplier from `region` (a [`memfd`] of [`REGION_SIZE`] bytes: sealed, so the
+    /// pager cannot shrink it under the view).
+    pub fn new(region: &File) -> io::Result<Self> {
+        let view = FileView::map(region, REGION_SIZE).map_err(io::Error::other)?;
+        Ok(RegionSupplier {
+            view,
+            aux: [None, None],
+            refill: refill::Refill::start(),
+        })
+    }
+
+    /// Supplies `region[data, data + length)` into `pager`'s RAM VMO at `offset`: one `memcpy`
     /// from the data region into the aux VMO, then a move into RAM. Returns the status the
     /// pager gets.
-    pub fn supply(
-        &mut self,
-        pager: &HostPager,
-        region: &File,
-        offset: u64,
-        length: u64,
-        data: u64,
-    ) -> Status {
+    pub fn supply(&mut self, pager: &HostPager, offset: u64, length: u64, data: u64) -> Status {
         let p = pager;
         let aligned = [offset, length, data]
             .iter()
@@ -431,32 +452,75 @@ impl RegionSupplier {
             return ZX_ERR_OUT_OF_RANGE;
         }
         let huge = offset.is_multiple_of(HUGE_PAGE_SIZE) && length.is_multiple_of(HUGE_PAGE_SIZE);
-        let (aux, vmo) = match self.aux_vmo(pager, huge) {
+        let aux = match self.aux_vmo(pager, huge) {
             Ok(a) => a,
             Err(s) => return s,
         };
-        let r = vmo.read_file(0, length, region, data).and_then(|_| {
+        let (at, refill) = aux.take(length);
+        let (handle, vmo) = (aux.handle, aux.vmo.clone());
+        let r = vmo.read_view(at, length, &self.view, data).and_then(|_| {
             p.process
-                .pager_supply_pages(p.pager, p.vmo, offset, length, aux, 0)
+                .pager_supply_pages(p.pager, p.vmo, offset, length, handle, at)
         });
         if r.is_err() {
             // SUPPLY leaves its aux range empty; a failed read may not have: empty it.
-            let _ = p.process.vmo_op_range(aux, ZX_VMO_OP_DECOMMIT, 0, length);
+            let _ = p
+                .process
+                .vmo_op_range(handle, ZX_VMO_OP_DECOMMIT, at, length);
+        }
+        if let (true, Some(r)) = (refill, &self.refill) {
+            r.request(&vmo);
         }
         r.map_or_else(|s| s, |_| ZX_OK)
     }
 
     /// The aux VMO (huge pages for whole 2 MiB runs, so they are read into and moved as huge
     /// pages where the host has them).
-    fn aux_vmo(&mut self, pager: &HostPager, huge: bool) -> Result<(Handle, Arc<Vmo>), Status> {
+    /// Commits the whole huge (`huge`) or small aux VMO now, as the refill thread does in the
+    /// background (bench case 9 measures the data path this way, without page allocation).
+    pub fn commit_ahead(&mut self, pager: &HostPager, huge: bool) -> Result<(), Status> {
+        let aux = self.aux_vmo(pager, huge)?;
+        aux.vmo.commit(0, REGION_SIZE, &AtomicBool::new(false))
+    }
+
+    fn aux_vmo(&mut self, pager: &HostPager, huge: bool) -> Result<&mut Aux, Status> {
         let slot = &mut self.aux[usize::from(huge)];
         if let Some(a) = slot {
-            return Ok(a.clone());
+            return Ok(a);
         }
         let options = if huge { KVMPAGER_VMO_HUGE } else { 0 };
-        let h = pager.process.vmo_create(REGION_SIZE, options)?;
-        let v = pager.process.vmo_object(h)?;
-        Ok(slot.insert((h, v)).clone())
+        let handle = pager.process.vmo_create(REGION_SIZE, options)?;
+        let vmo = pager.process.vmo_object(handle)?;
+        Ok(slot.insert(Aux {
+            handle,
+            vmo,
+            cursor: 0,
+        }))
+    }
+}
+
+/// An aux VMO of [`REGION_SIZE`] bytes and where the next supply's range starts.
+struct Aux {
+    handle: Handle,
+    vmo: Arc<Vmo>,
+    cursor: u64,
+}
+
+impl Aux {
+    /// The aux offset a supply of `len` bytes (at most [`REGION_SIZE`]) reads into: the next
+    /// `len` bytes from the cursor, or the start once they would pass the end, so the ranges
+    /// the refill committed since are used before the ones just emptied. Also whether the
+    /// refill should run now (the supplies entered a new quarter of the VMO).
+    fn take(&mut self, len: u64) -> (u64, bool) {
+        let at = if self.cursor + len > REGION_SIZE {
+            0
+        } else {
+            self.cursor
+        };
+        let quarter = REGION_SIZE / 4;
+        let refill = at == 0 || (at + len - 1) / quarter != (at.max(1) - 1) / quarter;
+        self.cursor = at + len;
+        (at, refill)
     }
 }
 
@@ -479,8 +543,13 @@ impl InFlight {
 
     /// Its reply was sent (or could not be).
     fn end(&self) {
-        lock(&self.state).1 = false;
-        self.done.notify_all();
+        let mut s = lock(&self.state);
+        s.1 = false;
+        // Only a closing bridge waits (`close` sets closing under this lock before it waits):
+        // no wake-up system call per op otherwise.
+        if s.0 {
+            self.done.notify_all();
+        }
     }
 
     /// Refuses further ops and waits up to `grace` for the one executing; returns whether
@@ -538,6 +607,7 @@ impl MsgReader {
     fn next(&mut self, sock: &mut UnixStream) -> Result<Option<Msg>, String> {
         if self.at == self.end {
             self.set_timed(sock, false);
+            proto::wait_readable(sock);
             match self.fill(sock) {
                 Ok(0) => return Ok(None),
                 Ok(_) => {}

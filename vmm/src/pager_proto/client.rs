@@ -42,6 +42,11 @@ fn invalid(e: impl ToString) -> io::Error {
 }
 
 impl Client {
+    /// The data region the hello carried (a memfd of the VMM's, sealed against resizing).
+    pub fn region(&self) -> &File {
+        &self.region
+    }
+
     /// The socket `--pager-exec` started this process with (fd in `KVMPAGER_PAGER_FD`).
     pub fn from_env() -> io::Result<Client> {
         let fd: i32 = std::env::var(crate::host_pager::external::ENV_FD)
@@ -85,6 +90,7 @@ impl Client {
 
     fn read_msg(&mut self) -> io::Result<Option<Msg>> {
         let mut buf = vec![0u8; HEADER];
+        super::wait_readable(&self.sock);
         match self.sock.read_exact(&mut buf) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
