@@ -50,15 +50,19 @@ static void die(const char *why) { fprintf(stderr, "image_pager: %s\n", why); ex
 /* Socket bytes read ahead: one read() usually brings a whole message (or several). */
 static uint8_t inbuf[65536];
 static size_t in_at, in_end;
+/* Set while op() waits for its REPLY. */
+static int awaiting_reply;
 
 static int read_exact(void *buf, size_t n) {
     size_t got = 0;
     while (got < n) {
         if (in_at == in_end) {
-            /* poll first: a read() asleep on a Unix socket also wakes each time the VMM
-             * consumes one of our messages (a write-space wake-up); poll waits for data only. */
+            /* While a REPLY is awaited, poll first: a read() asleep on a Unix socket also
+             * wakes each time the VMM consumes one of our messages (a write-space wake-up),
+             * and the VMM reads our op meanwhile; poll waits for data only. Otherwise all we
+             * sent was consumed before its REPLY came, and a plain read() saves a call. */
             struct pollfd pfd = { .fd = sock, .events = POLLIN };
-            while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {}
+            while (awaiting_reply && poll(&pfd, 1, -1) < 0 && errno == EINTR) {}
             ssize_t r = read(sock, inbuf, sizeof inbuf);
             if (r <= 0) return -1;
             in_at = 0, in_end = (size_t)r;
@@ -118,6 +122,7 @@ static int32_t op(uint64_t key, uint32_t code, uint64_t offset, uint64_t length,
     put64(msg + 40, length);
     put64(msg + 48, data);
     if (write(sock, msg, sizeof msg) != (ssize_t)sizeof msg) exit(0);
+    awaiting_reply = 1;
     for (;;) {
         uint8_t buf[MAX_MESSAGE];
         uint32_t size;
@@ -125,8 +130,10 @@ static int32_t op(uint64_t key, uint32_t code, uint64_t offset, uint64_t length,
         if (kind < 0) exit(0);
         if (kind == KIND_PACKET && size == 56 && queued < QUEUE)
             memcpy(queue[queued++], buf + HEADER, 48);
-        else if (kind == KIND_REPLY && size == 24 && get64(buf + 8) == id)
+        else if (kind == KIND_REPLY && size == 24 && get64(buf + 8) == id) {
+            awaiting_reply = 0;
             return (int32_t)get32(buf + 16);
+        }
     }
 }
 

@@ -14,7 +14,6 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Instant;
 
 use kvmpager::abi::vmo_op::{ZX_VMO_OP_COMMIT, ZX_VMO_OP_DECOMMIT};
@@ -232,15 +231,20 @@ fn throughput(opts: &Options) -> Result<Throughput, String> {
     let pager = HostPager::create(&p, size).map_err(|e| e.to_string())?;
     let mut supplier = RegionSupplier::new(&region).map_err(|e| format!("data region: {e}"))?;
     let before = p.counters();
-    let mut supply_ns = Vec::new();
-    for r in 0..runs {
-        let t = Instant::now();
-        let st = supplier.supply(&pager, r * HUGE_PAGE_SIZE, HUGE_PAGE_SIZE, 0);
-        supply_ns.push(t.elapsed().as_nanos() as f64);
-        if st != ZX_OK {
-            return Err(format!("SUPPLY of run {r}: status {st}"));
+    // As in the bridge: the supplying thread is pinned (ext-pager-ops is), its refill thread
+    // (started unpinned by `RegionSupplier::new`) runs wherever a CPU is free.
+    let mut supply_ns = on_this_cpu(|| {
+        let mut ns = Vec::new();
+        for r in 0..runs {
+            let t = Instant::now();
+            let st = supplier.supply(&pager, r * HUGE_PAGE_SIZE, HUGE_PAGE_SIZE, 0);
+            ns.push(t.elapsed().as_nanos() as f64);
+            if st != ZX_OK {
+                return Err(format!("SUPPLY of run {r}: status {st}"));
+            }
         }
-    }
+        Ok(ns)
+    })?;
     let after = p.counters();
     let paths = format!(
         "moved {} / remapped {} / copied {} (per-page fallbacks {})",
@@ -250,7 +254,9 @@ fn throughput(opts: &Options) -> Result<Throughput, String> {
         after.copy_fallbacks - before.copy_fallbacks,
     );
     check_supplied(&pager, runs, map.slice_mut(0, HUGE_PAGE_SIZE))?;
-    let mut ahead_ns = supplies_committed_ahead(&p, &region, runs)?;
+    let pager = HostPager::create(&p, size).map_err(|e| e.to_string())?;
+    let mut supplier = RegionSupplier::new(&region).map_err(|e| format!("data region: {e}"))?;
+    let mut ahead_ns = on_this_cpu(|| supplies_committed_ahead(&pager, &mut supplier, runs))?;
     // The baseline: the same runs copied into memory that is already there (no allocation).
     let mut dst = vec![1u8; size as usize];
     let mut copy_ns = Vec::new();
@@ -274,22 +280,39 @@ fn throughput(opts: &Options) -> Result<Throughput, String> {
     })
 }
 
+/// Runs `f` on a scoped thread pinned to the CPU the caller runs on now (the caller's own
+/// CPU mask stays as it was).
+fn on_this_cpu<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    // SAFETY: sched_getcpu has no arguments; -1 on failure.
+    let cpu = unsafe { libc::sched_getcpu() };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            if let Ok(cpu) = usize::try_from(cpu) {
+                // SAFETY: pthread_self has no arguments and names the calling thread.
+                let me = unsafe { libc::pthread_self() };
+                let _ = crate::kernel::pin_pthread(me, cpu);
+            }
+            f()
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// ns per SUPPLY of a 2 MiB run into a fresh pager VMO, each timed after the supplier's huge
 /// aux VMO was committed whole (untimed).
 fn supplies_committed_ahead(
-    p: &Arc<Process>,
-    region: &File,
+    pager: &HostPager,
+    supplier: &mut RegionSupplier,
     runs: u64,
 ) -> Result<Vec<f64>, String> {
-    let pager = HostPager::create(p, runs * HUGE_PAGE_SIZE).map_err(|e| e.to_string())?;
-    let mut supplier = RegionSupplier::new(region).map_err(|e| format!("data region: {e}"))?;
     let mut ns = Vec::new();
     for r in 0..runs {
         supplier
-            .commit_ahead(&pager, true)
+            .commit_ahead(pager, true)
             .map_err(|s| format!("committing the aux VMO: status {s}"))?;
         let t = Instant::now();
-        let st = supplier.supply(&pager, r * HUGE_PAGE_SIZE, HUGE_PAGE_SIZE, 0);
+        let st = supplier.supply(pager, r * HUGE_PAGE_SIZE, HUGE_PAGE_SIZE, 0);
         ns.push(t.elapsed().as_nanos() as f64);
         if st != ZX_OK {
             return Err(format!("SUPPLY of run {r} (committed ahead): status {st}"));
