@@ -30,6 +30,52 @@ use crate::uffd::{EVENT_BATCH, UffdEvent, Userfault};
 /// also wakes it at once through an eventfd, so this is only a backstop.
 const POLL_MS: i32 = 100;
 
+/// A range of a userfaultfd whose faulting threads are to be woken: (uffd, address, length).
+type Wake = (Arc<Userfault>, u64, u64);
+
+thread_local! {
+    /// Inside [`with_deferred_faulter_wakes`]: the ranges whose faulting threads are still to
+    /// be woken.
+    static DEFERRED_WAKES: std::cell::RefCell<Option<Vec<Wake>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, and returns what it returned and the wake-ups of the threads that the supplies
+/// made inside `f` resolved (faulting vCPUs), held back until the caller calls
+/// [`DeferredWakes::wake`] (or drops them): the external-pager bridge queues its reply to the
+/// pager before the vCPU can run again.
+pub fn with_deferred_faulter_wakes<R>(f: impl FnOnce() -> R) -> (R, DeferredWakes) {
+    let outer = DEFERRED_WAKES.with(|d| d.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let wakes = DEFERRED_WAKES.with(|d| std::mem::replace(&mut *d.borrow_mut(), outer));
+    (r, DeferredWakes(wakes.unwrap_or_default()))
+}
+
+/// Wake-ups held back by [`with_deferred_faulter_wakes`].
+pub struct DeferredWakes(Vec<Wake>);
+
+impl DeferredWakes {
+    /// Whether there is anyone to wake.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Wakes the threads now.
+    pub fn wake(self) {
+        drop(self);
+    }
+}
+
+impl Drop for DeferredWakes {
+    fn drop(&mut self) {
+        for (uffd, addr, len) in self.0.drain(..) {
+            if let Err(e) = uffd.wake(addr, len) {
+                log::error!("waking the threads that faulted at {addr:#x} (+{len:#x}): {e}");
+            }
+        }
+    }
+}
+
 /// What a registered range of host memory answers to: a pager VMO.
 pub trait FaultTarget: Send + Sync {
     /// Thread `tid` touched the absent page at host address `addr`.
@@ -123,6 +169,22 @@ impl FaultService {
     /// The userfaultfd (for moves and copies into registered memory).
     pub fn uffd(&self) -> &Userfault {
         &self.uffd
+    }
+
+    /// Wakes the threads that faulted in `[addr, addr + len)`, now or, inside
+    /// [`with_deferred_faulter_wakes`], when its caller says.
+    pub(crate) fn wake_faulters(&self, addr: u64, len: u64) -> Result<(), crate::uffd::UffdError> {
+        let deferred = DEFERRED_WAKES.with(|d| match d.borrow_mut().as_mut() {
+            Some(list) => {
+                list.push((self.uffd.clone(), addr, len));
+                true
+            }
+            None => false,
+        });
+        if deferred {
+            return Ok(());
+        }
+        self.uffd.wake(addr, len)
     }
 
     /// Registers `target`'s host memory `[addr, addr + len)` — a `MAP_PRIVATE` mapping of a

@@ -894,3 +894,31 @@ fn with_its_port_closed_a_vmo_still_takes_supplies_and_detach() {
     e.p.pager_detach_vmo(e.pager, vmo).expect("detach");
     assert_eq!(recv(&rx, "the reader").1.err(), Some(ZX_ERR_BAD_STATE));
 }
+
+// ---- deferred wake-ups ----------------------------------------------------------------------
+
+#[test]
+fn a_supply_inside_deferred_wakes_releases_the_faulting_thread_only_when_woken() {
+    let e = Env::new();
+    let key = 0x2222;
+    let vmo = e.vmo(key, 4);
+    let mapping =
+        e.p.vmar_map(vmo, 0, 4 * PAGE_SIZE, false)
+            .expect("vmar_map");
+    let (tx, rx) = mpsc::channel();
+    spawn_mapped_reader(mapping.vmo(), mapping.host_addr(), 1, &tx);
+    recv_tid(&rx);
+    e.expect_read(key, 1, 1);
+    let (r, wakes) = kvmpager::fault::with_deferred_faulter_wakes(|| e.supply(vmo, 1, 1, 7));
+    assert_eq!(r, Ok(()));
+    assert!(!wakes.is_empty());
+    // The page is in, but the thread that faulted on it sleeps until the wake-up.
+    assert_still_blocked(&rx, "the faulting reader before the deferred wake-up");
+    wakes.wake();
+    let (_, got) = recv_done(&rx);
+    assert_eq!(got, pattern(7, 1));
+    // A scope that supplies nothing defers nothing.
+    let (r, wakes) = kvmpager::fault::with_deferred_faulter_wakes(|| 1 + 1);
+    assert_eq!(r, 2);
+    assert!(wakes.is_empty());
+}

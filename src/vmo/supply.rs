@@ -99,7 +99,7 @@ impl Vmo {
             return;
         }
         let Some(link) = self.link() else { return };
-        if let Err(e) = link.faults.uffd().wake(self.host_addr() + offset, len) {
+        if let Err(e) = link.faults.wake_faulters(self.host_addr() + offset, len) {
             log::error!("waking faulters on VMO {} at {offset:#x}: {e}", self.koid());
         }
     }

@@ -7,7 +7,9 @@
 //! [`crate::pager_proto`]. Two threads: `ext-pager-fwd` waits on the port and forwards packets;
 //! `ext-pager-ops` reads operations and answers each with a status. Page requests raised by
 //! faults are written to the socket by the fault service's own thread (the port's inline
-//! server), so a fault costs no handoff to `ext-pager-fwd`.
+//! server), so a fault costs no handoff to `ext-pager-fwd`. A reply to an op that woke a vCPU
+//! is queued before the wake-up and `ext-pager-ops` yields: the fault thread usually sends it
+//! in front of the vCPU's next page request, one write and one wake-up of the pager for both.
 //!
 //! Page data travels through a data region: a memfd of [`REGION_SIZE`] bytes that the VMM
 //! creates, seals against resizing and sends with the hello (`SCM_RIGHTS`). The pager writes
@@ -197,7 +199,10 @@ impl Bridge {
         } = self;
         let shared = Arc::new(Shared {
             pager,
-            writer: Mutex::new(sock.try_clone().map_err(io_err("pager socket"))?),
+            writer: Mutex::new(Out {
+                sock: sock.try_clone().map_err(io_err("pager socket"))?,
+                held: None,
+            }),
             shut: sock.try_clone().map_err(io_err("pager socket"))?,
             closing: AtomicBool::new(false),
             in_flight: InFlight::default(),
@@ -230,9 +235,36 @@ impl Bridge {
     }
 }
 
+/// The socket's writing side. Messages go out whole and in order; a reply may be held back
+/// for a moment (see `serve_ops`), and then leaves in front of the next message written, or
+/// on `flush`.
+struct Out {
+    sock: UnixStream,
+    /// An encoded REPLY not written yet.
+    held: Option<Vec<u8>>,
+}
+
+impl Out {
+    /// Writes the held reply (if any) and `bytes`, in one write.
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self.held.take() {
+            None => self.sock.write_all(bytes),
+            Some(mut both) => {
+                both.extend_from_slice(bytes);
+                self.sock.write_all(&both)
+            }
+        }
+    }
+
+    /// Writes the held reply, if any.
+    fn flush(&mut self) -> io::Result<()> {
+        self.held.take().map_or(Ok(()), |r| self.sock.write_all(&r))
+    }
+}
+
 struct Shared {
     pager: HostPager,
-    writer: Mutex<UnixStream>,
+    writer: Mutex<Out>,
     /// Shuts the socket down without waiting for a blocked writer.
     shut: UnixStream,
     closing: AtomicBool,
@@ -260,7 +292,7 @@ pub struct RegionSupplier {
 
 impl Shared {
     fn send(&self, m: &Msg) -> io::Result<()> {
-        lock(&self.writer).write_all(&m.encode())
+        lock(&self.writer).send(&m.encode())
     }
 
     /// Port packets to the socket until the host process is killed.
@@ -311,7 +343,7 @@ impl Shared {
             if packet.packet_type != ZX_PKT_TYPE_PAGE_REQUEST {
                 continue;
             }
-            if let Err(e) = w.write_all(&Msg::Packet(packet).encode()) {
+            if let Err(e) = w.send(&Msg::Packet(packet).encode()) {
                 drop(w);
                 self.fail(self.send_failed(&e));
                 break;
@@ -387,8 +419,21 @@ impl Shared {
             if !self.in_flight.begin() {
                 return;
             }
-            let status = self.execute(ops, &op);
-            let sent = self.send(&Msg::Reply { id: op.id, status });
+            let (status, wakes) =
+                kvmpager::fault::with_deferred_faulter_wakes(|| self.execute(ops, &op));
+            let reply = Msg::Reply { id: op.id, status }.encode();
+            let sent = if wakes.is_empty() {
+                lock(&self.writer).send(&reply)
+            } else {
+                // Queued before the vCPU wakes; on a shared CPU the woken vCPU runs at once,
+                // and the yield lets the fault thread take its next fault first and send the
+                // reply in front of that packet (one wake-up of the pager for both).
+                lock(&self.writer).held = Some(reply);
+                wakes.wake();
+                // SAFETY: sched_yield has no arguments.
+                unsafe { libc::sched_yield() };
+                lock(&self.writer).flush()
+            };
             self.in_flight.end();
             if let Err(e) = sent {
                 return self.fail(format!(
