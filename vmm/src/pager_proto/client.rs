@@ -121,18 +121,39 @@ impl Client {
 
     /// Sends `op` (its id is set here) and waits for its status; packets that arrive
     /// meanwhile are queued for [`Client::next_packet`].
-    pub fn op(&mut self, mut op: Op) -> io::Result<Status> {
-        op.id = self.next_id;
-        self.next_id += 1;
-        self.sock.write_all(&Msg::Op(op).encode())?;
-        loop {
+    pub fn op(&mut self, op: Op) -> io::Result<Status> {
+        Ok(self.ops(&[op])?[0])
+    }
+
+    /// Sends `ops` in one write (their ids are set here), then waits for their statuses, in
+    /// order: the VMM executes them back to back, with no round trip in between. Packets that
+    /// arrive meanwhile are queued for [`Client::next_packet`].
+    pub fn ops(&mut self, ops: &[Op]) -> io::Result<Vec<Status>> {
+        let first = self.next_id;
+        let mut bytes = Vec::new();
+        for op in ops {
+            bytes.extend(
+                Msg::Op(Op {
+                    id: self.next_id,
+                    ..*op
+                })
+                .encode(),
+            );
+            self.next_id += 1;
+        }
+        self.sock.write_all(&bytes)?;
+        let mut statuses = Vec::with_capacity(ops.len());
+        while statuses.len() < ops.len() {
             match self.read_msg()? {
                 Some(Msg::Packet(p)) => self.packets.push_back(p),
-                Some(Msg::Reply { id, status }) if id == op.id => return Ok(status),
+                Some(Msg::Reply { id, status }) if id == first + statuses.len() as u64 => {
+                    statuses.push(status)
+                }
                 Some(m) => return Err(invalid(format!("unexpected message kind {}", m.kind()))),
                 None => return Err(io::ErrorKind::UnexpectedEof.into()),
             }
         }
+        Ok(statuses)
     }
 
     /// Supplies `data` (page-aligned length) at `offset` of VMO `key`, through the data
