@@ -380,6 +380,21 @@ pub(crate) fn all_ok(errors: Vec<String>) -> Result<(), String> {
     }
 }
 
+/// How the supplies between two counter readings got their pages in: moved, remapped,
+/// copied, and the per-page fallbacks among them.
+pub(crate) fn supply_paths(
+    before: &kvmpager::counters::CounterValues,
+    after: &kvmpager::counters::CounterValues,
+) -> String {
+    format!(
+        "moved {} / remapped {} / copied {} (per-page fallbacks {})",
+        size_name(after.bytes_moved - before.bytes_moved),
+        size_name(after.bytes_remapped - before.bytes_remapped),
+        size_name(after.bytes_copied - before.bytes_copied),
+        after.copy_fallbacks - before.copy_fallbacks,
+    )
+}
+
 /// Human size: 4 KiB, 2 MiB, 1 GiB.
 pub(crate) fn size_name(b: u64) -> String {
     match b {

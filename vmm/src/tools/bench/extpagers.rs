@@ -279,13 +279,7 @@ fn throughput(opts: &Options) -> Result<Throughput, String> {
         Ok(ns)
     })?;
     let after = p.counters();
-    let paths = format!(
-        "moved {} / remapped {} / copied {} (per-page fallbacks {})",
-        super::size_name(after.bytes_moved - before.bytes_moved),
-        super::size_name(after.bytes_remapped - before.bytes_remapped),
-        super::size_name(after.bytes_copied - before.bytes_copied),
-        after.copy_fallbacks - before.copy_fallbacks,
-    );
+    let paths = super::supply_paths(&before, &after);
     check_supplied(&pager, runs, map.slice_mut(0, HUGE_PAGE_SIZE))?;
     let pager = HostPager::create(&p, size).map_err(|e| e.to_string())?;
     let mut supplier = RegionSupplier::new(&region).map_err(|e| format!("data region: {e}"))?;

@@ -180,13 +180,7 @@ fn supply(way: &Way, size: u64, iters: u64) -> Result<Measured, String> {
         ns.push(one_supply(&p, pager, port, size, way.huge_aux)?);
     }
     let after = p.counters();
-    let paths = format!(
-        "moved {} / remapped {} / copied {} / fallbacks {}",
-        super::size_name(after.bytes_moved - before.bytes_moved),
-        super::size_name(after.bytes_remapped - before.bytes_remapped),
-        super::size_name(after.bytes_copied - before.bytes_copied),
-        after.copy_fallbacks - before.copy_fallbacks,
-    );
+    let paths = super::supply_paths(&before, &after);
     let med = median(&mut ns);
     Ok(Measured {
         gib_s: gib_s(size, med),
