@@ -48,18 +48,18 @@ use kvmpager::abi::status::{
 use kvmpager::abi::vmo_op::ZX_VMO_OP_DECOMMIT;
 use kvmpager::abi::vmo_options::KVMPAGER_VMO_HUGE;
 use kvmpager::abi::{HUGE_PAGE_SIZE, Handle, PAGE_SIZE, Status};
+use kvmpager::hostmem::FileView;
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 use super::{HostPager, RAM_KEY};
-
-mod refill;
 use crate::kernel::Vmo;
 use crate::pager_proto::{
     self as proto, HEADER, Msg, OP_DETACH, OP_DIRTY, OP_FAIL, OP_SUPPLY, OP_WRITEBACK_BEGIN,
     OP_WRITEBACK_END, Op, VmoInfo,
 };
 use crate::sync::{lock, wait_timeout};
-use kvmpager::hostmem::FileView;
+
+mod refill;
 
 /// Size of the data region (the largest SUPPLY).
 pub const REGION_SIZE: u64 = 16 << 20;
@@ -286,7 +286,8 @@ pub struct RegionSupplier {
     view: FileView,
     /// `[small, huge]` aux VMOs of [`REGION_SIZE`] bytes, made on first use.
     aux: [Option<Aux>; 2],
-    /// Commits the huge aux VMO again after each supply (none if its thread did not start).
+    /// Commits the aux VMOs again as the supplies go round them (none if its thread did not
+    /// start).
     refill: Option<refill::Refill>,
 }
 
@@ -519,8 +520,6 @@ impl RegionSupplier {
         r.map_or_else(|s| s, |_| ZX_OK)
     }
 
-    /// The aux VMO (huge pages for whole 2 MiB runs, so they are read into and moved as huge
-    /// pages where the host has them).
     /// Commits the whole huge (`huge`) or small aux VMO now, as the refill thread does in the
     /// background (bench case 9 measures the data path this way, without page allocation).
     pub fn commit_ahead(&mut self, pager: &HostPager, huge: bool) -> Result<(), Status> {
@@ -528,6 +527,8 @@ impl RegionSupplier {
         aux.vmo.commit(0, REGION_SIZE, &AtomicBool::new(false))
     }
 
+    /// The aux VMO (huge pages for whole 2 MiB runs, so they are read into and moved as huge
+    /// pages where the host has them).
     fn aux_vmo(&mut self, pager: &HostPager, huge: bool) -> Result<&mut Aux, Status> {
         let slot = &mut self.aux[usize::from(huge)];
         if let Some(a) = slot {
