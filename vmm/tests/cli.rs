@@ -4,7 +4,7 @@ mod microvm_util;
 
 use std::process::{Command, Output};
 
-use microvm_util::{skip_without_kvm, snapshot_by_signal};
+use microvm_util::{skip_without_kvm, snapshot_spin_by_signal};
 
 fn kvmpager(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_kvmpager"))
@@ -53,17 +53,7 @@ fn snapshot_by_signal_then_restore_with_record_prefetch_and_json() {
     std::fs::create_dir_all(&dir).unwrap();
     let snap = dir.join("snap");
     let snap_s = snap.to_str().unwrap();
-    let out = snapshot_by_signal(&[
-        "run",
-        "--guest",
-        "embedded:spin",
-        "--memory",
-        "64M",
-        "--timeout",
-        "30",
-        "--snapshot-dir",
-        snap_s,
-    ]);
+    let out = snapshot_spin_by_signal(snap_s, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("snapshot written"), "{err}");

@@ -322,18 +322,7 @@ fn sigusr1_snapshots_to_a_file_url_and_bad_urls_are_clear_errors() {
     }
     let dir = TempDir::new("remote-signal");
     let url = format!("file://{}/store/spin", dir.path().display());
-    let out = snapshot_by_signal(&[
-        "run",
-        "--guest",
-        "embedded:spin",
-        "--memory",
-        "64M",
-        "--timeout",
-        "30",
-        "--snapshot-dir",
-        &url,
-        "--json",
-    ]);
+    let out = snapshot_spin_by_signal(&url, &["--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["uploads"][0]["url"], url.as_str());
     assert!(dir.join("store/snapshots/spin/manifest.json").is_file());

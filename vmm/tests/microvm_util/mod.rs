@@ -109,3 +109,21 @@ pub fn snapshot_by_signal(args: &[&str]) -> std::process::Output {
     assert_eq!(signal.status.code(), Some(0), "{signal:?}");
     child.wait_with_output().unwrap()
 }
+
+/// [`snapshot_by_signal`] of the `spin` guest (64 MiB of RAM, a 30 s timeout) run with
+/// `--snapshot-dir DEST` and `extra` arguments.
+pub fn snapshot_spin_by_signal(dest: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "--guest",
+        "embedded:spin",
+        "--memory",
+        "64M",
+        "--timeout",
+        "30",
+        "--snapshot-dir",
+        dest,
+    ];
+    args.extend_from_slice(extra);
+    snapshot_by_signal(&args)
+}
